@@ -1,0 +1,30 @@
+"""Errors a user can act on.
+
+Every error raised for bad input carries the offending path and a one-line reason, so
+a folder run can report each failed file on its own line and carry on with the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DktError(Exception):
+    """Base class: ``str(err)`` is a single line meant for the user."""
+
+
+class PathError(DktError):
+    """An error tied to one file: the message is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ImageInputError(PathError):
+    """An image or mask file that cannot be used (unreadable, wrong size, wrong kind)."""
+
+
+class CheckpointError(PathError):
+    """A model file that cannot be loaded (wrong format, missing or unexpected tensors)."""
