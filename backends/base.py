@@ -1,0 +1,61 @@
+"""The one interface every inference backend implements.
+
+A backend turns a model file into something that harmonizes batches of float32 NCHW arrays.
+It knows nothing of files of images, folders or the CLI: resizing, full-resolution transfer
+and the final exact blend live above it in :mod:`backends.harmonizer`, shared by all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dktnet.errors import DktError
+
+
+class BackendError(DktError):
+    """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
+
+
+class Backend(ABC):
+    """Load a model, run batches, describe itself, close.
+
+    Subclasses set ``name`` (what ``--backend`` takes) and ``suffixes`` (model files it loads
+    when ``--backend`` is not given).
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> Backend:
+        """Open ``model`` on ``device``; raise :class:`BackendError` with a one-line reason."""
+
+    @abstractmethod
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Harmonize a batch: (B,3,H,W) and (B,1,H,W) float32 in [0,1] -> (B,3,H,W) float32.
+
+        The result equals ``composite`` wherever ``mask`` is 0.
+        """
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What is really running (backend, device, precision, model, versions), for logs."""
+
+    @property
+    def working_size(self) -> int | None:
+        """The long side the model was trained for, if the model file records it."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to free
+        """Release device memory and handles; the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

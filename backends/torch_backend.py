@@ -1,0 +1,81 @@
+"""Eager PyTorch backend: runs a ``.safetensors`` DKTNet checkpoint directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from backends.base import Backend, BackendError
+from dktnet.checkpoint import file_sha256, load_checkpoint
+from dktnet.model import DKTNet
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """A torch device (``auto``: the GPU if there is one), refusing one that is not there."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise BackendError(f"invalid device '{device}' (use cpu, cuda, cuda:N or mps)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"device '{device}' asked for, but this torch sees no CUDA GPU")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendError(f"device '{device}' asked for, but MPS is not available")
+    return dev
+
+
+class TorchBackend(Backend):
+    name: ClassVar[str] = "torch"
+    suffixes: ClassVar[tuple[str, ...]] = (".safetensors",)
+
+    def __init__(self, model: DKTNet, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+        self.model = model
+        self.path = path
+        self.device = device
+        self.dtype = dtype
+
+    @classmethod
+    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> TorchBackend:
+        if precision not in PRECISIONS:
+            raise BackendError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
+        dev = resolve_device(device)
+        dtype = PRECISIONS[precision]
+        if dev.type == "cpu" and dtype != torch.float32:
+            raise BackendError(f"precision {precision} is for GPUs; on the CPU use fp32")
+        network = load_checkpoint(model, device=dev).to(dtype)
+        return cls(network, Path(model), dev, dtype)
+
+    @property
+    def working_size(self) -> int | None:
+        return self.model.config.working_size
+
+    @torch.inference_mode()
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        c = torch.from_numpy(np.ascontiguousarray(composite)).to(self.device, self.dtype)
+        m = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device, self.dtype)
+        out = self.model(c, m)
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "device": str(self.device),
+            "precision": {v: k for k, v in PRECISIONS.items()}[self.dtype],
+            "model": str(self.path),
+            "model_sha256": file_sha256(self.path),
+            "encoder": self.model.config.encoder,
+            "parameters": self.model.parameter_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        }
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,5 @@
+"""``python -m dkt_cli`` runs the same application as the ``dkt`` console script."""
+
+from dkt_cli.app import main
+
+main()

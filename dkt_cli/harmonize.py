@@ -1,0 +1,191 @@
+"""``dkt harmonize``: one composite, or whole folders of them."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+import dktnet
+from backends.harmonizer import Harmonizer
+from backends.registry import open_backend
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json
+from dkt_cli.jobs import Existing, RunSummary, run_jobs
+from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
+from dktnet.errors import DktError
+
+_FOLDERS = "Folders"
+_MODEL = "Model"
+
+
+def _plan(
+    composite: Path | None,
+    mask: Path | None,
+    output: Path | None,
+    composites: Path | None,
+    masks: Path | None,
+    out: Path | None,
+    patterns: dict[str, str],
+) -> list[Job]:
+    """Jobs for single-image or folder mode; a mix of the two is a usage error."""
+    single = [composite, mask, output]
+    folder = [composites, masks, out]
+    if any(v is not None for v in single) and any(v is not None for v in folder):
+        fail("give either COMPOSITE --mask -o, or --composites --masks --out, not both")
+    if composite is not None:
+        if mask is None or output is None:
+            fail("one image needs --mask MASK and -o OUTPUT")
+        return [plan_single(composite, mask, output)]
+    if composites is None or masks is None or out is None:
+        fail("give COMPOSITE --mask MASK -o OUTPUT, or --composites DIR --masks DIR --out DIR")
+    jobs = plan_folder(composites, masks, out, **patterns)
+    if not jobs:
+        fail(f"{composites}: no composites found matching '{patterns['composite_pattern']}'")
+    return jobs
+
+
+def _existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
+    if skip_existing and overwrite:
+        fail("--skip-existing and --overwrite contradict each other; pick one")
+    if skip_existing:
+        return Existing.SKIP
+    return Existing.OVERWRITE if overwrite else Existing.FAIL
+
+
+def _report(summary: RunSummary) -> None:
+    if summary.failures:
+        table = Table(title=f"{summary.failed} file(s) failed", title_justify="left")
+        table.add_column("item", style="bold")
+        table.add_column("error")
+        for failure in summary.failures:
+            table.add_row(failure.key, failure.error)
+        err.print(table)
+    note = " (interrupted)" if summary.interrupted else ""
+    err.print(
+        f"{summary.done} harmonized, {summary.skipped} skipped, {summary.failed} failed "
+        f"of {summary.total}{note} in {summary.seconds_total:.1f} s"
+    )
+
+
+def harmonize(
+    composite: Annotated[
+        Path | None, typer.Argument(help="Composite image (a photo object pasted into a painting).")
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option("--mask", "-m", help="Mask of the pasted object (white = object)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output image file.")
+    ] = None,
+    composites: Annotated[
+        Path | None,
+        typer.Option(help="Folder of composites (searched recursively).", rich_help_panel=_FOLDERS),
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(help="Folder of masks, same relative paths.", rich_help_panel=_FOLDERS),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder; the sub-folder tree is kept.", rich_help_panel=_FOLDERS),
+    ] = None,
+    composite_pattern: Annotated[
+        str, typer.Option(help="Composite file stem, e.g. '{key}_comp'.", rich_help_panel=_FOLDERS)
+    ] = "{key}",
+    mask_pattern: Annotated[
+        str,
+        typer.Option(
+            help="Mask file stem for a composite's {key}, e.g. '{key}_mask'.",
+            rich_help_panel=_FOLDERS,
+        ),
+    ] = "{key}",
+    out_pattern: Annotated[
+        str, typer.Option(help="Output file stem.", rich_help_panel=_FOLDERS)
+    ] = "{key}",
+    out_suffix: Annotated[
+        str,
+        typer.Option(
+            help="Output format in folder mode (.png is lossless).", rich_help_panel=_FOLDERS
+        ),
+    ] = ".png",
+    skip_existing: Annotated[bool, typer.Option(help="Leave outputs that exist alone.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="Model file (.safetensors). Default: the bundled model.", rich_help_panel=_MODEL
+        ),
+    ] = dktnet.BUNDLED_MODEL,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Backend; default from the model file's suffix.", rich_help_panel=_MODEL),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N.", rich_help_panel=_MODEL)
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32, fp16 or bf16 (GPU).", rich_help_panel=_MODEL)
+    ] = "fp32",
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Working resolution (long side); 0 = the image's own. Default: the model's.",
+            min=0,
+            rich_help_panel=_MODEL,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
+) -> None:
+    """Harmonize one composite (COMPOSITE --mask MASK -o OUT) or whole folders.
+
+    Outside the mask the output is byte-identical to the input. A bad file is reported and
+    skipped; the exit code is 1 when any file failed.
+    """
+    patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
+                "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip
+    policy = _existing_policy(skip_existing, overwrite)
+    try:
+        jobs = _plan(composite, mask, output, composites, masks, out, patterns)
+    except PairingError as exc:
+        fail(str(exc))
+    load_start = time.perf_counter()
+    try:
+        engine = open_backend(model, backend=backend, device=device, precision=precision)
+    except DktError as exc:
+        fail(str(exc))
+    load_seconds = time.perf_counter() - load_start
+    with engine, _progress(quiet) as progress:
+        task = progress.add_task("harmonizing", total=len(jobs))
+        summary = run_jobs(jobs, Harmonizer(engine, size), policy,
+                           on_done=lambda job: progress.advance(task))  # fmt: skip
+        description = engine.describe()
+    if json_output:
+        print_json(
+            {**summary.to_dict(), "seconds_load": round(load_seconds, 3), "backend": description}
+        )
+    if not quiet or summary.failures:
+        _report(summary)
+    if summary.failures or summary.interrupted:
+        raise typer.Exit(EXIT_FAILED if summary.failures else 130)
+
+
+def _progress(quiet: bool) -> Progress:
+    """A progress bar on stderr, shown only on a terminal and without --quiet."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    )

@@ -1,0 +1,60 @@
+"""The model's shape, stored inside every checkpoint so a file alone rebuilds its network."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ENCODERS = ("lite", "vgg19")
+VGG19_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
+
+
+@dataclass(frozen=True)
+class DKTNetConfig:
+    """Hyper-parameters that fix the network's tensors (and the working size it was trained at).
+
+    ``kernel_dim`` is METHOD.md's ``d``: the rank of the dynamic kernels, much smaller than the
+    deepest channel count ``C`` so each generated kernel stays cheap to predict and apply.
+    """
+
+    encoder: str = "lite"
+    lite_channels: tuple[int, int, int, int] = (16, 32, 64, 128)
+    kernel_dim: int = 32
+    prototypes: int = 8
+    generator_hidden: int = 256
+    skip_adain: bool = True
+    working_size: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if len(self.lite_channels) != 4 or min(self.lite_channels) < 1:
+            raise ValueError(f"lite_channels needs four positive ints, got {self.lite_channels}")
+        if not 1 <= self.kernel_dim <= self.channels[-1]:
+            raise ValueError(f"kernel_dim must be in 1..{self.channels[-1]}, got {self.kernel_dim}")
+        if self.prototypes < 1 or self.generator_hidden < 1 or self.working_size < 8:
+            raise ValueError("prototypes and generator_hidden must be >= 1, working_size >= 8")
+
+    @property
+    def channels(self) -> tuple[int, int, int, int]:
+        """Channel counts of the four encoder taps (strides 1, 2, 4, 8)."""
+        return VGG19_CHANNELS if self.encoder == "vgg19" else tuple(self.lite_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["lite_channels"] = list(self.lite_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DKTNetConfig:
+        """Build from a stored dict; unknown keys are an error so typos never pass silently."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        values = dict(data)
+        if "lite_channels" in values:
+            values["lite_channels"] = tuple(int(c) for c in values["lite_channels"])
+        return cls(**values)

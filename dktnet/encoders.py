@@ -1,0 +1,105 @@
+"""Encoders with four taps at strides 1, 2, 4, 8 (METHOD.md step 1).
+
+``vgg19`` is AdaIN's normalised VGG-19 up to relu4_1, frozen. Its first layer is a fixed
+1x1 convolution that maps RGB in [0, 1] to whatever input the weights expect, which is how
+both AdaIN's ``vgg_normalised.pth`` and torchvision's ImageNet ``vgg19`` load into the same
+module (see :mod:`dktnet.vgg_weights`). ``lite`` is a compact trainable encoder with the same
+taps and fewer channels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    """3x3 convolution with reflection padding (no dark borders in the decoded image)."""
+    return nn.Conv2d(cin, cout, kernel_size=3, padding=1, padding_mode="reflect")
+
+
+class Encoder(nn.Module):
+    """Common shape: ``forward(x) -> [tap_stride1, tap_stride2, tap_stride4, tap_stride8]``."""
+
+    channels: tuple[int, int, int, int]
+    trainable: bool
+
+
+# (name, in, out); a "pool" entry is a 2x2 max-pool. relu1_1, relu2_1, relu3_1, relu4_1 are taps.
+VGG19_LAYERS: tuple[tuple[str, int, int], ...] = (
+    ("conv1_1", 3, 64),
+    ("conv1_2", 64, 64),
+    ("pool", 0, 0),
+    ("conv2_1", 64, 128),
+    ("conv2_2", 128, 128),
+    ("pool", 0, 0),
+    ("conv3_1", 128, 256),
+    ("conv3_2", 256, 256),
+    ("conv3_3", 256, 256),
+    ("conv3_4", 256, 256),
+    ("pool", 0, 0),
+    ("conv4_1", 256, 512),
+)
+VGG19_TAPS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
+
+
+class VGG19Encoder(Encoder):
+    """Normalised VGG-19 to relu4_1, frozen unless ``trainable`` (a loss network stays frozen)."""
+
+    channels = (64, 128, 256, 512)
+
+    def __init__(self, trainable: bool = False) -> None:
+        super().__init__()
+        self.trainable = trainable
+        self.conv0 = nn.Conv2d(3, 3, kernel_size=1)
+        self.convs = nn.ModuleDict(
+            {name: conv3x3(cin, cout) for name, cin, cout in VGG19_LAYERS if name != "pool"}
+        )
+        self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
+        if not trainable:
+            self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.conv0(x)
+        taps = []
+        for name, _, _ in VGG19_LAYERS:
+            if name == "pool":
+                x = self.pool(x)
+                continue
+            x = torch.relu(self.convs[name](x))
+            if name in VGG19_TAPS:
+                taps.append(x)
+        return taps
+
+
+class LiteEncoder(Encoder):
+    """Compact trainable encoder: one conv at stride 1, two per level below it."""
+
+    def __init__(self, channels: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.channels = tuple(channels)
+        self.trainable = True
+        c1, c2, c3, c4 = channels
+        self.stem = conv3x3(3, c1)
+        self.levels = nn.ModuleList(
+            nn.Sequential(
+                nn.AvgPool2d(2, 2),
+                conv3x3(cin, cout),
+                nn.ReLU(inplace=True),
+                conv3x3(cout, cout),
+            )
+            for cin, cout in ((c1, c2), (c2, c3), (c3, c4))
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps = [torch.relu(self.stem(x))]
+        for level in self.levels:
+            taps.append(torch.relu(level(taps[-1])))
+        return taps
+
+
+def build_encoder(name: str, lite_channels: tuple[int, int, int, int]) -> Encoder:
+    """The encoder a config names."""
+    if name == "vgg19":
+        return VGG19Encoder()
+    return LiteEncoder(lite_channels)

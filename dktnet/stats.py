@@ -1,0 +1,72 @@
+"""Masked per-channel statistics of feature maps.
+
+Everything in DKTNet that reads "the style of a region" reads these numbers: the kernel
+generator's input, the standardisation before the dynamic kernels, the masked AdaIN on the
+decoder's skips. They are always computed in float32 so fp16/bf16 inference stays stable.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-5
+
+
+class RegionStats(NamedTuple):
+    """Mean and standard deviation per channel over one masked region, shape (B, C, 1, 1)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def as_vector(self) -> torch.Tensor:
+        """(B, 2C) summary for the kernel generator; log-std keeps scales comparable."""
+        return torch.cat([self.mean.flatten(1), self.std.log().flatten(1)], dim=1)
+
+
+def resize_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """Area-downsample a (B,1,H,W) mask by an integer stride (H, W divisible by it).
+
+    Average pooling with a fixed kernel keeps soft edges as fractional weights and exports
+    to ONNX with dynamic spatial sizes, unlike size-based interpolation.
+    """
+    if stride == 1:
+        return mask
+    return F.avg_pool2d(mask, kernel_size=stride, stride=stride)
+
+
+def masked_stats(feat: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> RegionStats:
+    """Weighted mean/std of ``feat`` (B,C,H,W) under ``weight`` (B,1,H,W) in [0,1].
+
+    An empty region (all-zero weight) gives mean 0 and std sqrt(eps) rather than NaN, so a
+    batch with one empty mask does not poison the others.
+    """
+    feat32 = feat.float()
+    w = weight.float()
+    total = w.sum(dim=(2, 3), keepdim=True).clamp_min(eps)
+    mean = (feat32 * w).sum(dim=(2, 3), keepdim=True) / total
+    var = ((feat32 - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / total
+    return RegionStats(mean, (var + eps).sqrt())
+
+
+def standardize(feat: torch.Tensor, stats: RegionStats) -> torch.Tensor:
+    """Zero-mean, unit-std features with respect to a region's statistics."""
+    return ((feat.float() - stats.mean) / stats.std).to(feat.dtype)
+
+
+def destandardize(feat: torch.Tensor, stats: RegionStats) -> torch.Tensor:
+    """Inverse of :func:`standardize`: give standard features a region's mean and std."""
+    return (feat.float() * stats.std + stats.mean).to(feat.dtype)
+
+
+def masked_adain(feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Re-normalise the foreground (``mask``) to the background's statistics (PHDNet-style).
+
+    Outside the mask the features are returned unchanged.
+    """
+    fg = masked_stats(feat, mask)
+    bg = masked_stats(feat, 1.0 - mask)
+    moved = destandardize(standardize(feat, fg), bg)
+    return feat * (1.0 - mask) + moved * mask

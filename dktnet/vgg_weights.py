@@ -1,0 +1,126 @@
+"""Loading VGG-19 weights into :class:`~dktnet.encoders.VGG19Encoder`.
+
+Two public layouts exist and users hold one or the other:
+- AdaIN's ``vgg_normalised.pth``: an ``nn.Sequential`` whose keys are bare indices
+  (``0.weight`` is a 1x1 conv 3->3 that already maps RGB in [0,1] to the network's input).
+- torchvision's ImageNet ``vgg19`` (``features.N.weight``), which expects ImageNet-normalised
+  input; that normalisation becomes the fixed 1x1 ``conv0`` here.
+The layout is detected from the keys. Files are read as safetensors, or as ``.pth`` through
+``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers and
+refuses arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dktnet.encoders import VGG19_LAYERS, VGG19Encoder
+from dktnet.errors import CheckpointError
+
+ADAIN_INDEX = {
+    "conv0": 0, "conv1_1": 2, "conv1_2": 5, "conv2_1": 9, "conv2_2": 12, "conv3_1": 16,
+    "conv3_2": 19, "conv3_3": 22, "conv3_4": 25, "conv4_1": 29,
+}  # fmt: skip
+TORCHVISION_INDEX = {
+    "conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10,
+    "conv3_2": 12, "conv3_3": 14, "conv3_4": 16, "conv4_1": 19,
+}  # fmt: skip
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CONV_NAMES = tuple(name for name, _, _ in VGG19_LAYERS if name != "pool")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a ``.safetensors`` or ``.pth`` file, without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(path, f"cannot read weights ({first_line})") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(path, "not a state dict of tensors")
+    return state
+
+
+def detect_layout(state: dict[str, torch.Tensor]) -> str:
+    """``"adain"``, ``"torchvision"`` or ``"dkt"`` (already this module's names)."""
+    if "conv0.weight" in state and "convs.conv1_1.weight" in state:
+        return "dkt"
+    w0 = state.get("0.weight")
+    if w0 is not None and tuple(w0.shape) == (3, 3, 1, 1) and "2.weight" in state:
+        return "adain"
+    w0 = state.get("features.0.weight")
+    if w0 is not None and tuple(w0.shape) == (64, 3, 3, 3):
+        return "torchvision"
+    raise ValueError("keys match neither AdaIN's vgg_normalised nor torchvision's vgg19")
+
+
+def imagenet_input_conv() -> dict[str, torch.Tensor]:
+    """The fixed 1x1 conv that turns RGB in [0,1] into ImageNet-normalised input."""
+    std = torch.tensor(IMAGENET_STD)
+    mean = torch.tensor(IMAGENET_MEAN)
+    return {"conv0.weight": torch.diag(1.0 / std)[:, :, None, None], "conv0.bias": -mean / std}
+
+
+def to_encoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a detected layout's tensors to :class:`VGG19Encoder`'s names (relu4_1 and up)."""
+    layout = detect_layout(state)
+    if layout == "dkt":
+        return {k: v for k, v in state.items() if k.startswith(("conv0.", "convs."))}
+    if layout == "adain":
+        index, prefix, out = ADAIN_INDEX, "", {}
+    else:
+        index, prefix, out = TORCHVISION_INDEX, "features.", imagenet_input_conv()
+    for name, i in index.items():
+        target = "conv0" if name == "conv0" else f"convs.{name}"
+        for part in ("weight", "bias"):
+            out[f"{target}.{part}"] = state[f"{prefix}{i}.{part}"].float()
+    return out
+
+
+def load_vgg19_encoder(path: str | Path, trainable: bool = False) -> VGG19Encoder:
+    """A VGG-19 encoder with pretrained weights from ``path`` (layout detected from its keys)."""
+    state = read_state_dict(path)
+    try:
+        encoder_state = to_encoder_state(state)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(path, f"not VGG-19 weights: {exc}") from exc
+    encoder = VGG19Encoder(trainable=trainable)
+    try:
+        encoder.load_state_dict(encoder_state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            path, f"VGG-19 tensors do not fit: {str(exc).splitlines()[0]}"
+        ) from exc
+    return encoder
+
+
+def random_vgg19_encoder(seed: int) -> VGG19Encoder:
+    """A seeded random-weight VGG-19: the stand-in loss network where no pretrained one exists.
+
+    He-initialised convolutions keep activation scales roughly constant with depth, so the
+    style statistics of every tap stay informative rather than vanishing or exploding.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    encoder = VGG19Encoder(trainable=False)
+    state = imagenet_input_conv()
+    for name, cin, cout in VGG19_LAYERS:
+        if name == "pool":
+            continue
+        std = (2.0 / (cin * 9)) ** 0.5
+        state[f"convs.{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * std
+        state[f"convs.{name}.bias"] = torch.zeros(cout)
+    encoder.load_state_dict(state, strict=True)
+    return encoder
