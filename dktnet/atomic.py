@@ -15,9 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    """Permissions a plain ``open(path, "w")`` would give: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it is renamed to ``path``."""
+    """Yield a temporary path to write to; on success it is renamed to ``path``.
+
+    ``mkstemp`` creates its file as 0600; the result is given ordinary permissions so an
+    output is as readable as any other file the user writes.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
@@ -27,6 +38,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
