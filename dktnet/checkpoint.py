@@ -89,7 +89,11 @@ def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]
         raise CheckpointError(
             path, "safetensors file without dkt metadata (not a DKTNet checkpoint)"
         )
-    version = int(metadata.get("format_version", "0"))
+    try:
+        version = int(metadata.get("format_version", "0"))
+        json.loads(metadata.get("provenance", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(path, f"corrupt dkt metadata ({exc})") from exc
     if version > FORMAT_VERSION:
         raise CheckpointError(
             path,

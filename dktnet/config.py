@@ -28,6 +28,7 @@ class DKTNetConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lite_channels", tuple(int(c) for c in self.lite_channels))
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         if len(self.lite_channels) != 4 or min(self.lite_channels) < 1:

@@ -21,6 +21,7 @@ from dktnet.stats import RegionStats, resize_mask
 
 STRIDES = (1, 2, 4, 8)
 MULTIPLE = STRIDES[-1]
+MIN_SIDE = 2 * MULTIPLE  # the stride-8 map needs 2 px for its reflection-padded convs
 
 
 class RenderOutput(NamedTuple):
@@ -33,10 +34,13 @@ class RenderOutput(NamedTuple):
     bg_stats: RegionStats
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> torch.Tensor:
-    """Replicate-pad H and W up to a multiple (replicate works for any size, even 1 px)."""
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE
+) -> torch.Tensor:
+    """Replicate-pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px)."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    pad_h = max(min_side - h, (-h) % multiple)
+    pad_w = max(min_side - w, (-w) % multiple)
     if pad_h == 0 and pad_w == 0:
         return x
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
@@ -82,9 +86,11 @@ class DKTNet(nn.Module):
 
     def autoencode(self, image: torch.Tensor) -> torch.Tensor:
         """D(E(I)) with no transform: what the reconstruction loss trains for a lite encoder."""
-        taps = self.encode(image)
-        empty = [torch.zeros_like(image[:, :1, ::s, ::s]) for s in STRIDES[:-1]]
-        return self.decoder(taps[-1], taps[:-1], empty)
+        h, w = image.shape[-2:]
+        padded = pad_to_multiple(image)
+        taps = self.encode(padded)
+        empty = [torch.zeros_like(padded[:, :1, ::s, ::s]) for s in STRIDES[:-1]]
+        return self.decoder(taps[-1], taps[:-1], empty)[..., :h, :w]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -98,12 +98,13 @@ def load_vgg19_encoder(path: str | Path, trainable: bool = False) -> VGG19Encode
     except (ValueError, KeyError) as exc:
         raise CheckpointError(path, f"not VGG-19 weights: {exc}") from exc
     encoder = VGG19Encoder(trainable=trainable)
-    try:
-        encoder.load_state_dict(encoder_state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(
-            path, f"VGG-19 tensors do not fit: {str(exc).splitlines()[0]}"
-        ) from exc
+    for name, tensor in encoder.state_dict().items():
+        found = encoder_state[name].shape
+        if found != tensor.shape:
+            raise CheckpointError(
+                path, f"VGG-19 tensor {name} has shape {list(found)}, expected {list(tensor.shape)}"
+            )
+    encoder.load_state_dict(encoder_state, strict=True)
     return encoder
 
 

@@ -21,3 +21,104 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.md").is_file():
         pytest.skip(f"real images not found at {SHARED_DATA} (set DKT_SHARED_DATA)")
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- tiny model
+
+#: A network small enough to build, save, load and run in milliseconds on a busy CPU.
+TINY_CONFIG: dict[str, object] = {
+    "lite_channels": (4, 8, 8, 16),
+    "kernel_dim": 4,
+    "prototypes": 2,
+    "generator_hidden": 8,
+    "working_size": 64,
+}
+TINY_PROVENANCE: dict[str, object] = {
+    "trainer": "tests/conftest.py",
+    "note": "random tiny test model",
+    "steps": 0,
+}
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: on a small shared CPU, contention makes tiny ops crawl."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_provenance() -> dict[str, object]:
+    """The provenance recorded in :func:`tiny_model`'s file."""
+    return dict(TINY_PROVENANCE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised tiny DKTNet checkpoint (working size 64) with provenance."""
+    import torch
+
+    from dktnet.checkpoint import save_checkpoint
+    from dktnet.config import DKTNetConfig
+    from dktnet.model import DKTNet
+
+    torch.manual_seed(0)
+    model = DKTNet(DKTNetConfig(**TINY_CONFIG)).eval()
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_checkpoint(path, model, provenance=TINY_PROVENANCE)
+    return path
+
+
+# --------------------------------------------------------------------------- images
+
+
+def synthetic_pair(height: int = 64, width: int = 80, seed: int = 0):
+    """A painting-like composite (uint8 HxWx3, values 40..200) and an ellipse mask (0/255).
+
+    The painting is smooth colour bands plus noise; the object is a flat, saturated blob
+    that clearly does not belong, centred off-middle and well inside the frame.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            120 + 60 * np.sin(xx / 7.0 + seed),
+            120 + 60 * np.cos(yy / 9.0),
+            120 + 40 * np.sin((xx + yy) / 11.0),
+        ],
+        axis=-1,
+    )
+    painting = np.clip(base + rng.normal(0, 10, base.shape), 40, 200).astype(np.uint8)
+    cy, cx = height * 0.55, width * 0.4
+    ry, rx = height * 0.22, width * 0.2
+    inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+    composite = painting.copy()
+    composite[inside] = (60, 190, 70)
+    mask = np.where(inside, 255, 0).astype(np.uint8)
+    return composite, mask
+
+
+@pytest.fixture
+def make_pair():
+    """:func:`synthetic_pair` as a fixture: ``make_pair(height, width, seed)``."""
+    return synthetic_pair
+
+
+@pytest.fixture
+def write_pair():
+    """Write a synthetic composite and its mask as PNG; returns the (composite, mask) arrays."""
+    from dktnet.imageio import write_image
+
+    def _write(composite_path: Path, mask_path: Path, *, height=64, width=80, seed=0):
+        composite, mask = synthetic_pair(height, width, seed)
+        write_image(composite_path, composite)
+        write_image(mask_path, mask)
+        return composite, mask
+
+    return _write

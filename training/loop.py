@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 import dktnet
 from dktnet.checkpoint import save_checkpoint
-from dktnet.model import MULTIPLE, DKTNet, blend
+from dktnet.model import MULTIPLE, DKTNet
 from training.data import CompositeDataset
 from training.losses import autoencoder_loss, content_loss, identity_loss, style_loss
 from training.lossnet import LossNetwork
@@ -71,7 +71,8 @@ def generator_losses(
     """Weighted sum of L_s, λ_c L_c and the two reconstruction terms for one batch."""
     composite, mask, painting = batch["composite"], batch["mask"], batch["painting"]
     rendered = model.render(composite, mask)
-    output = blend(composite, rendered.image, mask)
+    # Unclamped blend: clamping would cut the gradient of every pixel outside [0, 1].
+    output = composite * (1.0 - mask) + rendered.image * mask
     with torch.no_grad():
         target_feats = loss_net(composite)
     output_feats = loss_net(output)

@@ -1,0 +1,66 @@
+"""``dkt info``: what a model file is, without running it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dkt_cli.app import app
+from dktnet.checkpoint import load_checkpoint
+
+runner = CliRunner()
+
+
+def test_info_shows_parameters_hash_and_provenance(tiny_model: Path, tiny_provenance) -> None:
+    result = runner.invoke(app, ["info", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    text = result.stderr
+    parameters = load_checkpoint(tiny_model).parameter_count()
+    assert re.search(rf"parameters\s+│?\s*{parameters:,}\b", text), text
+    sha = hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert sha[:32] in text  # the table may fold the rest onto the next line
+    assert "config.working_size" in text and "64" in text
+    assert "trained.note" in text and str(tiny_provenance["note"]) in text
+    assert result.stdout == ""
+
+
+def test_info_json_has_the_full_sha256_and_provenance(tiny_model: Path, tiny_provenance) -> None:
+    result = runner.invoke(app, ["info", str(tiny_model), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert re.fullmatch(r"[0-9a-f]{64}", data["sha256"])
+    assert data["sha256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert data["parameters"] == load_checkpoint(tiny_model).parameter_count()
+    assert data["file_size"] == tiny_model.stat().st_size
+    assert data["provenance"] == tiny_provenance
+    assert data["config"]["working_size"] == 64
+    assert data["config"]["lite_channels"] == [4, 8, 8, 16]
+    assert data["path"] == str(tiny_model)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("vgg_normalised.pth", b"\x80\x02pickle data", "pickle-based .pth/.pt files are never"),
+        ("notes.safetensors", b"hello world, not a model", "not a safetensors checkpoint"),
+        ("absent.safetensors", None, "no such file"),
+    ],
+)
+def test_info_refuses_a_non_checkpoint_in_one_line(
+    tmp_path: Path, name: str, content: bytes | None, reason: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert str(path) in lines[0] and reason in lines[0]
+    assert "Traceback" not in result.output

@@ -1,0 +1,251 @@
+"""Tests for dktnet.model: the inference contract of DKTNet.forward on tiny lite networks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from dktnet.config import DKTNetConfig
+from dktnet.model import DKTNet, pad_to_multiple
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(**overrides: object) -> DKTNetConfig:
+    values: dict[str, object] = {
+        "lite_channels": (4, 8, 8, 16),
+        "kernel_dim": 4,
+        "prototypes": 3,
+        "generator_hidden": 16,
+    }
+    values.update(overrides)
+    return DKTNetConfig(**values)
+
+
+def _model(seed: int = 1, **overrides: object) -> DKTNet:
+    torch.manual_seed(seed)
+    return DKTNet(_config(**overrides)).eval()
+
+
+def _rect_mask(h: int, w: int, top: int, left: int, bottom: int, right: int) -> torch.Tensor:
+    mask = torch.zeros(1, 1, h, w)
+    mask[:, :, top:bottom, left:right] = 1.0
+    return mask
+
+
+@pytest.fixture(scope="module")
+def model() -> DKTNet:
+    return _model()
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("size", [(17, 29), (9, 9), (16, 24), (31, 13), (40, 11)])
+def test_any_size_returns_the_same_shape(model: DKTNet, size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    h, w = size
+    x = torch.rand(1, 3, h, w)
+    mask = (torch.rand(1, 1, h, w) > 0.5).float()
+    with torch.no_grad():
+        out = model(x, mask)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (5, 40)])
+def test_small_sides_return_the_same_shape(model: DKTNet, size: tuple[int, int]) -> None:
+    h, w = size
+    x = torch.rand(1, 3, h, w)
+    with torch.no_grad():
+        out = model(x, torch.ones(1, 1, h, w))
+    assert out.shape == x.shape
+
+
+def test_internal_padding_is_cropped_back_from_the_right_corner(model: DKTNet) -> None:
+    """Odd sizes give the top-left crop of what the padded image gives (no shift)."""
+    torch.manual_seed(13)
+    x = torch.rand(1, 3, 17, 21)
+    mask = _rect_mask(17, 21, 3, 4, 12, 15)
+    padded_x, padded_mask = pad_to_multiple(x), pad_to_multiple(mask)
+    assert padded_x.shape[-2:] == (24, 24)
+    with torch.no_grad():
+        direct = model(x, mask)
+        via_padding = model(padded_x, padded_mask)[..., :17, :21]
+    torch.testing.assert_close(direct, via_padding, atol=1e-6, rtol=0)
+
+
+def test_pad_to_multiple_replicates_edges() -> None:
+    x = torch.arange(6.0).view(1, 1, 2, 3)
+    padded = pad_to_multiple(x, 4, min_side=1)
+    assert padded.shape == (1, 1, 4, 4)
+    assert torch.equal(padded[..., :2, :3], x)
+    assert torch.equal(padded[..., 3, :3], x[..., 1, :])
+    assert torch.equal(padded[..., :2, 3], x[..., :, 2])
+    assert pad_to_multiple(x, 1, min_side=1) is x
+
+
+def test_pad_to_multiple_reaches_the_minimum_side() -> None:
+    """The stride-8 map needs 2 px, so tiny inputs are padded to 16 px."""
+    assert pad_to_multiple(torch.zeros(1, 1, 1, 1)).shape == (1, 1, 16, 16)
+    assert pad_to_multiple(torch.zeros(1, 1, 5, 40)).shape == (1, 1, 16, 40)
+
+
+# ---------------------------------------------------------------------------- the painting is kept
+
+
+def test_background_is_exactly_the_composite_for_a_hard_mask(model: DKTNet) -> None:
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 19, 21)
+    mask = _rect_mask(19, 21, 4, 5, 13, 16)
+    with torch.no_grad():
+        out = model(x, mask)
+    bg = (mask == 0).expand_as(x)
+    assert torch.equal(out[bg], x[bg])
+    assert not torch.allclose(out[~bg], x[~bg], atol=1e-3)  # the object was changed
+
+
+def test_background_is_exactly_the_composite_for_a_soft_mask(model: DKTNet) -> None:
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 17, 18)
+    mask = torch.rand(2, 1, 17, 18)
+    mask[mask < 0.4] = 0.0
+    with torch.no_grad():
+        out = model(x, mask)
+    bg = (mask == 0).expand_as(x)
+    assert bg.any()
+    assert torch.equal(out[bg], x[bg])
+
+
+def test_all_zero_mask_returns_the_composite_exactly(model: DKTNet) -> None:
+    torch.manual_seed(4)
+    x = torch.rand(2, 3, 13, 22)
+    with torch.no_grad():
+        out = model(x, torch.zeros(2, 1, 13, 22))
+    assert torch.equal(out, x)
+
+
+def test_boolean_mask_equals_float_mask(model: DKTNet) -> None:
+    torch.manual_seed(5)
+    x = torch.rand(1, 3, 16, 16)
+    mask = _rect_mask(16, 16, 3, 3, 11, 12)
+    with torch.no_grad():
+        assert torch.equal(model(x, mask.bool()), model(x, mask))
+
+
+# ---------------------------------------------------------------------------- batches, range
+
+
+def test_batch_with_different_masks_equals_per_image_results(model: DKTNet) -> None:
+    torch.manual_seed(6)
+    x = torch.rand(3, 3, 18, 20)
+    masks = torch.cat(
+        [
+            _rect_mask(18, 20, 2, 3, 10, 12),
+            _rect_mask(18, 20, 8, 9, 17, 19),
+            torch.rand(1, 1, 18, 20) * _rect_mask(18, 20, 4, 4, 14, 14),
+        ]
+    )
+    with torch.no_grad():
+        batched = model(x, masks)
+        for i in range(3):
+            single = model(x[i : i + 1], masks[i : i + 1])
+            torch.testing.assert_close(batched[i : i + 1], single, atol=1e-5, rtol=0)
+
+
+def test_output_is_in_unit_range(model: DKTNet) -> None:
+    torch.manual_seed(7)
+    x = torch.rand(2, 3, 24, 24)
+    mask = torch.rand(2, 1, 24, 24)
+    with torch.no_grad():
+        out = model(x, mask)
+    assert out.min().item() >= 0.0 and out.max().item() <= 1.0
+
+
+def test_foreground_depends_on_the_painting(model: DKTNet) -> None:
+    """Harmonization reads the background's style: another painting, another object."""
+    torch.manual_seed(8)
+    x = torch.rand(1, 3, 24, 24)
+    mask = _rect_mask(24, 24, 8, 8, 16, 16)
+    other = x * mask + (1.0 - mask) * torch.rand(1, 3, 24, 24) * 0.3
+    with torch.no_grad():
+        a, b = model(x, mask), model(other, mask)
+    fg = (mask > 0).expand_as(x)
+    assert (a[fg] - b[fg]).abs().max().item() > 1e-4
+
+
+def test_eval_mode_is_deterministic(model: DKTNet) -> None:
+    torch.manual_seed(9)
+    x = torch.rand(2, 3, 17, 17)
+    mask = torch.rand(2, 1, 17, 17)
+    with torch.no_grad():
+        assert torch.equal(model(x, mask), model(x, mask))
+
+
+def test_render_returns_stride8_features() -> None:
+    model = _model()
+    torch.manual_seed(10)
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        rendered = model.render(x, _rect_mask(16, 24, 2, 2, 10, 10))
+    assert rendered.image.shape == (1, 3, 16, 24)
+    assert rendered.standard.shape == (1, 16, 2, 3)
+    assert rendered.harmonized_features.shape == (1, 16, 2, 3)
+    assert rendered.fg_stats.mean.shape == (1, 16, 1, 1)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("encoder", ["lite", "vgg19"])
+def test_gradients_reach_every_trainable_parameter(encoder: str) -> None:
+    model = _model(seed=1, encoder=encoder).train()
+    torch.manual_seed(11)
+    x = torch.rand(2, 3, 16, 16)
+    mask = _rect_mask(16, 16, 4, 3, 12, 11).expand(2, 1, 16, 16)
+    out = model(x, mask)
+    (out * torch.rand_like(out)).sum().backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    missing = [n for n, p in trainable if p.grad is None or not p.grad.abs().sum().item() > 0]
+    assert missing == []
+    frozen = [(n, p) for n, p in model.named_parameters() if n.startswith("encoder.")]
+    if encoder == "vgg19":
+        assert frozen and all(not p.requires_grad and p.grad is None for _, p in frozen)
+    else:
+        assert frozen and all(p.requires_grad for _, p in frozen)
+
+
+def test_trainable_parameters_lists_exactly_the_requires_grad_ones() -> None:
+    model = _model(encoder="vgg19")
+    ids = {id(p) for p in model.trainable_parameters()}
+    assert ids == {id(p) for p in model.parameters() if p.requires_grad}
+    assert not any(id(p) in ids for p in model.encoder.parameters())
+    assert model.parameter_count() == sum(p.numel() for p in model.state_dict().values())
+
+
+def test_autoencode_returns_image_shaped_output() -> None:
+    model = _model()
+    torch.manual_seed(12)
+    x = torch.rand(2, 3, 16, 24)
+    with torch.no_grad():
+        out = model.autoencode(x)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def test_autoencode_accepts_sizes_forward_accepts() -> None:
+    model = _model()
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        out = model.autoencode(x)
+    assert out.shape == x.shape
