@@ -25,6 +25,9 @@ def resolve_device(device: str) -> torch.device:
         raise BackendError(f"invalid device '{device}' (use cpu, cuda, cuda:N or mps)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(f"device '{device}' asked for, but this torch sees no CUDA GPU")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise BackendError(f"device '{device}' asked for, but this torch sees {count} CUDA GPU(s)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise BackendError(f"device '{device}' asked for, but MPS is not available")
     return dev

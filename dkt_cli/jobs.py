@@ -108,8 +108,11 @@ def _run_recorded(
             return
     try:
         summary.seconds_model += run_one(job, harmonizer)
-    except DktError as exc:
+    except PathError as exc:
         summary.failures.append(Failure(job.key, str(job.composite), str(exc)))
+        return
+    except DktError as exc:  # not tied to a file by itself (e.g. a full mask): name the composite
+        summary.failures.append(Failure(job.key, str(job.composite), f"{job.composite}: {exc}"))
         return
     except (OSError, ValueError, RuntimeError) as exc:  # e.g. disk full, backend failure
         summary.failures.append(

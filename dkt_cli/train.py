@@ -10,7 +10,7 @@ import typer
 from dkt_cli.console import err, fail
 from dktnet.config import DKTNetConfig
 from dktnet.errors import DktError
-from dktnet.model import DKTNet
+from dktnet.model import MULTIPLE, DKTNet
 from training.data import CompositeConfig, CompositeDataset, find_foregrounds, find_paintings
 from training.loop import TrainSettings
 from training.loop import train as run_training
@@ -53,6 +53,8 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a lite DKTNet with the style, content and reconstruction losses."""
+    if size % MULTIPLE:
+        fail(f"--size {size} must be a multiple of {MULTIPLE}")
     try:
         painting_files = find_paintings(paintings)
         foregrounds = find_foregrounds(photos, masks)
@@ -82,5 +84,6 @@ def train(
         err.print(f"skipped {len(dataset.skipped)} unreadable file(s)")
     err.print(
         f"done: {output}\nharmonize with it:  "
-        f"dkt harmonize COMPOSITE --mask MASK -o OUT --model {output}"
+        f"dkt harmonize COMPOSITE --mask MASK -o OUT --model {output}",
+        soft_wrap=True,
     )

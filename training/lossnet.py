@@ -25,7 +25,12 @@ class LossNetwork:
 def load_loss_network(spec: str) -> LossNetwork:
     """``random:SEED`` for the stand-in, otherwise a path to pretrained VGG-19 weights."""
     if spec.startswith("random:"):
-        seed = int(spec.split(":", 1)[1])
+        try:
+            seed = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise ValueError(
+                f"--loss-network {spec!r}: the random stand-in takes an integer seed, e.g. random:0"
+            ) from None
         return LossNetwork(
             random_vgg19_encoder(seed).eval(),
             {

@@ -99,10 +99,6 @@ def test_size_not_a_multiple_of_8_is_a_usage_error(data: Path, tmp_path: Path) -
     assert not output.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/lossnet.py: int() error for a bad random:SEED does not name the option",
-)
 def test_bad_random_seed_names_the_option(data: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, _train_args(data, tmp_path / "out.safetensors", "random:abc"))
     assert result.exit_code == 2, result.output

@@ -251,7 +251,7 @@ def _wrong_shape_file(folder: Path, adain_state: dict[str, torch.Tensor]) -> Pat
 def test_wrong_shape_is_a_checkpoint_error(
     tmp_path: Path, adain_state: dict[str, torch.Tensor]
 ) -> None:
-    with pytest.raises(CheckpointError, match="has shape .* expected"):
+    with pytest.raises(CheckpointError, match=r"has shape .* expected"):
         load_vgg19_encoder(_wrong_shape_file(tmp_path, adain_state))
 
 
