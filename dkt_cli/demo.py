@@ -36,7 +36,7 @@ def demo(
     ] = Path("dkt-demo.png"),
     seed: Annotated[int, typer.Option(help="Which generated sample.")] = 0,
     model: Annotated[
-        Path, typer.Option(help="Model file. Default: the bundled model.")
+        Path, typer.Option(help="Model file.", show_default="bundled model")
     ] = dktnet.BUNDLED_MODEL,
     backend: Annotated[
         str | None, typer.Option(help="Backend; default from the model suffix.")

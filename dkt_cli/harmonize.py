@@ -74,7 +74,10 @@ def _report(summary: RunSummary) -> None:
 
 def harmonize(
     composite: Annotated[
-        Path | None, typer.Argument(help="Composite image (a photo object pasted into a painting).")
+        Path | None,
+        typer.Argument(
+            help="Composite image (a photo object pasted into a painting).", metavar="COMPOSITE"
+        ),
     ] = None,
     mask: Annotated[
         Path | None,
@@ -114,12 +117,18 @@ def harmonize(
             help="Output format in folder mode (.png is lossless).", rich_help_panel=_FOLDERS
         ),
     ] = ".png",
-    skip_existing: Annotated[bool, typer.Option(help="Leave outputs that exist alone.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave outputs that exist alone.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace outputs that exist.")
+    ] = False,
     model: Annotated[
         Path,
         typer.Option(
-            help="Model file (.safetensors). Default: the bundled model.", rich_help_panel=_MODEL
+            help="Model file (.safetensors). Default: the bundled model.",
+            show_default="bundled model",
+            rich_help_panel=_MODEL,
         ),
     ] = dktnet.BUNDLED_MODEL,
     backend: Annotated[
@@ -148,7 +157,16 @@ def harmonize(
     """Harmonize one composite (COMPOSITE --mask MASK -o OUT) or whole folders.
 
     Outside the mask the output is byte-identical to the input. A bad file is reported and
-    skipped; the exit code is 1 when any file failed.
+    skipped; the exit code is 1 when any file failed, 2 for bad options.
+
+    Examples:
+
+      dkt harmonize comp.jpg --mask mask.png -o out.png
+
+      dkt harmonize --composites comps/ --masks masks/ --out results/ --skip-existing
+
+      dkt harmonize --composites data/ --masks data/ --out results/
+      --composite-pattern '{key}_comp' --mask-pattern '{key}_mask'
     """
     patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
                 "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip

@@ -17,7 +17,7 @@ from dktnet.errors import DktError
 
 def info(
     model: Annotated[
-        Path, typer.Argument(help="Model file. Default: the bundled model.")
+        Path, typer.Argument(help="Model file.", show_default="bundled model", metavar="MODEL")
     ] = dktnet.BUNDLED_MODEL,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
