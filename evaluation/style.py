@@ -29,9 +29,10 @@ __all__ = [
 #: Pixels per region above which the colour distance uses a seeded subsample: quantiles of
 #: 20k samples are within a fraction of a Lab unit of the full set's, at a fraction of the cost.
 MAX_COLOUR_SAMPLES = 20_000
-#: Response magnitudes below this (in luma units, 0..1) count as "flat": about a quarter of
-#: an 8-bit level, below JPEG noise, so log-energies of smooth regions stay finite and stable.
-TEXTURE_EPS = 1e-3
+#: Added to energies (luma units, 0..1) before taking logs: one 8-bit level. Texture fainter
+#: than that is invisible, and without the floor the log-ratio of two noise-level energies
+#: in a smooth region would swing wildly on sampling noise.
+TEXTURE_EPS = 1.0 / 255.0
 
 
 def region_masks(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,13 +135,16 @@ def gabor_bank(
 
 
 def _erode(region: torch.Tensor, radius: int) -> torch.Tensor:
-    """Positions whose whole (2r+1)^2 neighbourhood lies in ``region`` (1,1,H,W) bool."""
+    """Positions whose whole (2r+1)^2 neighbourhood lies in ``region`` (1,1,H,W) bool.
+
+    Beyond the image counts as outside: filter responses there see padding (a reflected
+    copy of the image, whose strokes run the other way), not the region's texture.
+    """
     if radius == 0:
         return region
-    outside = (~region).float()
+    outside = F.pad((~region).float(), (radius,) * 4, value=1.0)
     k = 2 * radius + 1  # separable: a k x k max is a 1 x k max of a k x 1 max, far cheaper
-    grown = F.max_pool2d(outside, (k, 1), stride=1, padding=(radius, 0))
-    grown = F.max_pool2d(grown, (1, k), stride=1, padding=(0, radius))
+    grown = F.max_pool2d(F.max_pool2d(outside, (k, 1), stride=1), (1, k), stride=1)
     return grown == 0
 
 
@@ -153,8 +157,9 @@ def texture_energies(
     pixel at a level. The bank runs on luma at ``levels`` octaves (wavelengths 4, 8, 16 px by
     default). Statistics use only positions whose filter support lies entirely inside the
     region, so the object's outline, a strong edge that is neither object nor painting
-    texture, does not count as texture of either side (when a region is too small for that,
-    all its pixels are used).
+    texture, does not count as texture of either side. A region too small for that at a
+    coarse scale has no value there (NaN); one too thin even at the finest scale uses all
+    its pixels, so that every non-empty region gets some texture figure.
     """
     bank = gabor_bank(wavelength)
     radius = bank.shape[-1] // 2
@@ -174,8 +179,9 @@ def texture_energies(
         resp = F.conv2d(padded, bank.to(lum.dtype))[0]
         energy = torch.sqrt(resp[0::2] ** 2 + resp[1::2] ** 2)  # (orientations, H, W)
         for region, out in ((m >= 0.99, fg_out), (m <= 0.01, bg_out)):
-            inner = _erode(region, radius)
-            use = inner if inner.any() else region
+            use = _erode(region, radius)
+            if level == 0 and not use.any():
+                use = region  # a region thinner than the filter: its own pixels, edge and all
             weight = use[0, 0].to(energy.dtype)
             count = float(weight.sum())
             if count > 0:
