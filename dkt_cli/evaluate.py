@@ -32,6 +32,7 @@ from dktnet.atomic import atomic_write_bytes
 from dktnet.errors import DktError
 from dktnet.figures import contact_sheet
 from dktnet.imageio import read_image, write_image
+from evaluation import inception as fid_inception
 
 _INPUTS = "Inputs"
 _METRICS = "Metrics"
@@ -80,16 +81,10 @@ def _inception(
     references: Path | None, weights: Path | None, download: bool, device: str, quiet: bool
 ) -> tuple[Any, str]:
     """The FID network, or None and the reason FID/KID are n/a."""
-    from evaluation.inception import (
-        download_inception_weights,
-        find_inception_weights,
-        load_inception,
-    )
-
     if references is None:
         return None, NO_REFERENCES
     try:
-        lookup = find_inception_weights(weights)
+        lookup = fid_inception.find_inception_weights(weights)
     except DktError as exc:
         fail(str(exc))
     path = lookup.path
@@ -97,13 +92,13 @@ def _inception(
         try:
             if not quiet:
                 err.print("downloading the FID Inception weights (about 91 MB)...")
-            path = download_inception_weights()
+            path = fid_inception.download_inception_weights()
         except DktError as exc:
             err.print(f"[yellow]warning:[/] {exc}")
     if path is None:
         return None, NO_INCEPTION
     try:
-        return load_inception(path, device=device), ""
+        return fid_inception.load_inception(path, device=device), ""
     except DktError as exc:
         fail(str(exc))
 
@@ -123,8 +118,6 @@ def _perceptual(vgg_weights: Path | None, device: str) -> PerceptualScorer | Non
 
 
 def _reference_features(model: Any, files: list[Path], device: str) -> np.ndarray:
-    from evaluation.inception import extract_features
-
     skipped: list[str] = []
 
     def images() -> Iterator[np.ndarray]:
@@ -134,7 +127,7 @@ def _reference_features(model: Any, files: list[Path], device: str) -> np.ndarra
             except DktError as exc:
                 skipped.append(str(exc))
 
-    feats = extract_features(model, images(), device=device)
+    feats = fid_inception.extract_features(model, images(), device=device)
     for reason in skipped:
         err.print(f"[yellow]warning:[/] reference skipped: {reason}")
     if len(feats) < 2:
@@ -238,9 +231,10 @@ def _failures_table(report: EvalReport) -> Table | None:
 
 
 def _num(value: float | None) -> float | None:
+    """Six significant digits (not decimals: VGG losses can be far below 1e-6)."""
     if value is None or math.isnan(value):
         return None
-    return round(float(value), 6)
+    return float(f"{float(value):.6g}")
 
 
 def report_dict(report: EvalReport, info: dict[str, Any]) -> dict[str, Any]:
@@ -496,7 +490,7 @@ def evaluate(
         fail(str(exc))
     torch_device = _resolve_device(device)
     reference_files = _reference_files(references) if references is not None else []
-    inception, fid_reason = _inception(
+    fid_net, fid_reason = _inception(
         references, inception_weights, download_inception, torch_device, quiet
     )
     perceptual = _perceptual(vgg_weights, torch_device)
@@ -517,7 +511,7 @@ def evaluate(
         report = _run(
             jobs,
             opened,
-            inception,
+            fid_net,
             reference_files,
             perceptual,
             torch_device,
@@ -525,6 +519,9 @@ def evaluate(
             save_outputs,
             quiet,
         )
+    except KeyboardInterrupt:
+        err.print("interrupted: no table for a partial evaluation")
+        raise typer.Exit(130) from None
     finally:
         for method in opened:
             method.close()
@@ -551,7 +548,7 @@ def evaluate(
 def _run(
     jobs: list[Job],
     opened: list[OpenMethod],
-    inception: Any,
+    fid_net: Any,
     reference_files: list[Path],
     perceptual: PerceptualScorer | None,
     device: str,
@@ -561,17 +558,15 @@ def _run(
 ) -> EvalReport:
     features = None
     reference_features = None
-    if inception is not None:
-        from evaluation.inception import extract_features
-
+    if fid_net is not None:
         with _progress(quiet) as progress:
             progress.add_task(
                 f"Inception features of {len(reference_files)} references", total=None
             )
-            reference_features = _reference_features(inception, reference_files, device)
+            reference_features = _reference_features(fid_net, reference_files, device)
 
         def features(image: np.ndarray) -> np.ndarray:
-            return extract_features(inception, [image], device=device)[0]
+            return fid_inception.extract_features(fid_net, [image], device=device)[0]
 
     with _progress(quiet) as progress:
         task = progress.add_task("evaluating", total=len(jobs))

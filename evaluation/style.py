@@ -10,6 +10,7 @@ content, so they must be read together with content preservation
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,17 +19,19 @@ import torch.nn.functional as F
 from evaluation.colour import luma, srgb_to_lab
 
 __all__ = [
+    "TextureRegions",
     "colour_distance",
     "gabor_bank",
     "region_masks",
     "sliced_wasserstein",
     "texture_distance",
     "texture_energies",
+    "texture_regions",
 ]
 
 #: Pixels per region above which the colour distance uses a seeded subsample: quantiles of
-#: 20k samples are within a fraction of a Lab unit of the full set's, at a fraction of the cost.
-MAX_COLOUR_SAMPLES = 20_000
+#: 10k samples are within a fraction of a Lab unit of the full set's, at a fraction of the cost.
+MAX_COLOUR_SAMPLES = 10_000
 #: Added to energies (luma units, 0..1) before taking logs: one 8-bit level. Texture fainter
 #: than that is invisible, and without the floor the log-ratio of two noise-level energies
 #: in a smooth region would swing wildly on sampling noise.
@@ -148,59 +151,104 @@ def _erode(region: torch.Tensor, radius: int) -> torch.Tensor:
     return grown == 0
 
 
+@dataclass(frozen=True)
+class TextureRegions:
+    """Where texture statistics are taken, per scale: (foreground, background) weights.
+
+    Depends only on the mask, so an evaluation computes it once per composite and reuses it
+    for every method's result. A weight is a (H, W) float32 tensor at that scale, or None
+    where the region has no usable position.
+    """
+
+    shape: tuple[int, int]
+    weights: tuple[tuple[torch.Tensor | None, torch.Tensor | None], ...]
+    radius: int
+
+
+def texture_regions(
+    mask: np.ndarray, *, levels: int = 3, wavelength: float = 4.0
+) -> TextureRegions:
+    """Foreground and background positions for :func:`texture_energies`, per scale.
+
+    Only positions whose filter support lies entirely inside a region (and inside the
+    image) count, so the object's outline, a strong edge that is neither object nor
+    painting texture, is texture of neither side. A region too small for that at a coarse
+    scale has no value there; one too thin even at the finest scale uses all its pixels,
+    so every non-empty region gets some texture figure.
+    """
+    radius = gabor_bank(wavelength).shape[-1] // 2
+    m = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
+    weights = []
+    for level in range(levels):
+        if level:
+            if min(m.shape[-2:]) < 2:
+                break
+            m = F.avg_pool2d(m, 2)
+        pair = []
+        for region in (m >= 0.99, m <= 0.01):
+            use = _erode(region, radius)
+            if level == 0 and not use.any():
+                use = region
+            pair.append(use[0, 0].float() if use.any() else None)
+        weights.append((pair[0], pair[1]))
+    return TextureRegions(tuple(np.asarray(mask).shape[:2]), tuple(weights), radius)
+
+
 def texture_energies(
-    image: np.ndarray, mask: np.ndarray, *, levels: int = 3, wavelength: float = 4.0
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    regions: TextureRegions | None = None,
+    wavelength: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean Gabor energy per (scale, orientation) over foreground and background.
 
-    Returns two float arrays of shape (levels * orientations,), NaN where a region has no
-    pixel at a level. The bank runs on luma at ``levels`` octaves (wavelengths 4, 8, 16 px by
-    default). Statistics use only positions whose filter support lies entirely inside the
-    region, so the object's outline, a strong edge that is neither object nor painting
-    texture, does not count as texture of either side. A region too small for that at a
-    coarse scale has no value there (NaN); one too thin even at the finest scale uses all
-    its pixels, so that every non-empty region gets some texture figure.
+    Returns two float arrays of shape (scales * orientations,), NaN where a region has no
+    usable position at a scale (see :func:`texture_regions`, which ``regions`` may hold
+    precomputed; otherwise it is made from ``mask`` with 3 scales). The bank runs on luma at
+    octaves of ``wavelength`` (4, 8, 16 px by default).
     """
+    if regions is None:
+        if mask is None:
+            raise ValueError("texture_energies needs a mask or precomputed regions")
+        regions = texture_regions(mask, wavelength=wavelength)
+    if tuple(np.asarray(image).shape[:2]) != regions.shape:
+        raise ValueError(f"image {np.asarray(image).shape[:2]} and mask {regions.shape} differ")
     bank = gabor_bank(wavelength)
-    radius = bank.shape[-1] // 2
-    lum = torch.from_numpy(luma(image)).float()[None, None]
-    m = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
+    radius = regions.radius
+    lum = torch.from_numpy(luma(image).astype(np.float32))[None, None]
     fg_out, bg_out = [], []
-    for level in range(levels):
+    for level, pair in enumerate(regions.weights):
         if level:
-            if min(lum.shape[-2:]) < 2:
-                break
             lum = F.avg_pool2d(lum, 2)
-            m = F.avg_pool2d(m, 2)
         pad_h, pad_w = min(radius, lum.shape[-2] - 1), min(radius, lum.shape[-1] - 1)
         padded = F.pad(lum, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
         if pad_h < radius or pad_w < radius:  # tiny image: zero-pad the rest
             padded = F.pad(padded, (radius - pad_w,) * 2 + (radius - pad_h,) * 2)
-        resp = F.conv2d(padded, bank.to(lum.dtype))[0]
+        resp = F.conv2d(padded, bank)[0]
         energy = torch.sqrt(resp[0::2] ** 2 + resp[1::2] ** 2)  # (orientations, H, W)
-        for region, out in ((m >= 0.99, fg_out), (m <= 0.01, bg_out)):
-            use = _erode(region, radius)
-            if level == 0 and not use.any():
-                use = region  # a region thinner than the filter: its own pixels, edge and all
-            weight = use[0, 0].to(energy.dtype)
-            count = float(weight.sum())
-            if count > 0:
-                out.append(((energy * weight).sum(dim=(1, 2)) / count).double().numpy())
-            else:
+        for weight, out in zip(pair, (fg_out, bg_out), strict=True):
+            if weight is None:
                 out.append(np.full(energy.shape[0], np.nan))
+            else:
+                mean = (energy * weight).sum(dim=(1, 2)) / weight.sum()
+                out.append(mean.double().numpy())
     return np.concatenate(fg_out), np.concatenate(bg_out)
 
 
-def texture_distance(image: np.ndarray, mask: np.ndarray, *, levels: int = 3) -> float:
+def texture_distance(
+    image: np.ndarray, mask: np.ndarray | None = None, *, regions: TextureRegions | None = None
+) -> float:
     """Mean absolute log-ratio of foreground to background Gabor energies (lower = closer).
 
     A log-ratio because texture energies span orders of magnitude between bands: a doubling
     of stroke energy counts the same in a fine and a coarse band. 0 when the two regions
     have the same energy in every band and orientation; a pure colour or brightness shift
     of either region leaves it unchanged (the filters are zero-mean on luma). NaN when a
-    region is empty.
+    region is empty. ``regions`` (from :func:`texture_regions`) saves recomputing the
+    mask's part when several images share one mask.
     """
-    fg, bg = texture_energies(image, mask, levels=levels)
+    fg, bg = texture_energies(image, mask, regions=regions)
     diff = np.abs(np.log(fg + TEXTURE_EPS) - np.log(bg + TEXTURE_EPS))
     if np.isnan(diff).all():
         return math.nan

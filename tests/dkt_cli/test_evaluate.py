@@ -179,3 +179,27 @@ def test_real_example_composites(shared_data: Path, tmp_path: Path) -> None:
     )
     assert rows["reinhard"]["colour_swd"] < rows["composite"]["colour_swd"]
     assert rows["composite"]["content_ssim"] == 1.0
+
+
+def test_vgg_losses_with_a_weights_file(evalset: EvalSet, tmp_path: Path) -> None:
+    """Any VGG-19 weights file fills the VGG columns (here a seeded one saved to disk: the
+    plumbing is under test, not the numbers); the random stand-in by name is refused."""
+    from safetensors.torch import save_file
+
+    from dktnet.encoders import VGG19Encoder
+
+    torch.manual_seed(0)
+    weights = tmp_path / "vgg.safetensors"
+    save_file({k: v.contiguous() for k, v in VGG19Encoder().state_dict().items()}, str(weights))
+    result = runner.invoke(
+        app, _args(evalset, "composite,reinhard", "--vgg-weights", str(weights), "--json")
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    comp, reinhard = (m["metrics"] for m in data["methods"])
+    assert "vgg_style" not in data["unavailable"]
+    assert comp["vgg_content"] == pytest.approx(0.0, abs=1e-9)
+    assert reinhard["vgg_content"] > 0 and comp["vgg_style"] > 0
+
+    refused = runner.invoke(app, _args(evalset, "composite", "--vgg-weights", "random:0"))
+    assert refused.exit_code == 2 and "not measurements" in refused.stderr
