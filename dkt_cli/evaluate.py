@@ -1,0 +1,607 @@
+"""``dkt evaluate``: several methods on one set of composites, every metric, one table.
+
+Human output (progress, the table, notes) goes to stderr; ``--json`` puts the full report,
+per-item scores included, on stdout; ``--csv`` writes the table; ``--sheet`` a contact
+sheet (composite | each method) to look at. The exit code is 1 when any composite or any
+method's result for it could not be scored (the table is still printed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json
+from dkt_cli.eval_methods import MethodError, OpenMethod, open_methods, parse_methods
+from dkt_cli.eval_run import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
+from dkt_cli.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
+from dktnet.atomic import atomic_write_bytes
+from dktnet.errors import DktError
+from dktnet.figures import contact_sheet
+from dktnet.imageio import read_image, write_image
+from evaluation import inception as fid_inception
+
+_INPUTS = "Inputs"
+_METRICS = "Metrics"
+_MODELS = "Models"
+_OUTPUT = "Output"
+_UNUSED_OUT = ".dkt-evaluate-unused"
+NO_INCEPTION = "n/a (no Inception weights: pass --inception-weights)"
+NO_REFERENCES = "n/a (no reference paintings: pass --references)"
+NO_VGG = "n/a (no VGG weights: pass --vgg-weights)"
+_SHOWN_FAILURES = 20
+_TABLE_WIDTH = 160
+
+
+def _plan(composites: Path, masks: Path, composite_pattern: str, mask_pattern: str) -> list[Job]:
+    try:
+        jobs = plan_folder(
+            composites,
+            masks,
+            composites / _UNUSED_OUT,
+            composite_pattern=composite_pattern,
+            mask_pattern=mask_pattern,
+        )
+    except PairingError as exc:
+        fail(str(exc))
+    if not jobs:
+        fail(f"{composites}: no composites found matching '{composite_pattern}'")
+    return jobs
+
+
+def _reference_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively, hidden ones skipped), sorted."""
+    if not folder.is_dir():
+        fail(f"--references {folder}: no such folder")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(Path(root) / name)
+    if len(found) < 2:
+        fail(f"--references {folder}: FID/KID need at least 2 images, found {len(found)}")
+    return found
+
+
+def _inception(
+    references: Path | None, weights: Path | None, download: bool, device: str, quiet: bool
+) -> tuple[Any, str]:
+    """The FID network, or None and the reason FID/KID are n/a."""
+    if references is None:
+        return None, NO_REFERENCES
+    try:
+        lookup = fid_inception.find_inception_weights(weights)
+    except DktError as exc:
+        fail(str(exc))
+    path = lookup.path
+    if path is None and download:
+        try:
+            if not quiet:
+                err.print("downloading the FID Inception weights (about 91 MB)...")
+            path = fid_inception.download_inception_weights()
+        except DktError as exc:
+            err.print(f"[yellow]warning:[/] {exc}")
+    if path is None:
+        return None, NO_INCEPTION
+    try:
+        return fid_inception.load_inception(path, device=device), ""
+    except DktError as exc:
+        fail(str(exc))
+
+
+def _perceptual(vgg_weights: Path | None, device: str) -> PerceptualScorer | None:
+    if vgg_weights is None:
+        return None
+    if str(vgg_weights).startswith("random:"):
+        fail("--vgg-weights needs pretrained weights; a random VGG's losses are not measurements")
+    from training.lossnet import load_loss_network
+
+    try:
+        network = load_loss_network(str(vgg_weights)).network
+    except (DktError, ValueError) as exc:
+        fail(f"--vgg-weights {vgg_weights}: {exc}")
+    return PerceptualScorer(network, device=device)
+
+
+def _reference_features(model: Any, files: list[Path], device: str) -> np.ndarray:
+    skipped: list[str] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for path in files:
+            try:
+                yield read_image(path)
+            except DktError as exc:
+                skipped.append(str(exc))
+
+    feats = fid_inception.extract_features(model, images(), device=device)
+    for reason in skipped:
+        err.print(f"[yellow]warning:[/] reference skipped: {reason}")
+    if len(feats) < 2:
+        fail(f"only {len(feats)} readable reference image(s); FID/KID need at least 2")
+    return feats
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fmt(metric: Metric, value: float | None, na: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return na
+    if metric.key == "bg_max_change":
+        return f"{value:.0f}"
+    if metric.key in ("content_ssim", "texture_gabor"):
+        return f"{value:.3f}"
+    if metric.key == "kid":
+        return f"{value:.4f}"
+    if metric.key in ("vgg_style", "vgg_content"):
+        return f"{value:.4g}"
+    return f"{value:.2f}"
+
+
+def _cell(report: EvalReport, result: Any, metric: Metric, short: bool) -> str:
+    reason = report.unavailable.get(metric.key)
+    if reason:
+        return "n/a" if short else reason
+    value = result.aggregate(metric)
+    text = _fmt(metric, value, "n/a")
+    if metric.key == "kid" and value is not None and short:
+        std = result.set_metrics.get("kid_std")
+        if std is not None and not math.isnan(std):
+            text += f" ±{std:.4f}"
+    return text
+
+
+def render_table(report: EvalReport) -> Table:
+    """The rich table: one row per method, one column per metric with its better direction."""
+    table = Table(
+        title=f"dkt evaluate: {report.items_evaluated} composite(s)", title_justify="left"
+    )
+    table.add_column("method", style="bold", overflow="fold")
+    table.add_column("n", justify="right")
+    for metric in METRICS:
+        table.add_column(f"{metric.label} {metric.arrow}", justify="right", overflow="fold")
+    table.add_column("s/img", justify="right")
+    for result in report.methods:
+        n = (
+            f"{result.images}"
+            if not result.failures
+            else f"{result.images}/{report.items_evaluated}"
+        )
+        spi = result.seconds_per_image
+        table.add_row(
+            result.name,
+            n,
+            *(_cell(report, result, m, short=True) for m in METRICS),
+            "-" if spi is None else f"{spi:.3f}",
+        )
+    return table
+
+
+def _notes(report: EvalReport, references: Path | None) -> list[str]:
+    notes = [
+        "colour, texture: distance between the result's object and its painting (lower = "
+        "more harmonized; the composite row is the starting point). content SSIM: object vs "
+        "composite (1 = unchanged). bg change: largest change outside the mask (0 expected).",
+    ]
+    if "fid" in report.unavailable:
+        notes.append(f"FID, KID: {report.unavailable['fid']}")
+    else:
+        counts = sorted({r.images for r in report.methods})
+        shown = "/".join(str(c) for c in counts)
+        notes.append(
+            f"FID, KID: each method's {shown} result(s) vs {report.references} reference "
+            f"painting(s) in {references}; FID is biased upwards on small sets, compare only "
+            "at equal n; KID is unbiased (± = spread over subsets)."
+        )
+    if "vgg_style" in report.unavailable:
+        notes.append(f"VGG style, content: {report.unavailable['vgg_style']}")
+    for result in report.methods:
+        notes += [f"{result.name}: {note}" for note in result.notes]
+    return notes
+
+
+def _failures_table(report: EvalReport) -> Table | None:
+    rows = [("(composite)", f.key, f.error) for f in report.item_failures]
+    for result in report.methods:
+        rows += [(result.name, f.key, f.error) for f in result.failures]
+    if not rows:
+        return None
+    table = Table(title=f"{len(rows)} failure(s)", title_justify="left")
+    for name in ("method", "item", "error"):
+        table.add_column(name)
+    for row in rows[:_SHOWN_FAILURES]:
+        table.add_row(*row)
+    if len(rows) > _SHOWN_FAILURES:
+        table.add_row("...", f"{len(rows) - _SHOWN_FAILURES} more", "see --json")
+    return table
+
+
+def _num(value: float | None) -> float | None:
+    """Six significant digits (not decimals: VGG losses can be far below 1e-6)."""
+    if value is None or math.isnan(value):
+        return None
+    return float(f"{float(value):.6g}")
+
+
+def report_dict(report: EvalReport, info: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` document."""
+    methods = []
+    for r in report.methods:
+        metrics = {
+            m.key: None if m.key in report.unavailable else _num(r.aggregate(m)) for m in METRICS
+        }
+        if "fid" not in report.unavailable:
+            metrics["kid_std"] = _num(r.set_metrics.get("kid_std"))
+        methods.append(
+            {
+                "method": r.name,
+                "token": r.token,
+                "kind": r.kind,
+                "images": r.images,
+                "failed": len(r.failures),
+                "seconds_per_image": _num(r.seconds_per_image),
+                "metrics": metrics,
+                "fid_images": r.images if "fid" not in report.unavailable else None,
+                "notes": r.notes,
+                "failures": [{"item": f.key, "error": f.error} for f in r.failures],
+                "description": r.description,
+                "per_item": {k: {m: _num(v) for m, v in s.items()} for k, s in r.per_item.items()},
+            }
+        )
+    return {
+        "items": {
+            "total": report.items_total,
+            "evaluated": report.items_evaluated,
+            "failures": [{"item": f.key, "error": f.error} for f in report.item_failures],
+        },
+        "references": report.references,
+        "unavailable": report.unavailable,
+        "metrics": {
+            m.key: {
+                "label": m.label,
+                "better": m.better,
+                "aggregate": m.aggregate,
+                "description": m.description,
+            }
+            for m in METRICS
+        },
+        "methods": methods,
+        "seconds_total": round(report.seconds_total, 3),
+        **info,
+    }
+
+
+def write_csv(path: Path, report: EvalReport) -> None:
+    """The table as CSV: one row per method; unavailable metrics say why."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    keys = [m.key for m in METRICS]
+    writer.writerow(
+        [
+            "method",
+            "kind",
+            "images",
+            "failed",
+            *keys,
+            "kid_std",
+            "fid_references",
+            "seconds_per_image",
+        ]
+    )
+    for r in report.methods:
+        cells = []
+        for m in METRICS:
+            reason = report.unavailable.get(m.key)
+            value = r.aggregate(m)
+            cells.append(reason if reason else ("" if value is None else f"{value:.6g}"))
+        kid_std = r.set_metrics.get("kid_std")
+        spi = r.seconds_per_image
+        writer.writerow(
+            [
+                r.name,
+                r.kind,
+                r.images,
+                len(r.failures),
+                *cells,
+                "" if kid_std is None else f"{kid_std:.6g}",
+                "" if report.references is None else report.references,
+                "" if spi is None else f"{spi:.4f}",
+            ]
+        )
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def write_sheet(path: Path, report: EvalReport) -> None:
+    """Contact sheet: one row per composite, columns composite | each method."""
+    if not report.sheet_rows:
+        fail("--sheet: no composite could be read, nothing to show", code=EXIT_FAILED)
+    # The "composite" baseline's column would repeat the first one: leave it out.
+    shown = [i for i, r in enumerate(report.methods) if r.token != "composite"]
+    rows = []
+    for _, images in report.sheet_rows:
+        composite = images[0]
+        assert composite is not None
+        blank = np.full_like(composite, 200)
+        rows.append(
+            [composite] + [images[i + 1] if images[i + 1] is not None else blank for i in shown]
+        )
+    sheet = contact_sheet(
+        rows,
+        column_labels=["composite", *(report.methods[i].name for i in shown)],
+        row_labels=[key for key, _ in report.sheet_rows],
+        cell_height=192,
+    )
+    try:
+        write_image(path, sheet)
+    except DktError as exc:
+        fail(str(exc))
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    )
+
+
+def _resolve_device(device: str) -> str:
+    from backends.torch_backend import resolve_device
+
+    try:
+        return str(resolve_device(device))
+    except DktError as exc:
+        fail(str(exc))
+
+
+def evaluate(
+    composites: Annotated[
+        Path,
+        typer.Option(help="Folder of composites (searched recursively).", rich_help_panel=_INPUTS),
+    ],
+    masks: Annotated[
+        Path, typer.Option(help="Folder of masks, same relative paths.", rich_help_panel=_INPUTS)
+    ],
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: composite, reinhard, bundled, a model file, or a folder of "
+            "results from another tool.",
+            rich_help_panel=_INPUTS,
+        ),
+    ],
+    composite_pattern: Annotated[
+        str, typer.Option(help="Composite file stem, e.g. '{key}_comp'.", rich_help_panel=_INPUTS)
+    ] = "{key}",
+    mask_pattern: Annotated[
+        str, typer.Option(help="Mask file stem, e.g. '{key}_mask'.", rich_help_panel=_INPUTS)
+    ] = "{key}",
+    outputs_pattern: Annotated[
+        str,
+        typer.Option(help="Result file stem in a method's folder.", rich_help_panel=_INPUTS),
+    ] = "{key}",
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Evaluate only the first N composites (by key).", min=1, rich_help_panel=_INPUTS
+        ),
+    ] = None,
+    references: Annotated[
+        Path | None,
+        typer.Option(help="Folder of reference paintings for FID/KID.", rich_help_panel=_METRICS),
+    ] = None,
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth or .safetensors). "
+            "Default: $DKT_INCEPTION_WEIGHTS, then the cache folder.",
+            rich_help_panel=_METRICS,
+        ),
+    ] = None,
+    download_inception: Annotated[
+        bool,
+        typer.Option(
+            "--download-inception",
+            help="Download the FID Inception weights into the cache if absent (checksum-verified).",
+            rich_help_panel=_METRICS,
+        ),
+    ] = False,
+    vgg_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pretrained VGG-19 weights for METHOD.md's style/content losses.",
+            rich_help_panel=_METRICS,
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Backend for model files; default from the suffix.", rich_help_panel=_MODELS
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N.", rich_help_panel=_MODELS)
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32, fp16 or bf16 (GPU).", rich_help_panel=_MODELS)
+    ] = "fp32",
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Working resolution for models (long side); default: the model's.",
+            min=0,
+            rich_help_panel=_MODELS,
+        ),
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write the table as CSV.", rich_help_panel=_OUTPUT)
+    ] = None,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a contact sheet (PNG): composite | each method.", rich_help_panel=_OUTPUT
+        ),
+    ] = None,
+    sheet_rows: Annotated[
+        int, typer.Option(help="Composites on the contact sheet.", min=1, rich_help_panel=_OUTPUT)
+    ] = 8,
+    save_outputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also save every result as DIR/<method>/<key>.png (e.g. for a study).",
+            rich_help_panel=_OUTPUT,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the full report as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Score methods side by side: style, content and background metrics, FID/KID, timing.
+
+    Example: dkt evaluate --composites comps --masks masks --methods
+    composite,reinhard,bundled,model.onnx,phdnet_results/ --references paintings
+    """
+    started = time.perf_counter()
+    jobs = _plan(composites, masks, composite_pattern, mask_pattern)
+    if limit is not None:
+        jobs = jobs[:limit]
+    try:
+        specs = parse_methods(methods)
+    except MethodError as exc:
+        fail(str(exc))
+    torch_device = _resolve_device(device)
+    reference_files = _reference_files(references) if references is not None else []
+    fid_net, fid_reason = _inception(
+        references, inception_weights, download_inception, torch_device, quiet
+    )
+    perceptual = _perceptual(vgg_weights, torch_device)
+    try:
+        opened = open_methods(
+            specs,
+            composites=composites,
+            composite_pattern=composite_pattern,
+            outputs_pattern=outputs_pattern,
+            backend=backend,
+            device=device,
+            precision=precision,
+            size=size,
+        )
+    except MethodError as exc:
+        fail(str(exc))
+    try:
+        report = _run(
+            jobs,
+            opened,
+            fid_net,
+            reference_files,
+            perceptual,
+            torch_device,
+            sheet_rows if sheet else 0,
+            save_outputs,
+            quiet,
+        )
+    except KeyboardInterrupt:
+        err.print("interrupted: no table for a partial evaluation")
+        raise typer.Exit(130) from None
+    finally:
+        for method in opened:
+            method.close()
+    if fid_reason:
+        report.unavailable.update({"fid": fid_reason, "kid": fid_reason})
+    if perceptual is None:
+        report.unavailable.update({"vgg_style": NO_VGG, "vgg_content": NO_VGG})
+    _write_outputs(report, csv_path, sheet)
+    info = {
+        "composites": str(composites),
+        "references_folder": None if references is None else str(references),
+        "seconds_load": {m.name: round(m.seconds_load, 3) for m in opened if m.seconds_load},
+        "seconds_wall": round(time.perf_counter() - started, 3),
+    }
+    if json_output:
+        print_json(report_dict(report, info))
+    failed = bool(report.item_failures) or any(r.failures for r in report.methods)
+    if not quiet or failed:
+        _print_report(report, references, info["seconds_wall"], quiet)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _run(
+    jobs: list[Job],
+    opened: list[OpenMethod],
+    fid_net: Any,
+    reference_files: list[Path],
+    perceptual: PerceptualScorer | None,
+    device: str,
+    sheet_rows: int,
+    save_outputs: Path | None,
+    quiet: bool,
+) -> EvalReport:
+    features = None
+    reference_features = None
+    if fid_net is not None:
+        with _progress(quiet) as progress:
+            progress.add_task(
+                f"Inception features of {len(reference_files)} references", total=None
+            )
+            reference_features = _reference_features(fid_net, reference_files, device)
+
+        def features(image: np.ndarray) -> np.ndarray:
+            return fid_inception.extract_features(fid_net, [image], device=device)[0]
+
+    with _progress(quiet) as progress:
+        task = progress.add_task("evaluating", total=len(jobs))
+        return run_evaluation(
+            jobs,
+            opened,
+            perceptual=perceptual,
+            features=features,
+            reference_features=reference_features,
+            sheet_rows=sheet_rows,
+            save_outputs=save_outputs,
+            on_item=lambda key: progress.advance(task),
+        )
+
+
+def _write_outputs(report: EvalReport, csv_path: Path | None, sheet: Path | None) -> None:
+    if csv_path is not None:
+        write_csv(csv_path, report)
+    if sheet is not None:
+        write_sheet(sheet, report)
+
+
+def _print_report(report: EvalReport, references: Path | None, seconds: float, quiet: bool) -> None:
+    failures = _failures_table(report)
+    if failures is not None:
+        err.print(failures)
+    if quiet:
+        return
+    # Off a terminal (a log, a pipe) there is no width to respect: print the table whole
+    # rather than squeezing it into rich's default 80 columns.
+    out = err if err.is_terminal else Console(stderr=True, highlight=False, width=_TABLE_WIDTH)
+    out.print(render_table(report))
+    for note in _notes(report, references):
+        out.print(f"[dim]{note}[/]")
+    err.print(
+        f"{report.items_evaluated} of {report.items_total} composite(s) evaluated with "
+        f"{len(report.methods)} method(s) in {seconds:.1f} s"
+    )
