@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dkt_cli import demo, harmonize, info, train
+from dkt_cli import benchmark, demo, export, harmonize, info, train
 
 app = typer.Typer(
     name="dkt",
@@ -21,6 +21,8 @@ app.command("harmonize")(harmonize.harmonize)
 app.command("demo")(demo.demo)
 app.command("info")(info.info)
 app.command("train")(train.train)
+app.command("export")(export.export)
+app.command("benchmark")(benchmark.benchmark)
 
 
 def main() -> None:
