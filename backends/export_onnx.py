@@ -42,7 +42,7 @@ from torch import nn
 import dktnet
 from backends.base import BackendError
 from backends.registry import require_module
-from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dktnet.atomic import atomic_path
 from dktnet.checkpoint import file_sha256, load_checkpoint
 from dktnet.model import DKTNet, blend
@@ -182,14 +182,21 @@ def simplify_model(proto: Any) -> tuple[Any, str]:
     return simplified, f"onnxruntime {ort.__version__} basic offline graph optimization"
 
 
-def _name_dims(proto: Any, profile: ShapeProfile) -> None:
-    """Give every dynamic I/O dimension the profile's axis name (batch, height, width)."""
-    names = _dynamic_names(profile)
+def _set_io_dims(proto: Any, profile: ShapeProfile) -> None:
+    """Declare every I/O dimension from the profile: a fixed size, or the axis's name.
+
+    Exporters leave some output dims as generated symbols (the pad-and-crop arithmetic
+    hides that the output has the input's size); the declared shapes are the contract.
+    """
+    dynamic = _dynamic_names(profile)
     for value in (*proto.graph.input, *proto.graph.output):
+        fixed = dict(enumerate((profile.opt[0], CHANNELS[value.name], *profile.opt[1:])))
         dims = value.type.tensor_type.shape.dim
-        for index, name in names.items():
-            if index < len(dims) and not dims[index].HasField("dim_value"):
-                dims[index].dim_param = name
+        for index in range(len(dims)):
+            if index in dynamic:
+                dims[index].dim_param = dynamic[index]
+            else:
+                dims[index].dim_value = fixed[index]
 
 
 def export_onnx(
@@ -231,7 +238,7 @@ def export_onnx(
     if simplify:
         proto, simplified_with = simplify_model(proto)
         notes.append(f"simplified with {simplified_with}")
-    _name_dims(proto, profile)
+    _set_io_dims(proto, profile)
     metadata = {
         "format": METADATA_FORMAT,
         "format_version": METADATA_VERSION,

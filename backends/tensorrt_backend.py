@@ -183,7 +183,7 @@ class TensorRTBackend(Backend):
 
     def _bind(self, batch: int, height: int, width: int) -> None:
         """Set the input shapes and (re)allocate every buffer for them."""
-        self.buffers = {}
+        self.buffers.clear()
         for name in INPUT_NAMES:
             shape = (batch, CHANNELS[name], height, width)
             if not self.context.set_input_shape(name, shape):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import dktnet
@@ -123,7 +124,7 @@ def benchmark(
         except DktError as exc:
             if not results:
                 fail(str(exc))
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
             _finish(results, json_output)
             raise typer.Exit(EXIT_FAILED) from None
     _finish(results, json_output)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import dktnet
@@ -238,7 +239,7 @@ def export(
                 f"(TensorRT {report.metadata.tensorrt_version}, {report.metadata.gpu_name}, "
                 f"{report.seconds:.1f} s)"
             )
-        err.print(f"{summary}; shapes {profile.describe()}")
+        err.print(escape(f"{summary}; shapes {profile.describe()}"))
         parity = None
         if verify:
             parity = verify_export(
