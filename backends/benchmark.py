@@ -204,3 +204,30 @@ def model_for_backend(
                 device_index=cuda_index(device),
             )
     return out, f"{backend}: exported {checkpoints[0].name} -> {out.name} ({profile.describe()})"
+
+
+def interleaved_timings(
+    backends: list[Backend],
+    *,
+    batch: int,
+    size: int,
+    warmup: int = 2,
+    runs: int = 10,
+    seed: int = 0,
+) -> list[list[float]]:
+    """Per-backend run times in ms, taking turns run by run.
+
+    On a machine shared with other work, load changes over seconds; alternating the
+    backends exposes them to the same conditions, which a back-to-back comparison does not.
+    """
+    composite, mask = synthetic_batch(batch, size, seed)
+    for _ in range(warmup):
+        for backend in backends:
+            backend.run(composite, mask)
+    times: list[list[float]] = [[] for _ in backends]
+    for _ in range(runs):
+        for index, backend in enumerate(backends):
+            start = time.perf_counter()
+            backend.run(composite, mask)
+            times[index].append((time.perf_counter() - start) * 1000.0)
+    return times

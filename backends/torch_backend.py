@@ -57,7 +57,7 @@ class TorchBackend(Backend):
         try:
             dev = resolve_device(device)
         except BackendError:
-            if not allow_cpu_fallback:
+            if not (allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
                 raise
             dev, precision = torch.device("cpu"), "fp32"
         dtype = PRECISIONS[precision]

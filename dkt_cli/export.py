@@ -154,7 +154,10 @@ def export(
         ),
     ] = None,
     no_timing_cache: Annotated[
-        bool, typer.Option(help="Build without a timing cache.", rich_help_panel=_TRT)
+        bool,
+        typer.Option(
+            "--no-timing-cache", help="Build without a timing cache.", rich_help_panel=_TRT
+        ),
     ] = False,
     keep_onnx: Annotated[
         Path | None,
