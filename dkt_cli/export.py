@@ -18,7 +18,7 @@ from rich.table import Table
 
 import dktnet
 from backends.export_onnx import DEFAULT_OPSET, EXPORTERS, export_onnx
-from backends.parity import ParityReport, folder_images, verify_export
+from backends.parity import FP16_NOTE, ParityReport, folder_images, verify_export
 from backends.shapes import build_profile
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json
 from dktnet.checkpoint import read_checkpoint_info
@@ -266,5 +266,7 @@ def export(
             f"parity {verdict}: max abs {parity.max_abs:.2e} (bound {parity.bound:.0e}), "
             f"mean abs {parity.mean_abs:.2e}, min PSNR {parity.min_psnr:.1f} dB"
         )
+        if parity.precision == "fp16":
+            err.print(f"[dim]{escape(FP16_NOTE)}[/]")
         if not parity.passed:
             raise typer.Exit(EXIT_FAILED)

@@ -158,3 +158,37 @@ def test_trt_without_tensorrt_names_the_extra(
         "cpu",
     )
     assert result.exit_code == 2 and "--device must be cuda" in result.output
+
+
+def test_harmonize_never_falls_back_to_the_cpu_unasked(
+    torchscript_odd_onnx: Path, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: nothing falls back")
+    from dktnet.imageio import write_image
+    from dktnet.samples import make_demo_sample
+
+    sample = make_demo_sample(64, 96)
+    write_image(tmp_path / "c.png", sample.composite)
+    write_image(tmp_path / "k.png", sample.mask)
+    args = [
+        "harmonize",
+        tmp_path / "c.png",
+        "--mask",
+        tmp_path / "k.png",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        torchscript_odd_onnx,
+        "--device",
+        "cuda",
+    ]
+    refused = dkt(*args)
+    assert refused.exit_code == 2
+    assert "--allow-cpu-fallback" in refused.output and not (tmp_path / "o.png").exists()
+    allowed = dkt(*args, "--allow-cpu-fallback", "--json", "-q")
+    assert allowed.exit_code == 0, allowed.output
+    backend = json.loads(allowed.stdout)["backend"]
+    assert backend["fallback"] is True and backend["providers"] == ["CPUExecutionProvider"]
