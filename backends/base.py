@@ -32,8 +32,23 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> Backend:
-        """Open ``model`` on ``device``; raise :class:`BackendError` with a one-line reason."""
+    def load(
+        cls,
+        model: Path,
+        *,
+        device: str = "cpu",
+        precision: str | None = None,
+        allow_cpu_fallback: bool = False,
+        threads: int | None = None,
+    ) -> Backend:
+        """Open ``model`` on ``device``; raise :class:`BackendError` with a one-line reason.
+
+        ``precision`` ``None`` means the model's own: fp32 for a checkpoint, whatever an
+        exported file was built for (a backend refuses a precision its file cannot run).
+        ``allow_cpu_fallback``: if the GPU asked for is not usable, run on the CPU (saying
+        so in :meth:`describe`) instead of failing. ``threads``: CPU threads (``None``: the
+        runtime's default).
+        """
 
     @abstractmethod
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 from backends.base import Backend, BackendError
 
@@ -31,7 +32,37 @@ class BackendSpec:
 
 BUILTIN: tuple[BackendSpec, ...] = (
     BackendSpec("torch", "backends.torch_backend:TorchBackend", (".safetensors",)),
+    BackendSpec(
+        "onnxruntime",
+        "backends.onnxruntime_backend:OnnxRuntimeBackend",
+        (".onnx",),
+        "pip install 'dkt[onnx]'",
+    ),
+    BackendSpec(
+        "tensorrt",
+        "backends.tensorrt_backend:TensorRTBackend",
+        (".engine", ".plan"),
+        "pip install 'dkt[trt]'",
+    ),
 )
+
+#: Optional packages and the extra that installs them, for :func:`require_module`.
+EXTRAS: dict[str, str] = {
+    "onnx": "pip install 'dkt[onnx]'",
+    "onnxruntime": "pip install 'dkt[onnx]'",
+    "onnxscript": "pip install 'dkt[onnx]'",
+    "tensorrt": "pip install 'dkt[trt]'",
+}
+
+
+def require_module(module: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or fail with one line naming the install command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        hint = EXTRAS.get(module.partition(".")[0], "")
+        hint = f"; install it with: {hint}" if hint else ""
+        raise BackendError(f"{purpose} needs the '{module}' package ({exc}){hint}") from exc
 
 
 def _entry_point_specs() -> list[BackendSpec]:
@@ -87,8 +118,20 @@ def name_for_model(model: Path) -> str:
 
 
 def open_backend(
-    model: Path, *, backend: str | None = None, device: str = "cpu", precision: str = "fp32"
+    model: Path,
+    *,
+    backend: str | None = None,
+    device: str = "cpu",
+    precision: str | None = None,
+    allow_cpu_fallback: bool = False,
+    threads: int | None = None,
 ) -> Backend:
     """Load ``model`` with the named backend, or the one its suffix implies."""
     cls = get(backend or name_for_model(model))
-    return cls.load(model, device=device, precision=precision)
+    return cls.load(
+        model,
+        device=device,
+        precision=precision,
+        allow_cpu_fallback=allow_cpu_fallback,
+        threads=threads,
+    )

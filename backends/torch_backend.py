@@ -42,17 +42,36 @@ class TorchBackend(Backend):
         self.path = path
         self.device = device
         self.dtype = dtype
+        self.requested_device = str(device)
 
     @classmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> TorchBackend:
+    def load(
+        cls,
+        model: Path,
+        *,
+        device: str = "cpu",
+        precision: str | None = None,
+        allow_cpu_fallback: bool = False,
+        threads: int | None = None,
+    ) -> TorchBackend:
+        precision = precision or "fp32"
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
-        dev = resolve_device(device)
+        try:
+            dev = resolve_device(device)
+        except BackendError:
+            if not (allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
+                raise
+            dev, precision = torch.device("cpu"), "fp32"
         dtype = PRECISIONS[precision]
+        if threads:
+            torch.set_num_threads(threads)
         if dev.type == "cpu" and dtype != torch.float32:
             raise BackendError(f"precision {precision} is for GPUs; on the CPU use fp32")
         network = load_checkpoint(model, device=dev).to(dtype)
-        return cls(network, Path(model), dev, dtype)
+        backend = cls(network, Path(model), dev, dtype)
+        backend.requested_device = device
+        return backend
 
     @property
     def working_size(self) -> int | None:
@@ -69,6 +88,7 @@ class TorchBackend(Backend):
         return {
             "backend": self.name,
             "device": str(self.device),
+            "device_requested": self.requested_device,
             "precision": {v: k for k, v in PRECISIONS.items()}[self.dtype],
             "model": str(self.path),
             "model_sha256": file_sha256(self.path),

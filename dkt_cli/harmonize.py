@@ -136,11 +136,25 @@ def harmonize(
         typer.Option(help="Backend; default from the model file's suffix.", rich_help_panel=_MODEL),
     ] = None,
     device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N.", rich_help_panel=_MODEL)
+        str,
+        typer.Option(
+            help="auto, cpu, cuda, cuda:N; for .onnx also tensorrt[:N] (ORT's TensorRT provider).",
+            rich_help_panel=_MODEL,
+        ),
     ] = "auto",
     precision: Annotated[
-        str, typer.Option(help="fp32, fp16 or bf16 (GPU).", rich_help_panel=_MODEL)
-    ] = "fp32",
+        str | None,
+        typer.Option(
+            help="fp32, fp16 or bf16 (GPU). Default: fp32, or what an exported file was built for.",
+            rich_help_panel=_MODEL,
+        ),
+    ] = None,
+    allow_cpu_fallback: Annotated[
+        bool,
+        typer.Option(
+            help="Run on the CPU if the GPU asked for is unusable.", rich_help_panel=_MODEL
+        ),
+    ] = False,
     size: Annotated[
         int | None,
         typer.Option(
@@ -177,7 +191,13 @@ def harmonize(
         fail(str(exc))
     load_start = time.perf_counter()
     try:
-        engine = open_backend(model, backend=backend, device=device, precision=precision)
+        engine = open_backend(
+            model,
+            backend=backend,
+            device=device,
+            precision=precision,
+            allow_cpu_fallback=allow_cpu_fallback,
+        )
     except DktError as exc:
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start

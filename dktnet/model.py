@@ -37,12 +37,16 @@ class RenderOutput(NamedTuple):
 def pad_to_multiple(
     x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE
 ) -> torch.Tensor:
-    """Replicate-pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px)."""
+    """Replicate-pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px).
+
+    The pad is applied even when it is zero: a shape-dependent early return would be frozen
+    into an exported graph at the example input's size (see :mod:`backends.export_onnx`). The
+    minimum side only concerns inputs under 16 px, which export profiles never admit.
+    """
     h, w = x.shape[-2:]
-    pad_h = max(min_side - h, (-h) % multiple)
-    pad_w = max(min_side - w, (-w) % multiple)
-    if pad_h == 0 and pad_w == 0:
-        return x
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if h < min_side or w < min_side:
+        pad_h, pad_w = max(min_side - h, pad_h), max(min_side - w, pad_w)
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
@@ -77,12 +81,17 @@ class DKTNet(nn.Module):
         image = self.decoder(bt.harmonized, taps[:-1], masks[:-1])
         return RenderOutput(image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats)
 
-    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Harmonize ``composite`` (B,3,H,W) in [0,1] inside ``mask`` (B,1,H,W) in [0,1]."""
+    def generate(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's image at the input's own H x W, before clamping and blending."""
         h, w = composite.shape[-2:]
         mask = mask.to(composite.dtype)
         rendered = self.render(pad_to_multiple(composite), pad_to_multiple(mask))
-        return blend(composite, rendered.image[..., :h, :w], mask)
+        return rendered.image[..., :h, :w]
+
+    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Harmonize ``composite`` (B,3,H,W) in [0,1] inside ``mask`` (B,1,H,W) in [0,1]."""
+        mask = mask.to(composite.dtype)
+        return blend(composite, self.generate(composite, mask), mask)
 
     def autoencode(self, image: torch.Tensor) -> torch.Tensor:
         """D(E(I)) with no transform: what the reconstruction loss trains for a lite encoder."""

@@ -23,7 +23,15 @@ class PluginBackend(Backend):
     loaded: ClassVar[list[tuple[Path, str, str]]] = []
 
     @classmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> Backend:
+    def load(
+        cls,
+        model: Path,
+        *,
+        device: str = "cpu",
+        precision: str | None = None,
+        allow_cpu_fallback: bool = False,
+        threads: int | None = None,
+    ) -> Backend:
         cls.loaded.append((model, device, precision))
         return cls()
 
@@ -80,7 +88,7 @@ def test_backend_option_overrides_suffix(tmp_path: Path, monkeypatch: pytest.Mon
     PluginBackend.loaded.clear()
     engine = registry.open_backend(tmp_path / "model.safetensors", backend="plugin", device="x")
     assert isinstance(engine, PluginBackend)
-    assert PluginBackend.loaded == [(tmp_path / "model.safetensors", "x", "fp32")]
+    assert PluginBackend.loaded == [(tmp_path / "model.safetensors", "x", None)]
 
 
 # --------------------------------------------------------------------------- plug-ins
@@ -90,7 +98,7 @@ def test_entry_point_backend_is_found_by_name_and_by_class_suffix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _use_entry_points(monkeypatch, plugin=f"{__name__}:PluginBackend")
-    assert set(registry.available()) == {"plugin", "torch"}
+    assert set(registry.available()) == {"plugin", "torch", "onnxruntime", "tensorrt"}
     assert registry.get("plugin") is PluginBackend
     # The entry point itself declares no suffixes: they come from the class.
     assert registry.name_for_model(Path("net.plug")) == "plugin"

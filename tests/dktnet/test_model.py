@@ -91,7 +91,7 @@ def test_pad_to_multiple_replicates_edges() -> None:
     assert torch.equal(padded[..., :2, :3], x)
     assert torch.equal(padded[..., 3, :3], x[..., 1, :])
     assert torch.equal(padded[..., :2, 3], x[..., :, 2])
-    assert pad_to_multiple(x, 1, min_side=1) is x
+    assert torch.equal(pad_to_multiple(x, 1, min_side=1), x)
 
 
 def test_pad_to_multiple_reaches_the_minimum_side() -> None:

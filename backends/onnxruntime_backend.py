@@ -1,0 +1,220 @@
+"""ONNX Runtime backend: runs an ``.onnx`` file written by ``dkt export``.
+
+The execution provider is chosen explicitly from ``--device``:
+
+=================  ==========================================================
+``cpu``            CPUExecutionProvider
+``cuda[:N]``       CUDAExecutionProvider on GPU N (CPU only for ops CUDA lacks)
+``tensorrt[:N]``   TensorrtExecutionProvider, then CUDA, on GPU N
+``auto``           CUDA if this onnxruntime build has it, else the CPU
+=================  ==========================================================
+
+After the session is created the backend reads back which providers really loaded. If a
+GPU was asked for and it did not load, that is an error (ONNX Runtime itself would only
+log a warning and quietly run on the CPU) unless ``allow_cpu_fallback`` was given; then
+:meth:`describe` says ``"fallback": true``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from backends.base import Backend, BackendError
+from backends.export_onnx import parse_metadata
+from backends.registry import require_module
+from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dktnet.checkpoint import file_sha256
+
+CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+GPU_KINDS = {"cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
+DEFAULT_TRT_CACHE = Path.home() / ".cache" / "dkt" / "ort-tensorrt"
+
+
+def _gpu_index(device: str) -> int:
+    _, _, index = device.partition(":")
+    if not index:
+        return 0
+    if not index.isdigit():
+        raise BackendError(f"invalid device '{device}' (use cpu, cuda, cuda:N, tensorrt[:N])")
+    return int(index)
+
+
+def provider_plan(
+    device: str, available: list[str], profile: ShapeProfile | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The (provider, options) list to ask ONNX Runtime for, most preferred first."""
+    kind = device.partition(":")[0]
+    if device == "cpu":
+        return [(CPU, {})]
+    if device == "auto":
+        return [(CUDA, {"device_id": 0}), (CPU, {})] if CUDA in available else [(CPU, {})]
+    if kind not in GPU_KINDS:
+        raise BackendError(f"invalid device '{device}' (use auto, cpu, cuda[:N] or tensorrt[:N])")
+    index = _gpu_index(device)
+    plan: list[tuple[str, dict[str, Any]]] = []
+    if GPU_KINDS[kind] == TENSORRT:
+        plan.append((TENSORRT, tensorrt_provider_options(index, profile)))
+    plan += [(CUDA, {"device_id": index}), (CPU, {})]
+    return plan
+
+
+def tensorrt_provider_options(index: int, profile: ShapeProfile | None) -> dict[str, Any]:
+    """TensorRT EP options: an engine cache, and the export's profile so it builds once."""
+    options: dict[str, Any] = {
+        "device_id": index,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(DEFAULT_TRT_CACHE),
+        "trt_timing_cache_enable": True,
+    }
+    if profile is not None:
+        for key, shapes in zip(
+            ("min", "opt", "max"),
+            zip(*(profile.tensor_shapes(n) for n in INPUT_NAMES), strict=True),
+            strict=True,
+        ):
+            spec = ",".join(
+                f"{name}:{'x'.join(str(d) for d in shape)}"
+                for name, shape in zip(INPUT_NAMES, shapes, strict=True)
+            )
+            options[f"trt_profile_{key}_shapes"] = spec
+    return options
+
+
+class OnnxRuntimeBackend(Backend):
+    name: ClassVar[str] = "onnxruntime"
+    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+
+    def __init__(
+        self,
+        session: Any,
+        path: Path,
+        metadata: dict[str, Any],
+        requested_device: str,
+        requested_providers: list[str],
+        fallback: bool,
+    ) -> None:
+        self.session = session
+        self.path = path
+        self.metadata = metadata
+        self.requested_device = requested_device
+        self.requested_providers = requested_providers
+        self.fallback = fallback
+        self.profile = (
+            ShapeProfile.from_dict(metadata["profile"]) if "profile" in metadata else None
+        )
+        self.providers: list[str] = list(session.get_providers())
+        inputs = [i.name for i in session.get_inputs()]
+        if tuple(inputs) != INPUT_NAMES or session.get_outputs()[0].name != OUTPUT_NAMES[0]:
+            raise BackendError(
+                f"{path}: not a dkt export (inputs {inputs}, expected {list(INPUT_NAMES)})"
+            )
+        self._static = any(isinstance(d, int) for d in session.get_inputs()[0].shape[2:]) or (
+            self.profile is not None and not self.profile.is_dynamic
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model: Path,
+        *,
+        device: str = "cpu",
+        precision: str | None = None,
+        allow_cpu_fallback: bool = False,
+        threads: int | None = None,
+    ) -> OnnxRuntimeBackend:
+        ort = require_module("onnxruntime", "the onnxruntime backend")
+        model = Path(model)
+        if not model.is_file():
+            raise BackendError(f"{model}: no such file")
+        onnx = require_module("onnx", "the onnxruntime backend")
+        try:
+            proto = onnx.load_model(str(model), load_external_data=False)
+        except Exception as exc:
+            raise BackendError(f"{model}: not an ONNX file ({type(exc).__name__})") from exc
+        metadata = parse_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
+        del proto
+        graph_precision = metadata.get("precision", "fp32")
+        if precision is not None and precision != graph_precision:
+            raise BackendError(
+                f"{model}: exported for {graph_precision}; an ONNX file's precision is fixed at "
+                f"export (drop --precision, or re-export with --precision {precision})"
+            )
+        profile = ShapeProfile.from_dict(metadata["profile"]) if "profile" in metadata else None
+        available = list(ort.get_available_providers())
+        plan = provider_plan(device, available, profile)
+        wanted = plan[0][0]
+        if wanted != CPU and wanted not in available and not allow_cpu_fallback:
+            raise BackendError(
+                f"device '{device}' needs {wanted}, which this onnxruntime "
+                f"{ort.__version__} does not have (it has: {', '.join(available)}); install "
+                "onnxruntime-gpu, or pass --allow-cpu-fallback to run on the CPU"
+            )
+        plan = [(p, o) for p, o in plan if p in available] or [(CPU, {})]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(
+                str(model),
+                options,
+                providers=[p for p, _ in plan],
+                provider_options=[o for _, o in plan],
+            )
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"{model}: onnxruntime cannot load it ({first})") from exc
+        loaded = list(session.get_providers())
+        fallback = wanted != CPU and (not loaded or loaded[0] != wanted)
+        if fallback and not allow_cpu_fallback:
+            raise BackendError(
+                f"device '{device}' asked for {wanted}, but onnxruntime loaded only "
+                f"{', '.join(loaded)}; fix the GPU setup, or pass --allow-cpu-fallback"
+            )
+        return cls(session, model, metadata, device, [p for p, _ in plan], fallback)
+
+    @property
+    def working_size(self) -> int | None:
+        size = self.metadata.get("working_size")
+        return int(size) if size else None
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.profile is not None and (self._static or self.providers[0] == TENSORRT):
+            self.profile.check(
+                composite.shape, "re-export with a larger --max-shape, or pass a smaller --size"
+            )
+        feeds = {
+            "composite": np.ascontiguousarray(composite, dtype=np.float32),
+            "mask": np.ascontiguousarray(mask, dtype=np.float32),
+        }
+        try:
+            (out,) = self.session.run(list(OUTPUT_NAMES), feeds)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"{self.path}: onnxruntime failed ({first})") from exc
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {
+            "backend": self.name,
+            "device": self.requested_device,
+            "providers": self.providers,
+            "providers_requested": self.requested_providers,
+            "fallback": self.fallback,
+            "precision": self.metadata.get("precision", "fp32"),
+            "model": str(self.path),
+            "model_sha256": file_sha256(self.path),
+            "source_sha256": self.metadata.get("source_sha256"),
+            "profile": self.profile.describe() if self.profile else None,
+            "opset": self.metadata.get("opset"),
+            "onnxruntime": ort.__version__,
+        }
+
+    def close(self) -> None:
+        self.session = None

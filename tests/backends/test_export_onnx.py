@@ -1,0 +1,165 @@
+"""ONNX export: named dynamic I/O, a graph independent of the example's size, fp16, metadata."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backends.base import BackendError
+from backends.shapes import ShapeProfile
+from dktnet.checkpoint import file_sha256, load_checkpoint
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
+
+from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
+from backends.parity import soft_mask  # noqa: E402
+
+
+def io_signature(path: Path) -> list[tuple[str, int, list[object]]]:
+    model = onnx.load(str(path))
+    return [
+        (
+            v.name,
+            v.type.tensor_type.elem_type,
+            [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+        )
+        for v in (*model.graph.input, *model.graph.output)
+    ]
+
+
+def run_both(checkpoint: Path, onnx_path: Path, batch: int, height: int, width: int, seed=0):
+    rng = np.random.default_rng(seed)
+    composite = rng.random((batch, 3, height, width), dtype=np.float32)
+    mask = soft_mask(rng, batch, height, width)
+    with torch.inference_mode():
+        expected = load_checkpoint(checkpoint)(torch.from_numpy(composite), torch.from_numpy(mask))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["harmonized"], {"composite": composite, "mask": mask})
+    return composite, mask, expected.numpy(), got
+
+
+def assert_background_exact(composite, mask, got) -> None:
+    background = np.broadcast_to(mask == 0, got.shape)
+    assert background.any()
+    np.testing.assert_array_equal(got[background], composite[background])
+
+
+def test_dynamo_export_has_named_dynamic_io(dynamo_onnx: Path) -> None:
+    float32 = onnx.TensorProto.FLOAT
+    assert io_signature(dynamo_onnx) == [
+        ("composite", float32, ["batch", 3, "height", "width"]),
+        ("mask", float32, ["batch", 1, "height", "width"]),
+        ("harmonized", float32, ["batch", 3, "height", "width"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 64, 64), (2, 61, 77), (1, 16, 16), (1, 100, 37), (2, 128, 9)]
+)
+def test_dynamo_graph_exported_at_64_runs_at_other_sizes(
+    tiny_checkpoint: Path, dynamo_onnx: Path, shape: tuple[int, int, int]
+) -> None:
+    composite, mask, expected, got = run_both(tiny_checkpoint, dynamo_onnx, *shape)
+    assert got.shape == expected.shape == (shape[0], 3, shape[1], shape[2])
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 64), (3, 128, 96), (1, 9, 9)])
+def test_torchscript_graph_exported_at_61x77_runs_at_multiples_of_8(
+    tiny_checkpoint: Path, torchscript_odd_onnx: Path, shape: tuple[int, int, int]
+) -> None:
+    composite, mask, expected, got = run_both(tiny_checkpoint, torchscript_odd_onnx, *shape)
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)
+
+
+def test_metadata_records_the_export(tiny_checkpoint: Path, dynamo_onnx: Path) -> None:
+    meta = read_metadata(dynamo_onnx)
+    assert meta["source_sha256"] == file_sha256(tiny_checkpoint)
+    assert meta["precision"] == "fp32"
+    assert meta["exporter"] == "dynamo"
+    assert meta["working_size"] == 64
+    assert ShapeProfile.from_dict(meta["profile"]) == ShapeProfile(
+        (1, 16, 16), (1, 64, 64), (2, 128, 128)
+    )
+    assert meta["inputs"] == ["composite", "mask"] and meta["outputs"] == ["harmonized"]
+
+
+def test_fp16_graph_keeps_float32_io_and_the_background(
+    tiny_checkpoint: Path, fp16_onnx: Path
+) -> None:
+    model = onnx.load(str(fp16_onnx))
+    assert [s[1] for s in io_signature(fp16_onnx)] == [onnx.TensorProto.FLOAT] * 3
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+    composite, mask, expected, got = run_both(tiny_checkpoint, fp16_onnx, 2, 61, 77)
+    assert np.abs(got - expected).max() < 2e-2
+    assert_background_exact(composite, mask, got)
+
+
+def test_static_export_fixes_every_axis(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "static.onnx"
+    export_onnx(
+        tiny_checkpoint, out, profile=ShapeProfile.static((1, 40, 48)), exporter="torchscript"
+    )
+    assert [s[2] for s in io_signature(out)] == [[1, 3, 40, 48], [1, 1, 40, 48], [1, 3, 40, 48]]
+
+
+@pytest.mark.parametrize("hide_onnxslim", [False, True])
+def test_simplified_graph_still_matches(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hide_onnxslim: bool
+) -> None:
+    if hide_onnxslim:
+        monkeypatch.setitem(sys.modules, "onnxslim", None)  # -> onnxruntime's optimizer
+    elif "onnxslim" not in sys.modules:
+        pytest.importorskip("onnxslim", reason="onnxslim not installed; fallback tested")
+    out = tmp_path / "simple.onnx"
+    result = export_onnx(
+        tiny_checkpoint,
+        out,
+        profile=ShapeProfile((1, 9, 9), (1, 64, 64), (2, 96, 96)),
+        exporter="torchscript",
+        simplify=True,
+    )
+    tool = read_metadata(out)["simplified_with"]
+    assert tool.startswith("onnxruntime" if hide_onnxslim else "onnxslim")
+    assert result.notes == [f"simplified with {tool}"]
+    composite, mask, expected, got = run_both(tiny_checkpoint, out, 2, 61, 77)
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"precision": "int8"}, "unknown export precision"),
+        ({"exporter": "magic"}, "unknown exporter"),
+        ({"opset": 13}, "opset 13 is too old"),
+    ],
+)
+def test_bad_options_are_refused(tiny_checkpoint: Path, tmp_path: Path, kwargs, message) -> None:
+    with pytest.raises(BackendError, match=message):
+        export_onnx(
+            tiny_checkpoint, tmp_path / "x.onnx", profile=ShapeProfile.static((1, 64, 64)), **kwargs
+        )
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_dynamo_fp16_export_exported_at_odd_size(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dyn16.onnx"
+    export_onnx(
+        tiny_checkpoint,
+        out,
+        profile=ShapeProfile((1, 9, 9), (1, 61, 77), (2, 128, 128)),
+        precision="fp16",
+    )
+    for shape in [(1, 64, 64), (2, 128, 96)]:
+        composite, mask, expected, got = run_both(tiny_checkpoint, out, *shape)
+        assert np.abs(got - expected).max() < 2e-2
+        assert_background_exact(composite, mask, got)

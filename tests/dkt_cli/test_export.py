@@ -1,0 +1,194 @@
+"""``dkt export``: options, refusals, an ONNX export with --verify, the TensorRT path's errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dkt_cli.app import app
+
+pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
+
+runner = CliRunner()
+
+
+def dkt(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_dynamic_export_needs_a_maximum(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = dkt("export", tiny_checkpoint, "-o", tmp_path / "m.onnx")
+    assert result.exit_code == 2
+    assert "needs a maximum shape: pass --max-shape" in result.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "onnx", "-o", "m.engine"], "should end in .onnx"),
+        (["--format", "tensorrt", "-o", "m.onnx"], "should end in .engine or .plan"),
+        (["--format", "tflite", "-o", "m.onnx"], "unknown format 'tflite'"),
+        (["-o", "m.bin"], "cannot tell the format"),
+        (["-o", "m.onnx", "--static", "--max-shape", "1x3x64x64"], "static export has one shape"),
+        (["-o", "m.onnx", "--max-shape", "1x3x64"], "at least 9"),
+        (["-o", "m.onnx", "--max-shape", "1x3x64x64", "--precision", "int8"], "unknown precision"),
+        (["-o", "m.onnx", "--max-shape", "1x3x64x64", "--keep-onnx", "x.onnx"], "for --format trt"),
+        ([], "give the output file"),
+    ],
+)
+def test_refusals(tiny_checkpoint: Path, args: list[str], message: str) -> None:
+    result = dkt("export", tiny_checkpoint, *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_export_onnx_with_verify_then_harmonize(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = dkt(
+        "export",
+        tiny_checkpoint,
+        "-o",
+        out,
+        "--max-shape",
+        "2x3x128x128",
+        "--exporter",
+        "torchscript",
+        "--verify",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["format"] == "onnx" and record["metadata"]["exporter"] == "torchscript"
+    assert record["verify"]["passed"] and record["verify"]["max_abs"] < 1e-4
+    assert "parity" in result.stderr and "passed" in result.stderr
+    # the exported file runs through dkt harmonize, its suffix picking onnxruntime
+    from dktnet.imageio import write_image
+    from dktnet.samples import make_demo_sample
+
+    sample = make_demo_sample(96, 128)
+    write_image(tmp_path / "c.png", sample.composite)
+    write_image(tmp_path / "k.png", sample.mask)
+    result = dkt(
+        "harmonize",
+        tmp_path / "c.png",
+        "--mask",
+        tmp_path / "k.png",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        out,
+        "--device",
+        "cpu",
+        "--json",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"]["backend"] == "onnxruntime"
+
+
+def test_verify_failure_exits_1(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backends.parity as parity
+
+    monkeypatch.setitem(parity.BOUNDS, "fp32", -1.0)
+    result = dkt(
+        "export",
+        tiny_checkpoint,
+        "-o",
+        tmp_path / "m.onnx",
+        "--static",
+        "--opt-shape",
+        "1x3x32x32",
+        "--exporter",
+        "torchscript",
+        "--verify",
+    )
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+
+
+def test_verify_images_folder_must_hold_pairs(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    result = dkt(
+        "export",
+        tiny_checkpoint,
+        "-o",
+        tmp_path / "m.onnx",
+        "--max-shape",
+        "1x3x64x64",
+        "--verify",
+        "--verify-images",
+        tmp_path,
+    )
+    assert result.exit_code == 2
+    assert "no <key>_comp.* / <key>_mask.* pairs" in result.output
+
+
+def test_trt_without_tensorrt_names_the_extra(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    for alias in ("trt", "tensorrt", "engine"):
+        result = dkt(
+            "export",
+            tiny_checkpoint,
+            "--format",
+            alias,
+            "-o",
+            tmp_path / "m.engine",
+            "--max-shape",
+            "1x3x64x64",
+        )
+        assert result.exit_code == 2
+        assert "pip install 'dkt[trt]'" in result.output
+    result = dkt(
+        "export",
+        tiny_checkpoint,
+        "-o",
+        tmp_path / "m.plan",
+        "--max-shape",
+        "1x3x64x64",
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 2 and "--device must be cuda" in result.output
+
+
+def test_harmonize_never_falls_back_to_the_cpu_unasked(
+    torchscript_odd_onnx: Path, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: nothing falls back")
+    from dktnet.imageio import write_image
+    from dktnet.samples import make_demo_sample
+
+    sample = make_demo_sample(64, 96)
+    write_image(tmp_path / "c.png", sample.composite)
+    write_image(tmp_path / "k.png", sample.mask)
+    args = [
+        "harmonize",
+        tmp_path / "c.png",
+        "--mask",
+        tmp_path / "k.png",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        torchscript_odd_onnx,
+        "--device",
+        "cuda",
+    ]
+    refused = dkt(*args)
+    assert refused.exit_code == 2
+    assert "--allow-cpu-fallback" in refused.output and not (tmp_path / "o.png").exists()
+    allowed = dkt(*args, "--allow-cpu-fallback", "--json", "-q")
+    assert allowed.exit_code == 0, allowed.output
+    backend = json.loads(allowed.stdout)["backend"]
+    assert backend["fallback"] is True and backend["providers"] == ["CPUExecutionProvider"]
