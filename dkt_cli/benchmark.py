@@ -87,7 +87,10 @@ def benchmark(
         int | None, typer.Option(help="CPU threads for torch and onnxruntime.", min=1)
     ] = None,
     allow_cpu_fallback: Annotated[
-        bool, typer.Option(help="Let onnxruntime run on the CPU if the GPU provider fails.")
+        bool,
+        typer.Option(
+            "--allow-cpu-fallback", help="Let onnxruntime run on the CPU if the GPU provider fails."
+        ),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:

@@ -121,12 +121,17 @@ def export(
         str, typer.Option(help=f"Torch ONNX exporter: {' or '.join(EXPORTERS)}.")
     ] = "dynamo",
     simplify: Annotated[
-        bool, typer.Option(help="Simplify the graph (onnxslim if installed, else onnxruntime).")
+        bool,
+        typer.Option(
+            "--simplify", help="Simplify the graph (onnxslim if installed, else onnxruntime)."
+        ),
     ] = False,
     verify: Annotated[
         bool,
         typer.Option(
-            help="Compare against the eager model; exit 1 over the bound.", rich_help_panel=_VERIFY
+            "--verify",
+            help="Compare against the eager model; exit 1 over the bound.",
+            rich_help_panel=_VERIFY,
         ),
     ] = False,
     verify_images: Annotated[

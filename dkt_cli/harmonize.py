@@ -152,7 +152,9 @@ def harmonize(
     allow_cpu_fallback: Annotated[
         bool,
         typer.Option(
-            help="Run on the CPU if the GPU asked for is unusable.", rich_help_panel=_MODEL
+            "--allow-cpu-fallback",
+            help="Run on the CPU if the GPU asked for is unusable.",
+            rich_help_panel=_MODEL,
         ),
     ] = False,
     size: Annotated[
