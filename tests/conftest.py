@@ -40,6 +40,18 @@ TINY_PROVENANCE: dict[str, object] = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Every test runs torch on one thread: the suite's tensors are tiny, and on a small
+    shared CPU two threads contending make them up to 100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op torch thread: on a small shared CPU, contention makes tiny ops crawl."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 from torch import nn
 
@@ -13,15 +10,6 @@ from dktnet.kernels import Kernels, dynamic_kernel_transform
 from dktnet.stats import masked_adain, masked_stats
 
 C, D, K, HIDDEN = 16, 4, 3, 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _features_and_mask() -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,15 +24,6 @@ from dktnet.errors import CheckpointError
 from dktnet.model import DKTNet
 
 PROVENANCE = {"run": "unit-test", "steps": 3, "loss_network": {"kind": "random-vgg19", "seed": 3}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _config(**overrides: object) -> DKTNetConfig:

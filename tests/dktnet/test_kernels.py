@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 
 from dktnet.kernels import KernelGenerator, Kernels, dynamic_kernel_transform
 from dktnet.stats import masked_stats, standardize
 
 C, D, K, HIDDEN = 6, 3, 4, 16
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _random_kernels(b: int, c: int, d: int) -> Kernels:

@@ -7,7 +7,6 @@ float64 loops), on tensors of a few hundred elements.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,15 +23,6 @@ from dktnet.stats import (
 )
 
 # ---------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _hard_masks(b: int, h: int, w: int) -> torch.Tensor:

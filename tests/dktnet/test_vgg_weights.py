@@ -6,7 +6,6 @@ layer of the real shape that every loader must ignore.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,15 +40,6 @@ TORCHVISION_LAYOUT = {
 }  # fmt: skip
 CONV_SHAPES = {name: (cout, cin, 3, 3) for name, cin, cout in VGG19_LAYERS if name != "pool"}
 CONV_SHAPES["conv0"] = (3, 3, 1, 1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ import torch
 from dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from training.losses import autoencoder_loss, content_loss, identity_loss, style_loss
 from training.lossnet import load_loss_network
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a small shared CPU, thread contention makes tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ---------------------------------------------------------------------------- helpers
 
