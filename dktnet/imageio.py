@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dktnet.atomic import atomic_path
-from dktnet.errors import ImageInputError
+from dktnet.errors import ImageInputError, ImageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -192,7 +192,7 @@ def _open(path: Path) -> Image.Image:
             path, "not an image file (its contents match no supported image format)"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageInputError(path, f"decompression-bomb guard: {_describe(err)}") from None
+        raise ImageTooLargeError(path, f"decompression-bomb guard: {_describe(err)}") from None
     except OSError as err:
         if err.errno is not None:  # a real I/O failure, not a damaged file
             raise ImageInputError(path, f"cannot read the file ({_describe(err)})") from None
@@ -205,7 +205,7 @@ def _check_pixel_count(path: Path, img: Image.Image, max_pixels: int | None) -> 
     """Refuse oversized images from the header alone, before a byte is decompressed."""
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageInputError(
+        raise ImageTooLargeError(
             path,
             f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
             "(decompression-bomb guard)",
@@ -217,7 +217,7 @@ def _decode(path: Path, img: Image.Image) -> None:
     try:
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageInputError(path, f"decompression-bomb guard: {_describe(err)}") from None
+        raise ImageTooLargeError(path, f"decompression-bomb guard: {_describe(err)}") from None
     except MemoryError:
         w, h = img.size
         raise ImageInputError(path, f"not enough memory to decode a {w}x{h} image") from None

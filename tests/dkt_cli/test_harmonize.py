@@ -204,26 +204,30 @@ def test_skip_existing_second_run_skips_everything(tmp_path: Path, write_pair, t
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_interrupt_exits_130_with_a_summary(
-    tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
-    from backends.harmonizer import Harmonizer
+    """Ctrl-C during the second image: the first is written whole, the rest not started."""
+    from backends.torch_backend import TorchBackend
 
     _tree(tmp_path, write_pair, ["a.png", "b.png", "c.png"])
-    real = Harmonizer.harmonize
+    real = TorchBackend.run
     calls = {"n": 0}
 
-    def harmonize_then_ctrl_c(self, composite, mask):
+    def run_then_ctrl_c(self, composite, mask):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
         return real(self, composite, mask)
 
-    monkeypatch.setattr(Harmonizer, "harmonize", harmonize_then_ctrl_c)
-    result = dkt(*folder_args(tmp_path, *model_args(tiny_model)))
+    monkeypatch.setattr(TorchBackend, "run", run_then_ctrl_c)
+    result = dkt(*folder_args(tmp_path, "--workers", workers, "--batch", "1",
+                              *model_args(tiny_model)))  # fmt: skip
     assert result.exit_code == 130
     assert "1 harmonized, 0 skipped, 0 failed of 3 (interrupted)" in result.stderr
     assert files(tmp_path / "out") == ["a.png"]
+    assert leftovers(tmp_path / "out") == []
 
 
 # --------------------------------------------------------------------------- usage errors
