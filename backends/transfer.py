@@ -45,8 +45,9 @@ GUIDED_RADIUS = 3
 #: 3/255 (std) keeps close to the identity rather than fitting noise.
 GUIDED_EPS = 1e-4
 
-#: Full-resolution pixels processed per strip: bounds the float temporaries to tens of MB.
-STRIP_PIXELS = 1 << 20
+#: Full-resolution pixels processed per strip: the dozen float maps of a strip then take
+#: about 12 MB, whatever the image size, at no measurable cost in speed.
+STRIP_PIXELS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,10 @@ class LowResTransform:
         oy, ox = self.origin
         r0, r1, c0, c1 = r0 - oy, r1 - oy, c0 - ox, c1 - ox
         rows = low[:, r0] * (1.0 - fy)[:, None] + low[:, r1] * fy[:, None]  # (C, n, w)
-        return rows[..., c0] * (1.0 - fx) + rows[..., c1] * fx
+        out = rows[..., c0]
+        out *= 1.0 - fx
+        out += rows[..., c1] * fx
+        return out
 
 
 def fit_transform(

@@ -50,7 +50,7 @@ def parse_shard(text: str) -> Shard:
     """``"I/N"`` with 1 <= I <= N, else :class:`ShardError` with an example."""
     match = _SHARD.fullmatch(text)
     if match is None:
-        raise ShardError(f"--shard {text!r} is not I/N, e.g. --shard 1/4 (shards count from 1)")
+        raise ShardError(f"--shard {text} is not I/N, e.g. --shard 1/4 (shards count from 1)")
     index, count = int(match[1]), int(match[2])
     if count < 1:
         raise ShardError(f"--shard {text}: the number of shards must be at least 1")

@@ -46,6 +46,12 @@ _SAVE_FORMATS: dict[str, str] = {
     ".webp": "WEBP",
 }
 
+#: zlib level for PNG output. Painted and photographic pixels are noise to zlib: level 1
+#: writes a 1024x768 result about 3x faster than Pillow's default 6 (0.13 s against 0.36 s
+#: here, which made encoding the slowest stage of a folder run) for files at most a few per
+#: cent larger, and sometimes smaller. The pixels are the same: PNG is lossless either way.
+PNG_COMPRESS_LEVEL = 1
+
 #: Suffixes (lower case) that folder runs pick up and that ``write_image`` can produce.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(_SAVE_FORMATS)
 
@@ -384,4 +390,6 @@ def _save_options(fmt: str, quality: int) -> dict[str, object]:
         return {"quality": quality, "lossless": quality == 100}
     if fmt == "TIFF" and features.check("libtiff"):
         return {"compression": "tiff_lzw"}
+    if fmt == "PNG":
+        return {"compress_level": PNG_COMPRESS_LEVEL}
     return {}

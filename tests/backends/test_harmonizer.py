@@ -262,3 +262,27 @@ def test_guided_transfer_keeps_fine_detail_that_the_residual_transfer_loses() ->
 def test_unknown_upsample_method_is_refused() -> None:
     with pytest.raises(ValueError, match="guided"):
         Harmonizer(FakeBackend(), 32, "bicubic")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("upsample", UPSAMPLERS)
+def test_a_4000x3000_scan_comes_back_4000x3000_with_bounded_memory(
+    make_pair, tiny_model: Path, upsample: str
+) -> None:
+    """The full-resolution stages work in strips: a few image-sized buffers, not dozens."""
+    import tracemalloc
+
+    composite, mask = make_pair(3000, 4000, seed=5)
+    mask = (mask / 255.0).astype(np.float32)
+    backend = TorchBackend.load(tiny_model)
+    harmonizer = Harmonizer(backend, 512, upsample)
+    prepared = harmonizer.prepare(composite, mask)
+    output = backend.run(prepared.model_composite[None], prepared.model_mask[None])[0]
+    tracemalloc.start()
+    out = harmonizer.finish(prepared, output)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert out.shape == (3000, 4000, 3)
+    assert np.array_equal(out[mask == 0], composite[mask == 0])
+    assert not np.array_equal(out[mask == 1], composite[mask == 1])
+    assert peak < 6 * composite.nbytes, peak / composite.nbytes  # 36 MB image, < 216 MB

@@ -6,6 +6,11 @@ bound are visible; a slow one gives the reader threads time to run ahead of the 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -195,3 +200,48 @@ def test_existing_outputs_follow_the_policy(make_jobs, existing: Existing) -> No
 def test_bad_settings_are_refused(make_jobs) -> None:
     with pytest.raises(ValueError, match="workers and batch"):
         run_pipelined(make_jobs(1), Harmonizer(RecordingBackend(), 24), workers=0)
+
+
+_MEMORY_CHILD = """
+import json, resource, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from backends.harmonizer import Harmonizer
+from backends.registry import open_backend
+from dkt_cli.pairing import plan_folder
+from dkt_cli.pipeline import run_pipelined
+root, model = Path(sys.argv[1]), Path(sys.argv[2])
+jobs = plan_folder(root / "comps", root / "masks", root / "out")
+peaks = {}
+def on_done(job):
+    peaks[len(peaks) + 1] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+summary = run_pipelined(jobs, Harmonizer(open_backend(model), 64), on_done=on_done)
+print(json.dumps({"done": summary.done, "after_20": peaks[20], "after_all": peaks[len(jobs)]}))
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_over_1000_images_stays_within_20_percent_of_the_first_20(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """Nothing accumulates per image: 1,000 images need the memory that 20 did.
+
+    Each image holds about 0.6 MB in flight (composite, float mask, model inputs), so keeping
+    every one would add some 600 MB, far past the 20 % margin.
+    """
+    for i in range(10):
+        write_pair(tmp_path / "seed" / f"{i}.png", tmp_path / "seed" / f"{i}_m.png",
+                   height=256, width=320, seed=i)  # fmt: skip
+    (tmp_path / "comps").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(1000):
+        shutil.copy(tmp_path / "seed" / f"{i % 10}.png", tmp_path / "comps" / f"{i:04d}.png")
+        shutil.copy(tmp_path / "seed" / f"{i % 10}_m.png", tmp_path / "masks" / f"{i:04d}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(tmp_path), str(tiny_model)],
+                          capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["done"] == 1000
+    assert data["after_all"] <= 1.2 * data["after_20"], data
