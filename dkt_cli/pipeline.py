@@ -8,8 +8,9 @@ and writes it atomically. Threads suffice: Pillow and numpy release the GIL whil
 decode, resize, compute and encode, and the model's own thread releases it inside torch.
 
 Memory is bounded by construction: at most ``workers + batch`` items are read ahead
-(counting those waiting for a batch) and at most ``2 * workers`` wait to be written, so a
-run over a million files holds as many images as one over ten.
+(counting those waiting for a batch), one batch is in the model and at most
+``2 * workers + batch`` wait to be written, so a run over a million files holds as many
+images as one over ten.
 
 The record is the sequential one's (:func:`dkt_cli.jobs.run_jobs`): the same counts, the
 same failures named with file and reason, outputs and failures in job order, one
@@ -66,7 +67,7 @@ class _Pipeline:
         self.batch = batch
         self.max_pixels = max_pixels
         self.read_ahead = workers + batch
-        self.write_behind = 2 * workers
+        self.write_behind = 2 * workers + batch  # room for a whole batch's results
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-read")
         self.writers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-write")
         self.reading: dict[Future[Prepared], _Item] = {}
