@@ -150,22 +150,32 @@ def child_memory(args: argparse.Namespace) -> dict[str, object]:
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", out)
     backend = open_backend(args.model, device=args.device)
     marks: dict[str, float] = {}
+    current: dict[str, float] = {}
     count = {"n": 0}
 
     def on_done(job: object) -> None:
         count["n"] += 1
         if count["n"] in (20, 100, 250, 500, 750) or count["n"] == len(jobs):
             marks[str(count["n"])] = _peak_mb()
+            current[str(count["n"])] = _current_mb()
 
     summary = run_pipelined(jobs, Harmonizer(backend, args.size), Existing.OVERWRITE, on_done,
                             workers=args.workers, batch=args.batch)  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     return {"images": len(jobs), "done": summary.done, "peak_mb_after": marks,
-            "seconds_total": summary.seconds_total}  # fmt: skip
+            "rss_mb_at": current, "seconds_total": summary.seconds_total}  # fmt: skip
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _current_mb() -> float:
+    """Resident memory now (a peak only ever grows; this shows whether anything accumulates)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -278,6 +288,8 @@ def render(results: dict[str, object]) -> str:
             f"bounded memory: {memory['done']} images, peak RSS after 20: {marks['20']:.0f} MB, "
             f"after all: {last:.0f} MB (x{last / marks['20']:.3f}); "
             + ", ".join(f"{k}: {v:.0f}" for k, v in marks.items()),
+            "resident memory at those points (MB): "
+            + ", ".join(f"{k}: {v:.0f}" for k, v in memory.get("rss_mb_at", {}).items()),
         ]
     return "\n".join(lines)
 
