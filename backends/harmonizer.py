@@ -1,19 +1,27 @@
 """From images to images through any backend.
 
-The network runs at a working resolution (long side ``size``). The result comes back at the
-input's full resolution by upsampling the low-resolution *change* (output minus input) and
-adding it to the full-resolution composite, so the object keeps its full-resolution detail.
-Finally every pixel where the mask is 0 is copied byte for byte from the input: the painting
-is never altered, whatever the backend's arithmetic.
+The network runs at a working resolution (long side ``size``); the result comes back at the
+input's full resolution through :mod:`backends.transfer` (a guided, local colour transform
+by default), so the object keeps its full-resolution detail. Finally every pixel where the
+mask is 0 is copied byte for byte from the input: the painting is never altered, whatever
+the backend's arithmetic.
+
+The work is split in three stages so a pipeline can run them on different threads and batch
+the middle one: :meth:`Harmonizer.prepare` (validate, downsample: CPU, no model),
+``backend.run`` on a batch of prepared inputs of one working shape, and
+:meth:`Harmonizer.finish` (full-resolution transfer and exact blend: CPU, no model).
+:meth:`Harmonizer.harmonize` chains them for one image.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from backends.base import Backend
+from backends.transfer import UPSAMPLERS, bounds, fit_transform, strips
 from dktnet.errors import DktError
 
 MIN_SIDE = 8
@@ -32,50 +40,131 @@ def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
 
 
 def covering_mask(mask: np.ndarray) -> np.ndarray:
-    """Binarise and dilate a downsampled (1,H,W) mask by one pixel.
+    """Binarise and dilate a downsampled (1,H,W) mask by one pixel (3x3 neighbourhood).
 
     A downsampled mask is fractional along the object's border, which would apply only part
     of the model's change there and leave a fringe of the original colours once the change
-    is upsampled. The covering mask makes the change whole up to just past the border; the
-    full-resolution mask then decides the final blend.
+    is carried to full size. The covering mask makes the change whole up to just past the
+    border; the full-resolution mask then decides the final blend.
     """
-    hard = torch.from_numpy((mask > 0).astype(np.float32))[None]
-    return F.max_pool2d(hard, kernel_size=3, stride=1, padding=1)[0].numpy()
+    hard = np.pad(mask[0] > 0, 1)
+    h, w = mask.shape[-2:]
+    grown = np.zeros((h, w), dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            grown |= hard[dy : dy + h, dx : dx + w]
+    return grown[None].astype(np.float32)
 
 
-def resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear, antialiased resize of a (C,H,W) float32 array."""
-    if array.shape[-2:] == shape:
-        return array
-    t = torch.from_numpy(np.ascontiguousarray(array))[None]
-    out = F.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=True)
-    return out[0].numpy()
+def downsample_image(composite: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H,W,3) -> float32 (3,h,w) in [0,1]: antialiased bilinear, on the uint8 data.
+
+    Pillow resizes the 8-bit image directly (no full-size float copy, and it releases the
+    GIL, so reader threads really run in parallel).
+    """
+    h, w = shape
+    small = Image.fromarray(composite).resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(small, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def downsample_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 (H,W) -> float32 (1,h,w): antialiased bilinear."""
+    h, w = shape
+    small = Image.fromarray(np.ascontiguousarray(mask, dtype=np.float32))  # mode "F"
+    return np.asarray(small.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)[None]
+
+
+@dataclass
+class Prepared:
+    """One image ready for the model: the full-resolution inputs and what the model sees.
+
+    ``model_composite`` / ``model_mask`` are (3,h,w) / (1,h,w) float32 at the working shape,
+    or ``None`` when there is nothing for the model to do (an empty mask).
+    """
+
+    composite: np.ndarray
+    mask: np.ndarray
+    model_composite: np.ndarray | None
+    model_mask: np.ndarray | None
+
+    @property
+    def needs_model(self) -> bool:
+        return self.model_composite is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The working shape: items of one shape can share a batch."""
+        if self.model_composite is None:
+            return self.mask.shape
+        return self.model_composite.shape[-2:]
+
+    @property
+    def direct(self) -> bool:
+        """The model runs at the full size: its output is the result, no transfer needed."""
+        return self.model_composite is not None and self.shape == self.mask.shape
 
 
 class Harmonizer:
     """Harmonize full-size uint8 images with a backend at a working resolution."""
 
-    def __init__(self, backend: Backend, size: int | None = None) -> None:
+    def __init__(self, backend: Backend, size: int | None = None, upsample: str = "guided") -> None:
+        if upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {UPSAMPLERS}, got {upsample!r}")
         self.backend = backend
         self.size = size if size is not None else backend.working_size
+        self.upsample = upsample
 
     def harmonize(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3)."""
+        prepared = self.prepare(composite, mask)
+        if not prepared.needs_model:
+            return self.finish(prepared, None)
+        output = self.backend.run(prepared.model_composite[None], prepared.model_mask[None])
+        return self.finish(prepared, output[0])
+
+    def prepare(self, composite: np.ndarray, mask: np.ndarray) -> Prepared:
+        """Check the mask and make the model's inputs; touches no model (any thread)."""
         if not mask.any():
-            return composite.copy()
+            return Prepared(composite, mask, None, None)
         if mask.min() >= 1.0:
             raise EmptyBackgroundError("the mask covers the whole image: no painting to match")
         height, width = mask.shape
-        comp = composite.transpose(2, 0, 1).astype(np.float32) / 255.0
-        m = mask[None].astype(np.float32)
         shape = working_shape(height, width, self.size)
         if shape == (height, width):
-            result = self.backend.run(comp[None], m[None])[0]
-        else:
-            comp_low = resize(comp, shape)
-            mask_low = covering_mask(resize(m, shape))
-            change = self.backend.run(comp_low[None], mask_low[None])[0] - comp_low
-            result = np.clip(comp + resize(change, (height, width)), 0.0, 1.0)
-            result = comp * (1.0 - m) + result * m
-        out = np.clip(np.rint(result * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-        return np.where(mask[..., None] > 0, out, composite)
+            comp = composite.transpose(2, 0, 1).astype(np.float32) / 255.0
+            return Prepared(composite, mask, comp, mask[None].astype(np.float32))
+        low_mask = covering_mask(downsample_mask(mask, shape))
+        return Prepared(composite, mask, downsample_image(composite, shape), low_mask)
+
+    def finish(self, prepared: Prepared, output: np.ndarray | None) -> np.ndarray:
+        """The full-resolution uint8 result from the model's (3,h,w) ``output`` (any thread)."""
+        composite, mask = prepared.composite, prepared.mask
+        if output is None:
+            return composite.copy()
+        if prepared.direct:
+            out = _to_uint8(output).transpose(1, 2, 0)
+            return np.where(mask[..., None] > 0, out, composite)
+        inside = mask > 0
+        box = bounds(inside)
+        transform = fit_transform(
+            self.upsample,
+            prepared.model_composite,
+            output,
+            prepared.model_mask[0],
+            mask.shape,
+            box,
+        )
+        result = composite.copy()
+        for strip in strips(box):
+            rows, cols = slice(strip.y0, strip.y1), slice(strip.x0, strip.x1)
+            pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / 255.0
+            changed = np.clip(transform.apply(pixels, strip, mask.shape), 0.0, 1.0)
+            m = mask[None, rows, cols]
+            blended = pixels * (1.0 - m) + changed * m
+            out = _to_uint8(blended).transpose(1, 2, 0)
+            np.copyto(result[rows, cols], out, where=inside[rows, cols, None])
+        return result
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)

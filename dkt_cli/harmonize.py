@@ -14,13 +14,19 @@ from rich.table import Table
 import dktnet
 from backends.harmonizer import Harmonizer
 from backends.registry import open_backend
+from backends.transfer import UPSAMPLERS
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json
 from dkt_cli.jobs import Existing, RunSummary, run_jobs
+from dkt_cli.manifest import plan_manifest
 from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
+from dkt_cli.pipeline import run_pipelined
+from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
+from dktnet.imageio import DEFAULT_MAX_PIXELS
 
 _FOLDERS = "Folders"
 _MODEL = "Model"
+_SCALE = "Scale"
 
 
 def _plan(
@@ -31,10 +37,15 @@ def _plan(
     masks: Path | None,
     out: Path | None,
     patterns: dict[str, str],
+    manifest: Path | None = None,
 ) -> list[Job]:
-    """Jobs for single-image or folder mode; a mix of the two is a usage error."""
+    """Jobs for single-image, folder or manifest mode; a mix of them is a usage error."""
     single = [composite, mask, output]
     folder = [composites, masks, out]
+    if manifest is not None:
+        if any(v is not None for v in single + folder):
+            fail("--manifest lists the images itself; drop COMPOSITE, --mask, -o and the folders")
+        return plan_manifest(manifest)
     if any(v is not None for v in single) and any(v is not None for v in folder):
         fail("give either COMPOSITE --mask -o, or --composites --masks --out, not both")
     if composite is not None:
@@ -57,7 +68,18 @@ def _existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
     return Existing.OVERWRITE if overwrite else Existing.FAIL
 
 
-def _report(summary: RunSummary) -> None:
+def _shard(text: str | None, single: bool) -> Shard | None:
+    if text is None:
+        return None
+    if single:
+        fail("--shard splits a folder or a manifest, not one image")
+    try:
+        return parse_shard(text)
+    except ShardError as exc:
+        fail(str(exc))
+
+
+def _report(summary: RunSummary, shard: Shard | None = None) -> None:
     if summary.failures:
         table = Table(title=f"{summary.failed} file(s) failed", title_justify="left")
         table.add_column("item", style="bold")
@@ -66,9 +88,10 @@ def _report(summary: RunSummary) -> None:
             table.add_row(failure.key, failure.error)
         err.print(table)
     note = " (interrupted)" if summary.interrupted else ""
+    where = f" in shard {shard}" if shard else ""
     err.print(
         f"{summary.done} harmonized, {summary.skipped} skipped, {summary.failed} failed "
-        f"of {summary.total}{note} in {summary.seconds_total:.1f} s"
+        f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s"
     )
 
 
@@ -165,6 +188,56 @@ def harmonize(
             rich_help_panel=_MODEL,
         ),
     ] = None,
+    upsample: Annotated[
+        str,
+        typer.Option(
+            help="How the result reaches full resolution: guided (a local colour transform, "
+            "keeps fine detail) or residual (the upsampled change).",
+            rich_help_panel=_MODEL,
+        ),
+    ] = "guided",
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV (header composite,mask,output) or .jsonl listing the jobs; "
+            "relative paths are relative to the manifest.",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Do only shard I of N (1-based, e.g. 2/8), chosen by a hash of each "
+            "item's name: N processes with I = 1..N do everything once.",
+            metavar="I/N",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Reader and writer threads that overlap decoding and encoding with the "
+            "model; 0 = one image at a time, no pipeline.",
+            min=0,
+            rich_help_panel=_SCALE,
+        ),
+    ] = 2,
+    batch: Annotated[
+        int,
+        typer.Option(
+            help="Images of the same working size run through the model together.",
+            min=1,
+            rich_help_panel=_SCALE,
+        ),
+    ] = 4,
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            help="Refuse images with more pixels (decompression-bomb guard); 0 = no limit.",
+            min=0,
+            rich_help_panel=_SCALE,
+        ),
+    ] = DEFAULT_MAX_PIXELS,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")
@@ -183,12 +256,18 @@ def harmonize(
 
       dkt harmonize --composites data/ --masks data/ --out results/
       --composite-pattern '{key}_comp' --mask-pattern '{key}_mask'
+
+      dkt harmonize --manifest jobs.csv --shard 3/8 --skip-existing
     """
     patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
                 "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip
     policy = _existing_policy(skip_existing, overwrite)
+    if upsample not in UPSAMPLERS:
+        fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
+    part = _shard(shard, single=composite is not None)
     try:
-        jobs = _plan(composite, mask, output, composites, masks, out, patterns)
+        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest),
+                      part)  # fmt: skip
     except PairingError as exc:
         fail(str(exc))
     load_start = time.perf_counter()
@@ -203,17 +282,23 @@ def harmonize(
     except DktError as exc:
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start
+    limit = max_pixels or None
     with engine, _progress(quiet) as progress:
         task = progress.add_task("harmonizing", total=len(jobs))
-        summary = run_jobs(jobs, Harmonizer(engine, size), policy,
-                           on_done=lambda job: progress.advance(task))  # fmt: skip
+        harmonizer = Harmonizer(engine, size, upsample)
+        advance = lambda job: progress.advance(task)  # noqa: E731
+        if workers == 0:
+            summary = run_jobs(jobs, harmonizer, policy, advance, max_pixels=limit)
+        else:
+            summary = run_pipelined(jobs, harmonizer, policy, advance, workers=workers,
+                                    batch=batch, max_pixels=limit)  # fmt: skip
         description = engine.describe()
     if json_output:
         print_json(
             {**summary.to_dict(), "seconds_load": round(load_seconds, 3), "backend": description}
         )
     if not quiet or summary.failures:
-        _report(summary)
+        _report(summary, part)
     if summary.failures or summary.interrupted:
         raise typer.Exit(EXIT_FAILED if summary.failures else 130)
 

@@ -2,7 +2,10 @@
 
 A bad file never stops the run: its error is recorded and the next job starts. Outputs are
 written atomically, so an interrupted run leaves finished files and no partial ones, and a
-re-run with ``skip_existing`` does only what is missing.
+re-run with ``skip_existing`` does only what is missing (and removes the temporary files a
+killed run may have left). :mod:`dkt_cli.pipeline` runs the same steps on worker threads;
+the pieces both share (reading, writing, turning an exception into a reported failure)
+live here so the two paths cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from backends.harmonizer import Harmonizer
+import numpy as np
+
+from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
-from dktnet.errors import DktError, PathError
-from dktnet.imageio import read_image, read_mask, write_image
+from dktnet.atomic import remove_stale_temps
+from dktnet.errors import DktError, ImageTooLargeError, PathError
+from dktnet.imageio import DEFAULT_MAX_PIXELS, read_image, read_mask, write_image
 
 
 class Existing(str, Enum):
@@ -60,12 +66,67 @@ class RunSummary:
         return data
 
 
-def run_one(job: Job, harmonizer: Harmonizer) -> float:
-    """Read, harmonize and write one job; returns the seconds spent in the model."""
+#: Exceptions that belong to one file and must not stop a run: bad input (DktError), disk
+#: full or permissions (OSError), a backend refusing one input (ValueError, RuntimeError).
+FILE_ERRORS: tuple[type[BaseException], ...] = (DktError, OSError, ValueError, RuntimeError)
+
+
+def failure_for(job: Job, exc: BaseException) -> Failure:
+    """The one-line, file-naming report of ``exc`` (one of :data:`FILE_ERRORS`) for ``job``."""
+    if isinstance(exc, ImageTooLargeError):
+        message = f"{exc}; if the image is genuine, raise --max-pixels (0: no limit)"
+    elif isinstance(exc, PathError):
+        message = str(exc)
+    elif isinstance(exc, DktError):  # not tied to a file by itself (a full mask): name it
+        message = f"{job.composite}: {exc}"
+    else:
+        message = f"{job.composite}: {type(exc).__name__}: {exc}"
+    return Failure(job.key, str(job.composite), message)
+
+
+def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) -> bool:
+    """Apply the existing-output policy; ``True`` (and recorded) when the job must not run."""
+    if not job.output.exists() or existing is Existing.OVERWRITE:
+        return False
+    if existing is Existing.SKIP:
+        summary.skipped += 1
+    else:
+        summary.failures.append(
+            Failure(job.key, str(job.composite),
+                    f"{job.output}: output exists (use --overwrite or --skip-existing)")
+        )  # fmt: skip
+    return True
+
+
+def read_job(
+    job: Job, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The composite (uint8 HxWx3) and its mask (float32 HxW), or a file-naming error."""
     if job.mask is None:
         raise PathError(job.composite, job.missing_mask_reason())
-    composite = read_image(job.composite)
-    mask = read_mask(job.mask, expected_hw=composite.shape[:2])
+    composite = read_image(job.composite, max_pixels=max_pixels)
+    mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
+    return composite, mask
+
+
+def prepare_job(
+    job: Job, harmonizer: Harmonizer, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Prepared:
+    """Read ``job`` and make the model's inputs (what a reader thread does)."""
+    return harmonizer.prepare(*read_job(job, max_pixels))
+
+
+def finish_job(
+    job: Job, harmonizer: Harmonizer, prepared: Prepared, output: np.ndarray | None
+) -> str:
+    """Carry the model's output to full size and write it atomically (a writer thread)."""
+    write_image(job.output, harmonizer.finish(prepared, output))
+    return str(job.output)
+
+
+def run_one(job: Job, harmonizer: Harmonizer, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float:
+    """Read, harmonize and write one job; returns the seconds spent in the model."""
+    composite, mask = read_job(job, max_pixels)
     start = time.perf_counter()
     result = harmonizer.harmonize(composite, mask)
     model_seconds = time.perf_counter() - start
@@ -78,14 +139,21 @@ def run_jobs(
     harmonizer: Harmonizer,
     existing: Existing = Existing.FAIL,
     on_done: Callable[[Job], None] = lambda job: None,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> RunSummary:
-    """Run every job; a KeyboardInterrupt stops after the current file with a summary."""
+    """Run every job in turn; a KeyboardInterrupt stops after the current file with a summary.
+
+    ``max_pixels`` is the decompression-bomb limit for every image and mask read
+    (``None``: no limit).
+    """
     jobs = list(jobs)
     summary = RunSummary(total=len(jobs))
     started = time.perf_counter()
+    remove_stale_temps(job.output for job in jobs)
     try:
         for job in jobs:
-            _run_recorded(job, harmonizer, existing, summary)
+            _run_recorded(job, harmonizer, existing, summary, max_pixels)
             on_done(job)
     except KeyboardInterrupt:
         summary.interrupted = True
@@ -94,30 +162,18 @@ def run_jobs(
 
 
 def _run_recorded(
-    job: Job, harmonizer: Harmonizer, existing: Existing, summary: RunSummary
+    job: Job,
+    harmonizer: Harmonizer,
+    existing: Existing,
+    summary: RunSummary,
+    max_pixels: int | None,
 ) -> None:
-    if job.output.exists():
-        if existing is Existing.SKIP:
-            summary.skipped += 1
-            return
-        if existing is Existing.FAIL:
-            summary.failures.append(
-                Failure(job.key, str(job.composite),
-                        f"{job.output}: output exists (use --overwrite or --skip-existing)")
-            )  # fmt: skip
-            return
+    if existing_output_blocks(job, existing, summary):
+        return
     try:
-        summary.seconds_model += run_one(job, harmonizer)
-    except PathError as exc:
-        summary.failures.append(Failure(job.key, str(job.composite), str(exc)))
-        return
-    except DktError as exc:  # not tied to a file by itself (e.g. a full mask): name the composite
-        summary.failures.append(Failure(job.key, str(job.composite), f"{job.composite}: {exc}"))
-        return
-    except (OSError, ValueError, RuntimeError) as exc:  # e.g. disk full, backend failure
-        summary.failures.append(
-            Failure(job.key, str(job.composite), f"{job.composite}: {type(exc).__name__}: {exc}")
-        )
+        summary.seconds_model += run_one(job, harmonizer, max_pixels)
+    except FILE_ERRORS as exc:
+        summary.failures.append(failure_for(job, exc))
         return
     summary.done += 1
     summary.outputs.append(str(job.output))

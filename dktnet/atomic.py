@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+_TMP_SUFFIX = ".tmp"
 
 
 def _default_mode() -> int:
@@ -31,7 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -50,3 +52,39 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def remove_stale_temps(paths: Iterable[str | Path]) -> int:
+    """Delete the ``.<name>.*.tmp`` files that a killed writer left next to ``paths``.
+
+    A process killed with SIGKILL (or by the OOM killer, or a lost node) cannot clean up,
+    so a re-run calls this for the outputs it is about to produce. Only temporaries named
+    after one of ``paths`` are touched, so another process writing other files into the
+    same folder (another shard) is never disturbed. Each folder is listed once, so the cost
+    stays proportional to the folder sizes even for thousands of outputs. Returns how many
+    files were removed.
+    """
+    by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        final = Path(path)
+        by_folder.setdefault(final.parent, set()).add(final.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if _temp_owner(entry.name) in names:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
+def _temp_owner(name: str) -> str | None:
+    """The final file name a temporary belongs to (``.a.png.x1y2.tmp`` -> ``a.png``)."""
+    if not (name.startswith(".") and name.endswith(_TMP_SUFFIX)):
+        return None
+    owner, dot, _random = name[1 : -len(_TMP_SUFFIX)].rpartition(".")
+    return owner if dot else None

@@ -26,5 +26,9 @@ class ImageInputError(PathError):
     """An image or mask file that cannot be used (unreadable, wrong size, wrong kind)."""
 
 
+class ImageTooLargeError(ImageInputError):
+    """An image over the pixel limit (the decompression-bomb guard), refused unread."""
+
+
 class CheckpointError(PathError):
     """A model file that cannot be loaded (wrong format, missing or unexpected tensors)."""

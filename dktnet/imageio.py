@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dktnet.atomic import atomic_path
-from dktnet.errors import ImageInputError
+from dktnet.errors import ImageInputError, ImageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -45,6 +45,12 @@ _SAVE_FORMATS: dict[str, str] = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
 }
+
+#: zlib level for PNG output. Painted and photographic pixels are noise to zlib: level 1
+#: writes a 1024x768 result about 3x faster than Pillow's default 6 (0.13 s against 0.36 s
+#: here, which made encoding the slowest stage of a folder run) for files at most a few per
+#: cent larger, and sometimes smaller. The pixels are the same: PNG is lossless either way.
+PNG_COMPRESS_LEVEL = 1
 
 #: Suffixes (lower case) that folder runs pick up and that ``write_image`` can produce.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(_SAVE_FORMATS)
@@ -192,7 +198,7 @@ def _open(path: Path) -> Image.Image:
             path, "not an image file (its contents match no supported image format)"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageInputError(path, f"decompression-bomb guard: {_describe(err)}") from None
+        raise ImageTooLargeError(path, f"decompression-bomb guard: {_describe(err)}") from None
     except OSError as err:
         if err.errno is not None:  # a real I/O failure, not a damaged file
             raise ImageInputError(path, f"cannot read the file ({_describe(err)})") from None
@@ -205,7 +211,7 @@ def _check_pixel_count(path: Path, img: Image.Image, max_pixels: int | None) -> 
     """Refuse oversized images from the header alone, before a byte is decompressed."""
     w, h = img.size
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageInputError(
+        raise ImageTooLargeError(
             path,
             f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
             "(decompression-bomb guard)",
@@ -217,7 +223,7 @@ def _decode(path: Path, img: Image.Image) -> None:
     try:
         img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageInputError(path, f"decompression-bomb guard: {_describe(err)}") from None
+        raise ImageTooLargeError(path, f"decompression-bomb guard: {_describe(err)}") from None
     except MemoryError:
         w, h = img.size
         raise ImageInputError(path, f"not enough memory to decode a {w}x{h} image") from None
@@ -384,4 +390,6 @@ def _save_options(fmt: str, quality: int) -> dict[str, object]:
         return {"quality": quality, "lossless": quality == 100}
     if fmt == "TIFF" and features.check("libtiff"):
         return {"compression": "tiff_lzw"}
+    if fmt == "PNG":
+        return {"compress_level": PNG_COMPRESS_LEVEL}
     return {}

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from dkt_cli.app import app
@@ -204,26 +207,30 @@ def test_skip_existing_second_run_skips_everything(tmp_path: Path, write_pair, t
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_interrupt_exits_130_with_a_summary(
-    tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
-    from backends.harmonizer import Harmonizer
+    """Ctrl-C during the second image: the first is written whole, the rest not started."""
+    from backends.torch_backend import TorchBackend
 
     _tree(tmp_path, write_pair, ["a.png", "b.png", "c.png"])
-    real = Harmonizer.harmonize
+    real = TorchBackend.run
     calls = {"n": 0}
 
-    def harmonize_then_ctrl_c(self, composite, mask):
+    def run_then_ctrl_c(self, composite, mask):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
         return real(self, composite, mask)
 
-    monkeypatch.setattr(Harmonizer, "harmonize", harmonize_then_ctrl_c)
-    result = dkt(*folder_args(tmp_path, *model_args(tiny_model)))
+    monkeypatch.setattr(TorchBackend, "run", run_then_ctrl_c)
+    result = dkt(*folder_args(tmp_path, "--workers", workers, "--batch", "1",
+                              *model_args(tiny_model)))  # fmt: skip
     assert result.exit_code == 130
     assert "1 harmonized, 0 skipped, 0 failed of 3 (interrupted)" in result.stderr
     assert files(tmp_path / "out") == ["a.png"]
+    assert leftovers(tmp_path / "out") == []
 
 
 # --------------------------------------------------------------------------- usage errors
@@ -299,7 +306,8 @@ def test_model_with_unknown_suffix_says_pass_backend(tmp_path: Path, write_pair)
         (None, ["harmonize", "demo", "info", "train"]),
         ("harmonize", ["--mask", "--output", "--composites", "--masks", "--out",
                        "--composite-pattern", "--mask-pattern", "--skip-existing",
-                       "--overwrite", "--model", "--device", "--size", "--json"]),
+                       "--overwrite", "--model", "--device", "--size", "--json", "--upsample",
+                       "--manifest", "--shard", "--workers", "--batch", "--max-pixels"]),
         ("info", ["--json", "model"]),
         ("demo", ["--output", "--model", "--seed"]),
         ("train", ["--paintings", "--photos", "--masks", "--loss-network", "--steps",
@@ -343,3 +351,223 @@ def test_real_example_composites(shared_data: Path, tmp_path: Path, tiny_model: 
         result_image = read_image(out / f"{key}.png")
         assert result_image.shape == composite.shape
         assert np.array_equal(result_image[mask == 0], composite[mask == 0])
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def test_pipeline_and_sequential_runs_write_the_same_images(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    pairs = _tree(tmp_path, write_pair, [f"{i}.png" for i in range(5)])
+    runs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"out{workers}"
+        result = dkt("harmonize", "--composites", tmp_path / "comps", "--masks",
+                     tmp_path / "masks", "--out", out, "--workers", workers, "--batch", "3",
+                     "--json", *model_args(tiny_model))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[workers] = json.loads(result.stdout)
+        assert runs[workers]["outputs"] == [str(out / f"{i}.png") for i in range(5)]
+    for rel, (composite, mask) in pairs.items():
+        a, b = read_image(tmp_path / "out0" / rel), read_image(tmp_path / "out2" / rel)
+        assert_harmonized(tmp_path / "out2" / rel, composite, mask)
+        # Batched float arithmetic may round a rare value the other way, never more.
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+        assert (a != b).mean() < 0.01
+
+
+def test_shards_split_a_folder_and_together_do_everything_once(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    rels = [f"s{i % 2}/img{i}.png" for i in range(8)]
+    _tree(tmp_path, write_pair, rels)
+    seen: list[str] = []
+    for i in (1, 2, 3):
+        result = dkt(*folder_args(tmp_path, "--shard", f"{i}/3", "--json", *model_args(tiny_model)))
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["done"] == data["total"] == len(data["outputs"])
+        seen += data["outputs"]
+        assert f"in shard {i}/3" in result.stderr
+    assert sorted(seen) == sorted(str(tmp_path / "out" / rel) for rel in rels)
+    assert files(tmp_path / "out") == sorted(rels)
+
+
+@pytest.mark.parametrize("shard", ["3/2", "0/2", "two/4"])
+def test_shard_that_names_no_shard_is_a_usage_error(
+    tmp_path: Path, write_pair, tiny_model: Path, shard: str
+) -> None:
+    _tree(tmp_path, write_pair, ["a.png"])
+    result = dkt(*folder_args(tmp_path, "--shard", shard, *model_args(tiny_model)))
+    _usage_error(result, f"--shard {shard}", "shards count from 1")
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_run_writes_where_the_rows_say(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    a = write_pair(tmp_path / "data" / "a_comp.png", tmp_path / "data" / "a_m.png")
+    b = write_pair(tmp_path / "data" / "b.png", tmp_path / "other" / "b.png", seed=3)
+    manifest = tmp_path / "data" / "jobs.csv"
+    manifest.write_text(
+        "composite,mask,output\n"
+        "a_comp.png,a_m.png,results/a.png\n"
+        f"b.png,{tmp_path / 'other' / 'b.png'},../elsewhere/b.png\n"
+    )
+    result = dkt("harmonize", "--manifest", manifest, "--json", *model_args(tiny_model))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["done"] == 2
+    assert_harmonized(tmp_path / "data" / "results" / "a.png", *a)
+    assert_harmonized(tmp_path / "elsewhere" / "b.png", *b)
+
+
+def test_malformed_manifest_is_a_one_line_usage_error(tmp_path: Path, tiny_model: Path) -> None:
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text('{"composite": "a.png", "mask": "m.png", "output": "o.png"}\n{oops\n')
+    result = dkt("harmonize", "--manifest", manifest, *model_args(tiny_model))
+    _usage_error(result, f"{manifest}:2: not valid JSON")
+    mixed = dkt("harmonize", "--manifest", manifest, "--out", tmp_path / "o",
+                *model_args(tiny_model))  # fmt: skip
+    _usage_error(mixed, "--manifest lists the images itself")
+
+
+def test_max_pixels_refuses_big_images_with_a_clear_reason(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    _tree(tmp_path, write_pair, ["a.png", "b.png"])
+    result = dkt(*folder_args(tmp_path, "--max-pixels", "5000", "--json", *model_args(tiny_model)))
+    assert result.exit_code == 1, result.output
+    errors = [f["error"] for f in json.loads(result.stdout)["failures"]]
+    assert len(errors) == 2
+    assert (
+        "image is 80x64 = 5120 pixels, over the limit of 5000 (decompression-bomb guard)"
+        in (errors[0])
+    )
+    assert "raise --max-pixels (0: no limit)" in errors[0]
+    unlimited = dkt(*folder_args(tmp_path, "--max-pixels", "0", *model_args(tiny_model)))
+    assert unlimited.exit_code == 0, unlimited.output
+    assert files(tmp_path / "out") == ["a.png", "b.png"]
+
+
+def test_decompression_bomb_is_refused_by_default_not_decoded(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """A PNG claiming 20000x10000 pixels (200 Mpx, 600 MB decoded) in a few hundred bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+        )
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 10000, 8, 2, 0,
+           0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")  # fmt: skip
+    _tree(tmp_path, write_pair, ["good.png"])
+    (tmp_path / "comps" / "bomb.png").write_bytes(bomb)
+    write_image(tmp_path / "masks" / "bomb.png", np.zeros((8, 8), np.uint8))
+    result = dkt(*folder_args(tmp_path, "--json", *model_args(tiny_model)))
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert (data["done"], data["failed"]) == (1, 1)
+    assert "over the limit of 178956970 (decompression-bomb guard)" in data["failures"][0]["error"]
+    assert files(tmp_path / "out") == ["good.png"]
+
+
+def test_upsample_method_is_selectable(tmp_path: Path, write_pair, tiny_model: Path) -> None:
+    composite, mask = write_pair(tmp_path / "c.png", tmp_path / "m.png", height=96, width=120)
+    outs = {}
+    for method in ("guided", "residual"):
+        outs[method] = tmp_path / f"{method}.png"
+        result = dkt("harmonize", tmp_path / "c.png", "-m", tmp_path / "m.png", "-o",
+                     outs[method], "--upsample", method, "--size", "48",
+                     *model_args(tiny_model))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert_harmonized(outs[method], composite, mask)
+    assert not np.array_equal(read_image(outs["guided"]), read_image(outs["residual"]))
+    bad = dkt("harmonize", tmp_path / "c.png", "-m", tmp_path / "m.png", "-o",
+              tmp_path / "x.png", "--upsample", "nearest", *model_args(tiny_model))  # fmt: skip
+    _usage_error(bad, "--upsample 'nearest' is not one of guided, residual")
+
+
+# --------------------------------------------------------------------------- real signals
+
+
+def _start_folder_run(tmp_path: Path, tiny_model: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "dkt_cli", *map(str, folder_args(tmp_path)), "--size", "0",
+            "--workers", "2", "--batch", "1", *extra,
+            *map(str, model_args(tiny_model))]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+
+
+def _wait_for_outputs(proc: subprocess.Popen, out: Path, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < count:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.01)
+
+
+def _assert_complete_png(path: Path) -> None:
+    with Image.open(path) as img:
+        img.verify()  # checksums and structure of the whole file
+    with Image.open(path) as img:
+        img.load()  # every pixel decodes
+
+
+@pytest.fixture
+def many_pairs(tmp_path: Path, write_pair) -> int:
+    """40 composites large enough that a run takes a few seconds on one thread."""
+    _tree(tmp_path, write_pair, [])
+    for i in range(40):
+        write_pair(tmp_path / "comps" / f"{i:02d}.png", tmp_path / "masks" / f"{i:02d}.png",
+                   height=192, width=256, seed=i)  # fmt: skip
+    return 40
+
+
+def test_sigkill_midway_then_skip_existing_completes_every_output(
+    tmp_path: Path, tiny_model: Path, many_pairs: int
+) -> None:
+    out = tmp_path / "out"
+    proc = _start_folder_run(tmp_path, tiny_model)
+    _wait_for_outputs(proc, out, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    present = sorted(out.glob("*.png"))
+    assert 3 <= len(present) < many_pairs
+    for path in present:  # every file under its final name is whole
+        _assert_complete_png(path)
+
+    rerun = _start_folder_run(tmp_path, tiny_model, "--skip-existing", "--json")
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    data = json.loads(stdout)
+    assert (data["skipped"], data["done"], data["failed"]) == (
+        len(present), many_pairs - len(present), 0)  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(many_pairs)]
+    for path in out.iterdir():  # complete, and no temporary file left from the killed run
+        _assert_complete_png(path)
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_a_summary(
+    tmp_path: Path, tiny_model: Path, many_pairs: int
+) -> None:
+    out = tmp_path / "out"
+    proc = _start_folder_run(tmp_path, tiny_model)
+    _wait_for_outputs(proc, out, 3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    written = sorted(out.iterdir())
+    assert f"{len(written)} harmonized, 0 skipped, 0 failed of {many_pairs} (interrupted)" in (
+        " ".join(stderr.split())
+    )
+    assert len(written) < many_pairs
+    for path in written:  # only whole outputs, no temporary files
+        assert not path.name.startswith(".")
+        _assert_complete_png(path)

@@ -183,3 +183,24 @@ def test_summary_to_dict_has_counts_and_timings(make_job) -> None:
     assert data["failures"][0]["composite"] == str(jobs[1].composite)
     assert data["images_per_second"] > 0
     assert data["interrupted"] is False
+
+
+def test_rerun_removes_temporaries_a_killed_run_left_for_its_outputs(
+    make_job, tmp_path: Path
+) -> None:
+    job = make_job("a")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".a.png.q8w7e6r5.tmp").write_bytes(b"\x89PNG cut off by SIGKILL")
+    (out / ".other.png.q8w7e6r5.tmp").write_bytes(b"another process's file")
+    summary = run_jobs([job], Harmonizer(ShiftBackend(), 24))
+    assert summary.done == 1
+    assert sorted(p.name for p in out.iterdir()) == [".other.png.q8w7e6r5.tmp", "a.png"]
+
+
+def test_max_pixels_is_applied_to_composite_and_mask(make_job) -> None:
+    job = make_job("a")  # 48x40 = 1920 pixels
+    summary = run_jobs([job], Harmonizer(ShiftBackend(), 24), max_pixels=1919)
+    assert summary.failed == 1
+    assert "over the limit of 1919 (decompression-bomb guard)" in summary.failures[0].error
+    assert run_jobs([job], Harmonizer(ShiftBackend(), 24), max_pixels=1920).done == 1

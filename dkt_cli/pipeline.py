@@ -1,0 +1,240 @@
+"""Running a folder of jobs as a pipeline that keeps the model busy.
+
+Decoding, downsampling, the full-resolution transfer and encoding are CPU work that the
+model does not need to wait for. Here a pool of reader threads decodes and prepares images
+ahead of the model, the model runs on the calling thread on batches of items that share a
+working shape, and a pool of writer threads carries each result to full size, encodes it
+and writes it atomically. Threads suffice: Pillow and numpy release the GIL while they
+decode, resize, compute and encode, and the model's own thread releases it inside torch.
+
+Memory is bounded by construction: at most ``workers + batch`` items are read ahead
+(counting those waiting for a batch), one batch is in the model and at most
+``2 * workers + batch`` wait to be written, so a run over a million files holds as many
+images as one over ten.
+
+The record is the sequential one's (:func:`dkt_cli.jobs.run_jobs`): the same counts, the
+same failures named with file and reason, outputs and failures in job order, one
+``on_done`` call per job from the calling thread. Ctrl-C stops reading and running at once;
+results the model has already produced are still written (a second Ctrl-C drops those not
+yet started); nothing is ever left half-written, because every write is atomic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+
+from backends.harmonizer import Harmonizer, Prepared
+from dkt_cli.jobs import (
+    FILE_ERRORS,
+    Existing,
+    RunSummary,
+    existing_output_blocks,
+    failure_for,
+    finish_job,
+    prepare_job,
+)
+from dkt_cli.pairing import Job
+from dktnet.atomic import remove_stale_temps
+from dktnet.imageio import DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class _Item:
+    """A job on its way through the pipeline."""
+
+    job: Job
+    prepared: Prepared | None = None
+
+
+class _Pipeline:
+    def __init__(
+        self,
+        harmonizer: Harmonizer,
+        summary: RunSummary,
+        on_done: Callable[[Job], None],
+        workers: int,
+        batch: int,
+        max_pixels: int | None,
+    ) -> None:
+        self.harmonizer = harmonizer
+        self.summary = summary
+        self.on_done = on_done
+        self.batch = batch
+        self.max_pixels = max_pixels
+        self.read_ahead = workers + batch
+        self.write_behind = 2 * workers + batch  # room for a whole batch's results
+        self.readers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-read")
+        self.writers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-write")
+        self.reading: dict[Future[Prepared], _Item] = {}
+        self.writing: dict[Future[str], _Item] = {}
+        self.waiting: dict[tuple[int, int], list[_Item]] = {}  # by working shape
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self, items: Iterable[_Item], existing: Existing) -> None:
+        todo = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(self.reading) + self._waiting_count() < self.read_ahead:
+                item = next(todo, None)
+                if item is None:
+                    exhausted = True
+                elif existing_output_blocks(item.job, existing, self.summary):
+                    self.on_done(item.job)
+                else:
+                    future = self.readers.submit(
+                        prepare_job, item.job, self.harmonizer, self.max_pixels
+                    )
+                    self.reading[future] = item
+            got_one = self._collect_reads()
+            self._collect_writes(block=False)
+            full = next((s for s, group in self.waiting.items() if len(group) >= self.batch), None)
+            if full is not None:
+                self._run_batch(full)
+            elif self.waiting and (not got_one or (exhausted and not self.reading)):
+                # Nothing new arrived: run what is waiting rather than leave the model idle.
+                self._run_batch(max(self.waiting, key=lambda s: len(self.waiting[s])))
+            elif self.reading:
+                wait(list(self.reading), return_when=FIRST_COMPLETED)
+            elif exhausted and not self.waiting:
+                break
+        while self.writing:
+            self._collect_writes(block=True)
+
+    def _waiting_count(self) -> int:
+        return sum(len(group) for group in self.waiting.values())
+
+    def _collect_reads(self) -> bool:
+        """Move finished reads to their batch group (or straight to writing); any new?"""
+        finished = [f for f in self.reading if f.done()]
+        for future in finished:
+            item = self.reading.pop(future)
+            try:
+                item.prepared = future.result()
+            except FILE_ERRORS as exc:
+                self._fail(item, exc)
+                continue
+            if item.prepared.needs_model:
+                self.waiting.setdefault(tuple(item.prepared.shape), []).append(item)
+            else:  # an empty mask: the composite itself is the result
+                self._write(item, None)
+        return bool(finished)
+
+    def _run_batch(self, shape: tuple[int, int]) -> None:
+        """Run up to ``batch`` waiting items of one shape through the model, then write them."""
+        group = self.waiting[shape]
+        items, self.waiting[shape] = group[: self.batch], group[self.batch :]
+        if not self.waiting[shape]:
+            del self.waiting[shape]
+        try:
+            outputs = self._model(items)
+        except FILE_ERRORS as exc:
+            if len(items) == 1:
+                self._fail(items[0], exc)
+                return
+            # One bad input must not fail its batch-mates: retry them one by one.
+            for item in items:
+                try:
+                    self._write(item, self._model([item])[0])
+                except FILE_ERRORS as single_exc:
+                    self._fail(item, single_exc)
+            return
+        for item, output in zip(items, outputs, strict=True):
+            self._write(item, output)
+
+    def _model(self, items: list[_Item]) -> np.ndarray:
+        composite = np.stack([item.prepared.model_composite for item in items])
+        mask = np.stack([item.prepared.model_mask for item in items])
+        start = time.perf_counter()
+        try:
+            return self.harmonizer.backend.run(composite, mask)
+        finally:
+            self.summary.seconds_model += time.perf_counter() - start
+
+    def _write(self, item: _Item, output: np.ndarray | None) -> None:
+        while len(self.writing) >= self.write_behind:
+            self._collect_writes(block=True)
+        future = self.writers.submit(finish_job, item.job, self.harmonizer, item.prepared, output)
+        self.writing[future] = item
+
+    def _collect_writes(self, *, block: bool) -> None:
+        if block and self.writing:
+            wait(list(self.writing), return_when=FIRST_COMPLETED)
+        for future in [f for f in self.writing if f.done()]:
+            item = self.writing.pop(future)
+            if future.cancelled():
+                continue
+            try:
+                self.summary.outputs.append(future.result())
+            except FILE_ERRORS as exc:
+                self._fail(item, exc)
+                continue
+            self.summary.done += 1
+            self.on_done(item.job)
+
+    def _fail(self, item: _Item, exc: BaseException) -> None:
+        self.summary.failures.append(failure_for(item.job, exc))
+        self.on_done(item.job)
+
+    # ------------------------------------------------------------------ stopping
+
+    def stop(self) -> None:
+        """After Ctrl-C: drop what is not yet computed, write what is (Ctrl-C again: drop)."""
+        self.readers.shutdown(wait=False, cancel_futures=True)
+        try:
+            while self.writing:
+                self._collect_writes(block=True)
+        except KeyboardInterrupt:
+            self.writers.shutdown(wait=False, cancel_futures=True)
+            wait(list(self.writing))
+            self._collect_writes(block=False)
+
+    def close(self) -> None:
+        """Let running threads end (they finish within one image) and free the pools."""
+        try:
+            self.readers.shutdown(wait=True, cancel_futures=True)
+            self.writers.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:  # impatient: the threads still end on their own, unwaited
+            self.summary.interrupted = True
+
+
+def run_pipelined(
+    jobs: Iterable[Job],
+    harmonizer: Harmonizer,
+    existing: Existing = Existing.FAIL,
+    on_done: Callable[[Job], None] = lambda job: None,
+    *,
+    workers: int = 2,
+    batch: int = 4,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> RunSummary:
+    """Run every job with ``workers`` reader and ``workers`` writer threads, batches of ``batch``.
+
+    Same contract and summary as :func:`dkt_cli.jobs.run_jobs`.
+    """
+    if workers < 1 or batch < 1:
+        raise ValueError(f"workers and batch must be >= 1, got {workers} and {batch}")
+    jobs = list(jobs)
+    summary = RunSummary(total=len(jobs))
+    started = time.perf_counter()
+    remove_stale_temps(job.output for job in jobs)
+    pipeline = _Pipeline(harmonizer, summary, on_done, workers, batch, max_pixels)
+    try:
+        pipeline.run((_Item(job) for job in jobs), existing)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        pipeline.stop()
+    finally:
+        pipeline.close()
+    # Threads finish out of order; report in job order, as the sequential run does.
+    order = {job.key: i for i, job in enumerate(jobs)}
+    position = {str(job.output): i for i, job in enumerate(jobs)}
+    summary.outputs.sort(key=position.__getitem__)
+    summary.failures.sort(key=lambda failure: order[failure.key])
+    summary.seconds_total = time.perf_counter() - started
+    return summary
