@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend
-from backends.harmonizer import resize, working_shape
+from backends.harmonizer import downsample_image, downsample_mask, working_shape
 from backends.shapes import ShapeProfile
 
 BOUNDS = {"fp32": 1e-4, "fp16": 2e-2}
@@ -158,8 +158,8 @@ def real_cases(
         shape = working_shape(*mask.shape, long_side)
         if profile is not None and not profile.is_dynamic:
             shape = profile.opt[1:]
-        comp = resize(composite.transpose(2, 0, 1).astype(np.float32) / 255.0, shape)
-        m = resize(mask[None].astype(np.float32), shape)
+        comp = downsample_image(composite, shape)
+        m = downsample_mask(mask, shape)
         cases.append((name, np.clip(comp, 0, 1)[None], np.clip(m, 0, 1)[None]))
     return cases
 
