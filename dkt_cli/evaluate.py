@@ -12,7 +12,6 @@ import csv
 import io
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +20,9 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.eval_methods import MethodError, OpenMethod, open_methods, parse_methods
 from dkt_cli.eval_run import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
 from dkt_cli.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
@@ -351,18 +349,6 @@ def write_sheet(path: Path, report: EvalReport) -> None:
         fail(str(exc))
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet or not sys.stderr.isatty(),
-        transient=True,
-    )
-
-
 def _resolve_device(device: str) -> str:
     from backends.torch_backend import resolve_device
 
@@ -559,7 +545,7 @@ def _run(
     features = None
     reference_features = None
     if fid_net is not None:
-        with _progress(quiet) as progress:
+        with progress_bar(quiet) as progress:
             progress.add_task(
                 f"Inception features of {len(reference_files)} references", total=None
             )
@@ -568,7 +554,7 @@ def _run(
         def features(image: np.ndarray) -> np.ndarray:
             return fid_inception.extract_features(fid_net, [image], device=device)[0]
 
-    with _progress(quiet) as progress:
+    with progress_bar(quiet) as progress:
         task = progress.add_task("evaluating", total=len(jobs))
         return run_evaluation(
             jobs,

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import dktnet
 from backends.harmonizer import Harmonizer
 from backends.registry import open_backend
 from backends.transfer import UPSAMPLERS
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.jobs import Existing, RunSummary, run_jobs
 from dkt_cli.manifest import plan_manifest
 from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
@@ -283,7 +281,7 @@ def harmonize(
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start
     limit = max_pixels or None
-    with engine, _progress(quiet) as progress:
+    with engine, progress_bar(quiet) as progress:
         task = progress.add_task("harmonizing", total=len(jobs))
         harmonizer = Harmonizer(engine, size, upsample)
         advance = lambda job: progress.advance(task)  # noqa: E731
@@ -301,16 +299,3 @@ def harmonize(
         _report(summary, part)
     if summary.failures or summary.interrupted:
         raise typer.Exit(EXIT_FAILED if summary.failures else 130)
-
-
-def _progress(quiet: bool) -> Progress:
-    """A progress bar on stderr, shown only on a terminal and without --quiet."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet or not sys.stderr.isatty(),
-        transient=True,
-    )
