@@ -22,24 +22,14 @@ from dktnet.checkpoint import (
 from dktnet.config import DKTNetConfig
 from dktnet.errors import CheckpointError
 from dktnet.model import DKTNet
+from tests.tiny import tiny_config
 
 PROVENANCE = {"run": "unit-test", "steps": 3, "loss_network": {"kind": "random-vgg19", "seed": 3}}
 
 
-def _config(**overrides: object) -> DKTNetConfig:
-    values: dict[str, object] = {
-        "lite_channels": (4, 8, 8, 16),
-        "kernel_dim": 4,
-        "prototypes": 3,
-        "generator_hidden": 16,
-    }
-    values.update(overrides)
-    return DKTNetConfig(**values)
-
-
 def _model(seed: int = 0, **overrides: object) -> DKTNet:
     torch.manual_seed(seed)
-    return DKTNet(_config(**overrides)).eval()
+    return DKTNet(tiny_config(**overrides)).eval()
 
 
 def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,7 +168,7 @@ def test_config_that_disagrees_with_the_tensors_is_an_error(
     path, _ = saved
 
     def edit(t: dict[str, torch.Tensor], m: dict[str, str]) -> None:
-        m["config"] = json.dumps(_config(kernel_dim=8).to_dict())
+        m["config"] = json.dumps(tiny_config(kernel_dim=8).to_dict())
 
     with pytest.raises(CheckpointError, match="shape"):
         load_checkpoint(_rewrite(path, tmp_path / "cfg.safetensors", edit))

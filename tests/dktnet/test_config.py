@@ -7,17 +7,7 @@ import json
 import pytest
 
 from dktnet.config import VGG19_CHANNELS, DKTNetConfig
-
-
-def _lite(**overrides: object) -> DKTNetConfig:
-    values: dict[str, object] = {
-        "lite_channels": (4, 8, 8, 16),
-        "kernel_dim": 4,
-        "prototypes": 3,
-        "generator_hidden": 16,
-    }
-    values.update(overrides)
-    return DKTNetConfig(**values)
+from tests.tiny import tiny_config
 
 
 @pytest.mark.parametrize(
@@ -40,7 +30,7 @@ def test_round_trip_through_a_dict_and_json(config: DKTNetConfig) -> None:
 
 
 def test_to_dict_holds_every_field() -> None:
-    data = _lite().to_dict()
+    data = tiny_config().to_dict()
     assert data == {
         "encoder": "lite",
         "lite_channels": [4, 8, 8, 16],
@@ -60,7 +50,7 @@ def test_partial_dict_takes_defaults() -> None:
 
 
 def test_unknown_keys_are_rejected_by_name() -> None:
-    data = _lite().to_dict()
+    data = tiny_config().to_dict()
     data["kernal_dim"] = 8
     data["zz_extra"] = 1
     with pytest.raises(ValueError, match="kernal_dim") as excinfo:
@@ -91,12 +81,12 @@ def test_invalid_encoder_is_rejected(encoder: str) -> None:
 )
 def test_invalid_shapes_are_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        _lite(**overrides)
+        tiny_config(**overrides)
 
 
 def test_channels_property() -> None:
-    assert _lite().channels == (4, 8, 8, 16)
-    assert isinstance(_lite().channels, tuple)
+    assert tiny_config().channels == (4, 8, 8, 16)
+    assert isinstance(tiny_config().channels, tuple)
     vgg = DKTNetConfig(encoder="vgg19", lite_channels=(4, 8, 8, 16), kernel_dim=64)
     assert vgg.channels == VGG19_CHANNELS == (64, 128, 256, 512)
     # kernel_dim is bounded by the encoder's deepest channel count, not by lite_channels.
@@ -106,6 +96,6 @@ def test_channels_property() -> None:
 
 
 def test_config_is_immutable() -> None:
-    config = _lite()
+    config = tiny_config()
     with pytest.raises(AttributeError):
         config.kernel_dim = 8  # type: ignore[misc]

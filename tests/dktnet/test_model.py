@@ -5,24 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dktnet.config import DKTNetConfig
 from dktnet.model import DKTNet, pad_to_multiple
-
-
-def _config(**overrides: object) -> DKTNetConfig:
-    values: dict[str, object] = {
-        "lite_channels": (4, 8, 8, 16),
-        "kernel_dim": 4,
-        "prototypes": 3,
-        "generator_hidden": 16,
-    }
-    values.update(overrides)
-    return DKTNetConfig(**values)
+from tests.tiny import tiny_config
 
 
 def _model(seed: int = 1, **overrides: object) -> DKTNet:
     torch.manual_seed(seed)
-    return DKTNet(_config(**overrides)).eval()
+    return DKTNet(tiny_config(**overrides)).eval()
 
 
 def _rect_mask(h: int, w: int, top: int, left: int, bottom: int, right: int) -> torch.Tensor:
