@@ -229,7 +229,12 @@ def test_interrupt_exits_130_with_a_summary(
                               *model_args(tiny_model)))  # fmt: skip
     assert result.exit_code == 130
     assert "1 harmonized, 0 skipped, 0 failed of 3 (interrupted)" in result.stderr
-    assert files(tmp_path / "out") == ["a.png"]
+    written = files(tmp_path / "out")
+    if workers == "0":
+        assert written == ["a.png"]
+    else:  # parallel readers: which image reaches the model first is not fixed
+        assert len(written) == 1
+        assert written[0] in {"a.png", "b.png", "c.png"}
     assert leftovers(tmp_path / "out") == []
 
 
