@@ -13,10 +13,7 @@ checksum where the network allows.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dktnet.atomic import atomic_path
-from dktnet.errors import CheckpointError, DktError
+from dktnet.downloads import WeightsDownloadError, cache_dir, download_file
+from dktnet.errors import CheckpointError
 from dktnet.vgg_weights import read_state_dict
 
 __all__ = [
@@ -340,10 +337,6 @@ def extract_features(
 # --------------------------------------------------------------------------- where from
 
 
-class WeightsDownloadError(DktError):
-    """A download failed or the file's checksum did not match (nothing was kept)."""
-
-
 @dataclass(frozen=True)
 class WeightsLookup:
     """Where the Inception weights were found (``path``), or why not (``reason``)."""
@@ -351,13 +344,6 @@ class WeightsLookup:
     path: Path | None
     source: str
     reason: str = ""
-
-
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/dkt`` or ``~/.cache/dkt``: where downloaded weights are kept."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dkt"
 
 
 def find_inception_weights(
@@ -387,34 +373,6 @@ def find_inception_weights(
         f"no Inception weights: pass --inception-weights, set ${ENV_VAR}, or put "
         f"{INCEPTION_FILENAME} in {cache_dir(env)}",
     )
-
-
-def download_file(url: str, dest: str | Path, *, sha256_prefix: str, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` only if its sha256 starts with ``sha256_prefix``.
-
-    The data goes to a temporary file next to ``dest`` and takes the final name only after
-    the checksum matched, so an interrupted or tampered download never leaves a file that a
-    later run would trust.
-    """
-    dest = Path(dest)
-    prefix = sha256_prefix.lower()
-    digest = hashlib.sha256()
-    try:
-        with atomic_path(dest) as tmp:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(block)
-                    fh.write(block)
-            got = digest.hexdigest()
-            if not got.startswith(prefix):
-                raise WeightsDownloadError(
-                    f"{url}: checksum mismatch (sha256 {got[: len(prefix)]}..., expected "
-                    f"{prefix}...); the download was discarded"
-                )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise WeightsDownloadError(f"{url}: download failed ({reason})") from exc
-    return dest
 
 
 def download_inception_weights(env: Mapping[str, str] | None = None) -> Path:

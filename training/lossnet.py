@@ -1,19 +1,45 @@
 """The loss network Φ (VGG-19 to relu4_1) and where its weights come from.
 
-A pretrained VGG-19 is the real thing (a path to AdaIN's ``vgg_normalised.pth`` or
-torchvision's ``vgg19`` weights). Where none exists, a seeded random-weight VGG-19 may be
-used, but only when asked for by name (``random:SEED``), and its use is written into every
-checkpoint trained with it so nobody mistakes the result for a paper-faithful model.
+A pretrained VGG-19 is the real thing: AdaIN's ``vgg_normalised.pth`` or torchvision's
+``vgg19`` weights, found in this order: an explicit path, ``$DKT_VGG19_WEIGHTS``, the cache
+folder (``~/.cache/dkt``), or a download of torchvision's file checked against its sha256.
+Where none exists, a seeded random-weight VGG-19 may be used, but only when asked for by
+name (``random:SEED``), and its use is written into every checkpoint trained with it so
+nobody mistakes the result for a paper-faithful model.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dktnet.checkpoint import file_sha256
+from dktnet.downloads import cache_dir, download_file
 from dktnet.encoders import VGG19Encoder
+from dktnet.errors import CheckpointError
 from dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder
+
+__all__ = [
+    "ENV_VAR",
+    "TORCHVISION_VGG19_URL",
+    "LossNetwork",
+    "MissingLossNetworkError",
+    "find_vgg19_weights",
+    "load_loss_network",
+]
+
+ENV_VAR = "DKT_VGG19_WEIGHTS"
+#: AdaIN's file first (the layout the method's reference code uses), then torchvision's.
+CACHE_NAMES = ("vgg_normalised.pth", "vgg19-dcbb9e9d.pth")
+TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+#: torchvision names its files after the first hex digits of their sha256.
+TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"
+
+
+class MissingLossNetworkError(CheckpointError):
+    """No pretrained VGG-19 was found, and none was asked to be downloaded."""
 
 
 @dataclass(frozen=True)
@@ -22,26 +48,75 @@ class LossNetwork:
     provenance: dict[str, object]
 
 
-def load_loss_network(spec: str) -> LossNetwork:
-    """``random:SEED`` for the stand-in, otherwise a path to pretrained VGG-19 weights."""
-    if spec.startswith("random:"):
-        try:
-            seed = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(
-                f"--loss-network {spec!r}: the random stand-in takes an integer seed, e.g. random:0"
-            ) from None
-        return LossNetwork(
-            random_vgg19_encoder(seed).eval(),
-            {
-                "kind": "random-vgg19",
-                "seed": seed,
-                "pretrained": False,
-                "note": "seeded random-weight VGG-19 stand-in; no pretrained weights were used",
-            },
-        )
-    path = Path(spec)
+def find_vgg19_weights(
+    explicit: str | Path | None = None,
+    *,
+    download: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Path, str]:
+    """The weights file to use and where it was found (path, env, cache or download).
+
+    A path the user named that does not exist is an error, never a fall-through: a typo
+    must not quietly turn into a different loss network.
+    """
+    env = os.environ if env is None else env
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise CheckpointError(explicit, "no such file (loss network)")
+        return Path(explicit), "path"
+    named = env.get(ENV_VAR)
+    if named:
+        if not Path(named).is_file():
+            raise CheckpointError(named, f"no such file (${ENV_VAR})")
+        return Path(named), f"${ENV_VAR}"
+    folder = cache_dir(env)
+    for name in CACHE_NAMES:
+        if (folder / name).is_file():
+            return folder / name, "cache"
+    if download:
+        dest = folder / CACHE_NAMES[1]
+        download_file(TORCHVISION_VGG19_URL, dest, sha256_prefix=TORCHVISION_VGG19_SHA256_PREFIX)
+        return dest, "download"
+    raise MissingLossNetworkError(
+        folder,
+        f"no pretrained VGG-19 for the loss network: pass --loss-network PATH, set ${ENV_VAR}, "
+        f"put {' or '.join(CACHE_NAMES)} here, add --download-weights, or use "
+        "--loss-network random:0 for the (non-pretrained) stand-in",
+    )
+
+
+def _random(spec: str) -> LossNetwork:
+    try:
+        seed = int(spec.split(":", 1)[1])
+    except ValueError:
+        raise ValueError(
+            f"--loss-network {spec!r}: the random stand-in takes an integer seed, e.g. random:0"
+        ) from None
+    return LossNetwork(
+        random_vgg19_encoder(seed).eval(),
+        {
+            "kind": "random-vgg19",
+            "seed": seed,
+            "pretrained": False,
+            "note": "seeded random-weight VGG-19 stand-in; no pretrained weights were used",
+        },
+    )
+
+
+def load_loss_network(
+    spec: str | None = None, *, download: bool = False, env: Mapping[str, str] | None = None
+) -> LossNetwork:
+    """``random:SEED`` for the stand-in, a path, or ``None`` to look the weights up."""
+    if spec is not None and spec.startswith("random:"):
+        return _random(spec)
+    path, source = find_vgg19_weights(spec, download=download, env=env)
     return LossNetwork(
         load_vgg19_encoder(path).eval(),
-        {"kind": "vgg19", "pretrained": True, "file": path.name, "sha256": file_sha256(path)},
+        {
+            "kind": "vgg19",
+            "pretrained": True,
+            "file": path.name,
+            "source": source,
+            "sha256": file_sha256(path),
+        },
     )
