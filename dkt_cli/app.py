@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dkt_cli import benchmark, demo, evaluate, export, harmonize, info, study, train
+from dkt_cli import benchmark, data, demo, evaluate, export, harmonize, info, study, train
 
 app = typer.Typer(
     name="dkt",
@@ -23,6 +23,7 @@ app.command("info")(info.info)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(study.app, name="study")
+app.add_typer(data.app, name="data")
 app.command("export")(export.export)
 app.command("benchmark")(benchmark.benchmark)
 

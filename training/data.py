@@ -8,6 +8,9 @@ gives endless variety (crop, scale, position, flip) from a few hundred files.
 Every random choice of item ``i`` in epoch ``e`` comes from
 ``np.random.default_rng([seed, e, i])``, so an item is the same in any DataLoader worker,
 in any order, and after a resume; nothing depends on worker-local state such as caches.
+
+An object's mask comes from a PNG file, a COCO annotation (polygons or RLE) or a YOLO
+segmentation line; see :mod:`training.sources` for reading those collections.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,7 +36,13 @@ from dktnet.imageio import IMAGE_SUFFIXES, read_image, read_mask
 __all__ = [
     "CompositeConfig",
     "CompositeDataset",
+    "Draw",
     "Foreground",
+    "MaskSource",
+    "MaskSourceError",
+    "PolygonMask",
+    "RleMask",
+    "decode_mask",
     "find_foregrounds",
     "find_paintings",
 ]
@@ -51,11 +61,208 @@ _FIT_PASSES = 5
 
 
 @dataclass(frozen=True)
+class PolygonMask:
+    """An object outlined by one or more polygons (a YOLO label line, a COCO annotation).
+
+    ``polygons`` holds flat ``(x0, y0, x1, y1, ...)`` tuples. ``frame`` is the
+    ``(height, width)`` the coordinates are in pixels of (COCO), or ``None`` when they are
+    fractions of the photo's width and height (YOLO); a photo stored at another size than
+    ``frame`` (a resized copy of a COCO image, say) gets the polygon scaled to it.
+    ``file`` and ``where`` (``"line 3"``, ``"annotation 17"``) say where it was read, so
+    an error names the annotation, and make two identical outlines distinct objects.
+
+    Tuples, not arrays: the dataset's caches are keyed by :class:`Foreground`, so a mask
+    source must be hashable, and it must pickle into DataLoader workers.
+    """
+
+    polygons: tuple[tuple[float, ...], ...]
+    frame: tuple[int, int] | None
+    file: Path
+    where: str
+
+    def __post_init__(self) -> None:
+        # pycocotools reads a 4-number list as a box, not a polygon: refuse it here.
+        if not self.polygons:
+            raise MaskSourceError(self, "no polygon")
+        for poly in self.polygons:
+            if len(poly) % 2 or len(poly) < 6:
+                raise MaskSourceError(
+                    self, f"a polygon needs x y pairs for at least 3 points, got {len(poly)} values"
+                )
+            if not all(math.isfinite(v) for v in poly):
+                raise MaskSourceError(self, "polygon coordinates must be finite numbers")
+        _check_frame(self)
+
+    def __str__(self) -> str:
+        return f"{self.file} ({self.where})"
+
+
+@dataclass(frozen=True)
+class RleMask:
+    """An object stored as COCO run-length encoding, always in the compressed string form.
+
+    Uncompressed ``{"counts": [...]}`` annotations are converted when they are read (see
+    :mod:`training.sources`). The runs are checked here to cover exactly ``frame``
+    pixels, so a bad annotation fails when it is read, naming itself; pycocotools would
+    trust the runs and write past its buffer.
+    """
+
+    counts: str
+    frame: tuple[int, int]  # (height, width) the runs cover
+    file: Path
+    where: str
+
+    def __post_init__(self) -> None:
+        _check_frame(self)
+        try:
+            runs = _rle_runs(self.counts)
+        except ValueError as err:
+            raise MaskSourceError(self, f"RLE counts: {err}") from None
+        _check_runs(self, runs)
+
+    def __str__(self) -> str:
+        return f"{self.file} ({self.where})"
+
+
+def _check_frame(source: PolygonMask | RleMask) -> None:
+    frame = source.frame
+    if frame is not None and (len(frame) != 2 or min(frame) < 1):
+        raise MaskSourceError(source, f"image size must be two positive numbers, got {frame}")
+
+
+def _rle_runs(counts: str) -> list[int]:
+    """Run lengths of COCO's compressed RLE string (zeros first, column-major).
+
+    Each run is a variable-length number in 5-bit groups, least significant first, one
+    group per character (value + 48); bit 0x20 says another group follows and, in the
+    last group, bit 0x10 is the sign. From the third run on, the number is the difference
+    to the run two places before (runs of zeros and of ones each change slowly).
+    """
+    runs: list[int] = []
+    value, shift = 0, 0
+    for char in counts:
+        group = ord(char) - 48
+        if not 0 <= group < 64:
+            raise ValueError(f"character {char!r} is not part of the RLE alphabet")
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value, shift = 0, 0
+    if shift:
+        raise ValueError("the string ends inside a number")
+    return runs
+
+
+def _check_runs(source: RleMask, runs: Sequence[int]) -> None:
+    """Refuse runs that do not tile the frame exactly (negative or short or long runs)."""
+    height, width = source.frame
+    if any(r < 0 for r in runs):
+        raise MaskSourceError(source, "RLE has a negative run length")
+    total = sum(runs)
+    if total != height * width:
+        raise MaskSourceError(
+            source, f"RLE runs cover {total} pixels, but the image is {width}x{height}"
+        )
+
+
+#: Where an object's mask comes from: a mask image file or an annotation.
+MaskSource = Path | PolygonMask | RleMask
+
+
+class MaskSourceError(ImageInputError):
+    """A bad annotation: the message names its file and where in it (line, annotation id).
+
+    ``path`` is the annotation file; ``source`` is the annotation itself, which is what the
+    dataset remembers and skips, since one bad line must not rule out the whole file.
+    """
+
+    def __init__(self, source: PolygonMask | RleMask, detail: str) -> None:
+        self.source = source
+        self.detail = detail
+        super().__init__(source.file, f"{source.where}: {detail}")
+
+
+@dataclass(frozen=True)
 class Foreground:
-    """One paste-able object: a photo and a binary mask of the same size."""
+    """One paste-able object: a photo and the mask of one object in it.
+
+    ``mask`` is a mask image of the photo's size (a :class:`~pathlib.Path`) or an
+    annotation (:class:`PolygonMask`, :class:`RleMask`); both are hashable, so a
+    foreground can key the dataset's caches.
+    """
 
     image: Path
-    mask: Path
+    mask: MaskSource
+
+
+def _pycocotools_mask() -> ModuleType:
+    """``pycocotools.mask``, imported on first use: it is only needed for annotations."""
+    try:
+        from pycocotools import mask as coco_mask
+    except ImportError:
+        raise DktError(
+            "reading COCO or YOLO annotations needs pycocotools: pip install 'dkt[train]'"
+        ) from None
+    return coco_mask
+
+
+def _scaled_frame(source: PolygonMask | RleMask, height: int, width: int) -> tuple[float, float]:
+    """x and y factors from the annotation's frame to the photo; refuses another shape.
+
+    A resized copy of the annotated image is fine; a different aspect ratio means the
+    annotation belongs to another picture, and a silently misplaced mask would poison
+    training without any error.
+    """
+    if source.frame is None:
+        return float(width), float(height)
+    fh, fw = source.frame
+    sx, sy = width / fw, height / fh
+    if abs(sx / sy - 1.0) > 0.02:
+        raise MaskSourceError(
+            source, f"annotated for a {fw}x{fh} image, but the photo is {width}x{height}"
+        )
+    return sx, sy
+
+
+def decode_mask(source: MaskSource, height: int, width: int) -> np.ndarray:
+    """The object's mask as a boolean ``(height, width)`` array for a photo of that size.
+
+    Mask images are split at 0.5 and must already have the photo's size. Polygons are
+    rasterised and merged with pycocotools, so they match COCO's own masks pixel for
+    pixel; RLE is expanded here with numpy (pycocotools' ``decode`` trips a numpy 2
+    deprecation on every call, and the runs are parsed anyway to check them).
+    Annotations follow a photo that was resized. Problems raise
+    :class:`~dktnet.errors.ImageInputError` naming the mask file or the annotation.
+    """
+    if not isinstance(source, (PolygonMask, RleMask)):  # a mask file (a str works too)
+        return read_mask(source, expected_hw=(height, width)) >= 0.5
+    sx, sy = _scaled_frame(source, height, width)
+    if isinstance(source, PolygonMask):
+        coco_mask = _pycocotools_mask()
+        scale = np.array([sx, sy])
+        polygons = [
+            (np.reshape(poly, (-1, 2)) * scale).ravel().tolist() for poly in source.polygons
+        ]
+        rle = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
+        return _expand_runs(_rle_runs(rle["counts"].decode("ascii")), height, width)
+    fh, fw = source.frame
+    mask = _expand_runs(_rle_runs(source.counts), fh, fw)
+    if (fh, fw) != (height, width):
+        img = Image.fromarray(mask.astype(np.uint8) * 255)
+        mask = np.asarray(img.resize((width, height), Image.Resampling.NEAREST)) >= 128
+    return mask
+
+
+def _expand_runs(runs: Sequence[int], height: int, width: int) -> np.ndarray:
+    """Column-major runs (zeros first) to a boolean ``(height, width)`` mask."""
+    ones = np.arange(len(runs)) % 2 == 1
+    return np.ascontiguousarray(np.repeat(ones, runs).reshape(width, height).T)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -226,8 +433,9 @@ class CompositeDataset(Dataset):
     ``skip_bad=False`` (default): an unreadable file raises
     :class:`~dktnet.errors.ImageInputError` naming it. ``skip_bad=True``: the draw is
     replaced by another one (also derived from (seed, epoch, index)) and the file is added
-    to ``self.skipped``; that set is per process, so with DataLoader workers each worker
-    has its own.
+    to ``self.skipped`` (for a bad annotation, the :class:`PolygonMask` / :class:`RleMask`
+    itself, so one bad line does not discard the rest of its file); that set is per
+    process, so with DataLoader workers each worker has its own.
 
     ``set_epoch`` must be called before the DataLoader creates its workers (i.e. without
     ``persistent_workers``), since workers hold copies of the dataset.
@@ -259,13 +467,13 @@ class CompositeDataset(Dataset):
         self.skip_bad = skip_bad
         self.cache_size = cache_size
         self.epoch = 0
-        self.skipped: set[Path] = set()
+        self.skipped: set[MaskSource] = set()
         self._init_caches()
 
     def _init_caches(self) -> None:
         self._painting_cache = _LRU(self.cache_size)
         self._cutout_cache = _LRU(self.cache_size)
-        self._bad: dict[Path, str] = {}  # path -> reason
+        self._bad: dict[MaskSource, str] = {}  # file or annotation -> reason
         by_image: dict[Path, list[Foreground]] = {}
         for fg in self.foregrounds:
             by_image.setdefault(fg.image, []).append(fg)
@@ -293,14 +501,23 @@ class CompositeDataset(Dataset):
     # ------------------------------------------------------------------ loading
 
     def _remember_bad(self, err: ImageInputError) -> ImageInputError:
-        """Record a bad file so later draws fail fast instead of decoding it again."""
-        self._bad[err.path] = err.reason
+        """Record a bad file so later draws fail fast instead of decoding it again.
+
+        Only the reason is kept, not the exception: its traceback would pin the frames
+        (and the decoded images in them) of every failed draw.
+        """
+        if isinstance(err, MaskSourceError):
+            self._bad[err.source] = err.detail
+        else:
+            self._bad[err.path] = err.reason
         return err
 
-    def _check_known_bad(self, *paths: Path) -> None:
-        for path in paths:
-            if path in self._bad:
-                raise ImageInputError(path, self._bad[path])
+    def _check_known_bad(self, *keys: MaskSource) -> None:
+        for key in keys:
+            if key in self._bad:
+                if isinstance(key, (PolygonMask, RleMask)):
+                    raise MaskSourceError(key, self._bad[key])
+                raise ImageInputError(key, self._bad[key])
 
     def _painting(self, path: Path) -> Image.Image:
         self._check_known_bad(path)
@@ -344,6 +561,19 @@ class CompositeDataset(Dataset):
 
         All float32 in [0, 1]; ``composite`` equals ``painting`` exactly outside the mask.
         """
+        drawn = self.draw(index)
+        return {
+            "composite": _to_tensor(drawn.composite),
+            "mask": torch.from_numpy(drawn.mask).to(torch.float32).unsqueeze(0),
+            "painting": _to_tensor(drawn.painting),
+        }
+
+    def draw(self, index: int) -> Draw:
+        """Item ``index`` of the current epoch as 8-bit arrays, with the files it came from.
+
+        The same draw as ``self[index]``; for freezing evaluation sets, which need the
+        exact pixels (no float round trip) and their provenance.
+        """
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for length {self.length}")
         index %= self.length
@@ -356,13 +586,13 @@ class CompositeDataset(Dataset):
             except ImageInputError as err:
                 if not self.skip_bad:
                     raise
-                self.skipped.add(err.path)
+                self.skipped.add(err.source if isinstance(err, MaskSourceError) else err.path)
         raise DktError(
             f"item {index}: {_MAX_ATTEMPTS} draws in a row hit unreadable files "
             f"({len(self.skipped)} skipped so far); check the data folders"
         )
 
-    def _draw(self, rng: np.random.Generator, index: int, attempt: int) -> dict[str, torch.Tensor]:
+    def _draw(self, rng: np.random.Generator, index: int, attempt: int) -> Draw:
         cfg = self.config
         size = cfg.size
         # A fixed number of draws per attempt keeps every value at a fixed stream position.
@@ -401,24 +631,43 @@ class CompositeDataset(Dataset):
         region = (slice(y0, y0 + h), slice(x0, x0 + w))
         np.copyto(composite[region], rgb, where=vis[..., None])
         mask[region] = vis
-        return {
-            "composite": _to_tensor(composite),
-            "mask": torch.from_numpy(mask).to(torch.float32).unsqueeze(0),
-            "painting": _to_tensor(background),
-        }
+        return Draw(
+            composite=composite,
+            mask=mask,
+            painting=background,
+            painting_path=painting_path,
+            foreground=fg,
+            attempt=attempt,
+        )
 
 
-def _make_cutout(photo: np.ndarray, mask_path: Path) -> _Cutout:
-    """Crop ``photo`` and its mask to the mask's bounding box (hard mask at 0.5)."""
+@dataclass(frozen=True)
+class Draw:
+    """One drawn item: ``composite`` and ``painting`` uint8 SxSx3, ``mask`` bool SxS.
+
+    ``attempt`` is 0 unless earlier draws of this item hit unreadable files (``skip_bad``).
+    """
+
+    composite: np.ndarray
+    mask: np.ndarray
+    painting: np.ndarray
+    painting_path: Path
+    foreground: Foreground
+    attempt: int
+
+
+def _make_cutout(photo: np.ndarray, source: MaskSource) -> _Cutout:
+    """Crop ``photo`` and its object's mask to the mask's bounding box (hard mask)."""
     height, width = photo.shape[:2]
-    mask = read_mask(mask_path, expected_hw=(height, width)) >= 0.5
+    mask = decode_mask(source, height, width)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     area = int(mask.sum())
     if area < _MIN_MASK_PIXELS:
-        raise ImageInputError(
-            mask_path, f"mask has {area} foreground pixels (need at least {_MIN_MASK_PIXELS})"
-        )
+        reason = f"mask has {area} foreground pixels (need at least {_MIN_MASK_PIXELS})"
+        if isinstance(source, (PolygonMask, RleMask)):
+            raise MaskSourceError(source, reason)
+        raise ImageInputError(source, reason)
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     crop_mask = mask[y0:y1, x0:x1]
     return _Cutout(

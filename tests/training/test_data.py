@@ -21,6 +21,8 @@ from training.data import (
     CompositeConfig,
     CompositeDataset,
     Foreground,
+    PolygonMask,
+    RleMask,
     find_foregrounds,
     find_paintings,
 )
@@ -311,3 +313,25 @@ def test_real_shared_data(shared_data: Path) -> None:
     assert bool((ratios > 0.04).all() and (ratios < 0.32).all()), ratios
     outside = batch["mask"].expand_as(batch["composite"]) == 0
     assert torch.equal(batch["composite"][outside], batch["painting"][outside])
+
+
+def test_annotation_masks_draw_and_are_skipped_one_by_one(
+    tmp_path: Path, synth: tuple[list[Path], list[Foreground]]
+) -> None:
+    pytest.importorskip("pycocotools")
+    paintings, _ = synth
+    photo = _save_rgb(tmp_path / "img" / "c.png", 40, 40, 6)
+    labels = tmp_path / "labels" / "c.txt"
+    square = (0.2, 0.2, 0.7, 0.2, 0.7, 0.8, 0.2, 0.8)
+    good = Foreground(photo, PolygonMask((square,), None, labels, "line 1"))
+    outside = PolygonMask(((2.0, 2.0, 3.0, 2.0, 3.0, 3.0),), None, labels, "line 2")
+    other = Foreground(photo, RleMask("1", (1, 1), labels, "line 3"))  # one empty pixel
+    with pytest.raises(ImageInputError, match=r"labels/c.txt: line 2: mask has 0 foreground"):
+        CompositeDataset(paintings, [Foreground(photo, outside)], _config())[0]
+
+    fgs = [good, Foreground(photo, outside), other]
+    ds = CompositeDataset(paintings, fgs, _config(), length=9, skip_bad=True)
+    ratios = [float(ds[i]["mask"].mean()) for i in range(len(ds))]
+    # The annotations are skipped, not their file: the good line of it is still drawn.
+    assert ds.skipped == {outside, other.mask}
+    assert min(ratios) > 0.04 and good in ds._cutout_cache
