@@ -1,16 +1,22 @@
 """Training losses of METHOD.md, each a separate function of tensors.
 
-``L_G = L_s + λ_c L_c + λ_adv L_adv + λ_cons L_cons + L_recons``; this module holds the terms
-that need no discriminator (style, content, reconstruction/identity). Feature lists are the
-loss network's relu1_1..relu4_1 taps; masks are resized to each tap inside.
+``L_G = L_s + λ_c L_c + λ_adv L_adv + λ_cons L_cons + L_recons``. Feature lists are the
+loss network's relu1_1..relu4_1 taps; masks are resized to each tap inside. The adversarial
+terms take the scores of a :class:`training.discriminator.PatchDiscriminator` (least squares:
+1 = "this patch holds a pasted object", 0 = "untouched painting"); the consistency terms take
+the model itself, because they re-run its encoder and kernel generator on the output.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from dktnet.stats import masked_stats
+from dktnet.model import MULTIPLE, DKTNet, RenderOutput
+from dktnet.stats import RegionStats, masked_stats, resize_mask
+
+_EPS = 1e-6
 
 
 def _mask_like(mask: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
@@ -53,3 +59,174 @@ def identity_loss(output: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
 def autoencoder_loss(decoded: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """L_recons (autoencoder): with a trainable encoder, D(E(I)) must reproduce I."""
     return F.l1_loss(decoded, image)
+
+
+# ---------------------------------------------------------------------------- adversarial
+
+
+def patch_targets(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """The fraction of pasted pixels under each score: the discriminator's regression target.
+
+    Area pooling (not nearest or thresholding) gives patches on the object's border partial
+    targets, so a discriminator is never asked to call a patch that is 10% object either
+    fully pasted or fully clean. Detached: the targets are labels, not something to optimise.
+    Adaptive pooling needs no stride: for sizes that are multiples of the discriminator's
+    stride (all training sizes) its bins are exactly the scores' pixel blocks; for others
+    they are spread over the whole image, off by less than one stride.
+    """
+    target = F.adaptive_avg_pool2d(mask.detach().float(), scores.shape[-2:])
+    return target.to(scores.dtype)
+
+
+def _balanced_lsgan(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Squared error to soft targets, pasted and clean patches weighted half and half.
+
+    Objects cover 5 to 30% of an image, so with a plain mean a discriminator scoring 0
+    everywhere is already 70 to 95% right and learns to find the object slowly. Each image's
+    pasted mass (``t``) and clean mass (``1 - t``) get equal total weight instead; an image
+    with nothing pasted falls back to the plain mean. The optimum per patch is still
+    ``score == target``.
+    """
+    t = targets.float()
+    pasted = t / t.sum(dim=(1, 2, 3), keepdim=True).clamp_min(_EPS)
+    clean = (1.0 - t) / (1.0 - t).sum(dim=(1, 2, 3), keepdim=True).clamp_min(_EPS)
+    weight = pasted + clean
+    weight = weight / weight.sum(dim=(1, 2, 3), keepdim=True)
+    per_image = (weight * (scores.float() - t) ** 2).sum(dim=(1, 2, 3))
+    return per_image.mean()
+
+
+def discriminator_loss(
+    scores_harmonized: torch.Tensor,
+    mask: torch.Tensor,
+    scores_painting: torch.Tensor | None = None,
+    scores_composite: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L_D (least squares): find the pasted object, patch by patch.
+
+    - harmonized output (scores of the *detached* output) -> the downsampled mask: the
+      discriminator must find the object after harmonization; this is what L_adv fights.
+    - unedited painting, optional but recommended -> 0 everywhere. It is the same painting the
+      object was pasted on, so the only difference between it and the output is the pasted
+      region: the discriminator cannot score by the painting's content or by position, only by
+      the object. The training batches already carry it (the identity samples).
+    - raw composite, optional -> the downsampled mask. An easy positive that teaches the
+      object's photographic look from the first adversarial step; it stops being informative
+      once outputs look painted, so it is off unless asked for.
+
+    Fake terms are averaged, then averaged with the real term, so adding the composite does
+    not tilt the balance between real and fake.
+    """
+    fakes = [_balanced_lsgan(scores_harmonized, patch_targets(mask, scores_harmonized))]
+    if scores_composite is not None:
+        fakes.append(_balanced_lsgan(scores_composite, patch_targets(mask, scores_composite)))
+    fake = torch.stack(fakes).mean()
+    if scores_painting is None:
+        return fake
+    real = (scores_painting.float() ** 2).mean()
+    return 0.5 * (fake + real)
+
+
+def discriminator_step_loss(
+    disc: nn.Module,
+    harmonized: torch.Tensor,
+    mask: torch.Tensor,
+    painting: torch.Tensor | None = None,
+    composite: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`discriminator_loss` from images: detaches them and scores all in one forward.
+
+    Detaching here means the discriminator's update can never push gradients into the
+    generator, whatever the caller forgets; one batched forward is cheaper on a CPU than
+    three small ones (the instance norm is per sample, so batching changes no score).
+    """
+    images = [harmonized.detach()]
+    for extra in (painting, composite):
+        if extra is not None:
+            images.append(extra.detach())
+    scores = disc(torch.cat(images)).split(harmonized.shape[0])
+    rest = iter(scores[1:])
+    s_painting = next(rest) if painting is not None else None
+    s_composite = next(rest) if composite is not None else None
+    return discriminator_loss(scores[0], mask, s_painting, s_composite)
+
+
+def adversarial_loss(scores_harmonized: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L_adv for the generator (least squares): no patch of the output may be flagged.
+
+    The target is 0 everywhere, but each patch is weighted by the mask fraction under it or
+    under any of its 8 neighbours (the ring covers the object's edge, where halos show, and
+    which the receptive field still sees). Why not a plain mean: the background equals the
+    painting exactly, so its scores carry no gradient, only a constant that would make the
+    loss depend on the discriminator's false alarms, and it would dilute the object's signal
+    by its area (a 5% object would get a 20x weaker push than a 100% one). The weights are
+    normalised per image, so the scale depends on neither image size nor object size; an
+    empty mask gives 0.
+    """
+    t = patch_targets(mask, scores_harmonized).float()
+    weight = F.max_pool2d(t, kernel_size=3, stride=1, padding=1)
+    total = weight.sum(dim=(1, 2, 3))
+    per_image = (weight * scores_harmonized.float() ** 2).sum(dim=(1, 2, 3))
+    return (per_image / total.clamp_min(_EPS)).mean()
+
+
+# ---------------------------------------------------------------------------- consistency
+
+
+def _stats_distance(a: RegionStats, b: RegionStats) -> torch.Tensor:
+    """Squared distance of mean and std, averaged over batch and channels (scale-free in C)."""
+    return F.mse_loss(a.mean, b.mean) + F.mse_loss(a.std, b.std)
+
+
+def standard_stats_consistency(standard: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L_cons (a): the foreground and background of F_std share one "standard" style.
+
+    ``standard`` is ``RenderOutput.standard`` (stride 8); ``mask`` is at image or feature size.
+    Both regions' statistics keep their gradient: the two standardising transforms
+    (tau_n^f, tau_n^b) meet each other rather than one chasing a fixed target.
+    """
+    m = _mask_like(mask, standard)
+    return _stats_distance(masked_stats(standard, m), masked_stats(standard, 1.0 - m))
+
+
+def restandardize_consistency(
+    model: DKTNet, rendered: RenderOutput, output: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """L_cons (b): standardising the output's foreground lands on the standard style again.
+
+    The output (B,3,H,W), H and W multiples of 8, is re-encoded, its foreground standardised
+    by the foreground kernels (tau_n^f with kernels from the output's own statistics), and
+    the result's foreground statistics compared with F_std's *background* statistics,
+    detached. Background, because the output's foreground should now be in the painting's
+    style, whose standard form is F_std's background; it is also the larger region, so its
+    statistics are the less noisy target (a 5% object is a handful of stride-8 cells).
+    Detached, because the standard style is defined by the forward pass on the composite:
+    without the stop-gradient tau_n^b would be pulled towards whatever the output does.
+
+    Gradient reaches tau_n^f (through both its kernels and their input statistics), the
+    encoder and, through ``output``, the decoder. Standardisation by the region's own
+    statistics fixes the first two moments before tau, so this term constrains what the
+    residual tau adds, and its gradient to the decoder is small near initialisation.
+    """
+    h, w = output.shape[-2:]
+    if h % MULTIPLE or w % MULTIPLE:
+        raise ValueError(f"output H, W must be multiples of {MULTIPLE}, got {h}x{w}")
+    feat = model.encode(output)[-1]
+    m = resize_mask(mask.to(feat.dtype), MULTIPLE)
+    bt = model.bitransform
+    z = bt.standardize_region(feat, masked_stats(feat, m), bt.to_standard_fg)
+    target = masked_stats(rendered.standard.detach(), 1.0 - _mask_like(mask, rendered.standard))
+    return _stats_distance(masked_stats(z, m), target)
+
+
+def consistency_loss(
+    model: DKTNet, rendered: RenderOutput, output: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """L_cons = (a) + (b), unweighted.
+
+    Both parts are distances between statistics of standardised features, of order 1 when
+    violated, so neither dominates the other by construction.
+    """
+    return standard_stats_consistency(rendered.standard, mask) + restandardize_consistency(
+        model, rendered, output, mask
+    )

@@ -1,4 +1,5 @@
-"""Tests for training.losses (style, content, identity, autoencoder) and training.lossnet."""
+"""Tests for training.losses (style, content, identity, autoencoder, adversarial,
+consistency) and training.lossnet."""
 
 from __future__ import annotations
 
@@ -9,8 +10,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from dktnet.model import DKTNet, RenderOutput
 from dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from training.losses import autoencoder_loss, content_loss, identity_loss, style_loss
+from tests.tiny import tiny_config
+from training.losses import (
+    adversarial_loss,
+    autoencoder_loss,
+    consistency_loss,
+    content_loss,
+    discriminator_loss,
+    discriminator_step_loss,
+    identity_loss,
+    patch_targets,
+    restandardize_consistency,
+    standard_stats_consistency,
+    style_loss,
+)
 from training.lossnet import load_loss_network
 
 # ---------------------------------------------------------------------------- helpers
@@ -184,3 +199,216 @@ def test_path_spec_loads_a_vgg_file(tmp_path: Path) -> None:
     assert loss_net.provenance["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert not loss_net.network.training
     assert not any(p.requires_grad for p in loss_net.network.parameters())
+
+
+# ---------------------------------------------------------------------------- adversarial
+
+
+def _cell_mask(cells: list[tuple[int, int]], grid: int = 4, stride: int = 8) -> torch.Tensor:
+    """(1,1,grid*stride,grid*stride) mask covering whole stride x stride cells."""
+    mask = torch.zeros(1, 1, grid * stride, grid * stride)
+    for i, j in cells:
+        mask[..., i * stride : (i + 1) * stride, j * stride : (j + 1) * stride] = 1.0
+    return mask
+
+
+def test_patch_targets_are_the_pasted_fraction_per_patch() -> None:
+    mask = _cell_mask([(1, 1), (1, 2)])
+    mask[..., 24:28, 0:8] = 1.0  # half of cell (3, 0)
+    mask.requires_grad_(True)
+    scores = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    target = patch_targets(mask, scores)
+    expected = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    expected[..., 1, 1:3] = 1.0
+    expected[..., 3, 0] = 0.5
+    torch.testing.assert_close(target, expected)
+    assert not target.requires_grad
+    soft = patch_targets(torch.rand(2, 1, 33, 47), torch.zeros(2, 1, 4, 5))
+    assert soft.shape == (2, 1, 4, 5)
+    assert soft.min() >= 0.0 and soft.max() <= 1.0
+
+
+def test_discriminator_loss_is_zero_only_for_a_perfect_discriminator() -> None:
+    mask = torch.cat([_cell_mask([(1, 1)]), _cell_mask([(0, 0), (3, 3), (2, 2)])])
+    mask[1, :, 8:12, 0:8] = 1.0  # a partial patch: its perfect score is 0.5
+    zeros = torch.zeros(2, 1, 4, 4)
+    perfect = patch_targets(mask, zeros)
+    assert discriminator_loss(perfect, mask).item() == 0.0
+    assert discriminator_loss(perfect, mask, zeros, perfect).item() == 0.0
+    assert discriminator_loss(zeros, mask).item() > 0.1  # misses the object
+    assert discriminator_loss(perfect, mask, zeros + 0.5).item() > 0.1  # flags the painting
+    assert discriminator_loss(perfect, mask, zeros, zeros).item() > 0.1  # misses it in one
+    scores = zeros.clone().requires_grad_(True)
+    discriminator_loss(scores, mask).backward()
+    assert scores.grad is not None and scores.grad.abs().sum() > 0
+
+
+def test_discriminator_loss_weighs_pasted_and_clean_patches_equally() -> None:
+    """Scoring 0 everywhere costs the same for a 1-patch and an 8-patch object."""
+    zeros = torch.zeros(1, 1, 4, 4)
+    small, large = _cell_mask([(0, 0)]), _cell_mask([(i, j) for i in (0, 1) for j in range(4)])
+    assert discriminator_loss(zeros, small).item() == pytest.approx(0.5)
+    assert discriminator_loss(zeros, large).item() == pytest.approx(0.5)
+    # Nothing pasted: a plain mean over the patches.
+    assert discriminator_loss(zeros + 0.5, torch.zeros(1, 1, 32, 32)).item() == pytest.approx(0.25)
+
+
+class _Mean(torch.nn.Module):
+    """A stand-in discriminator: the 8x8 block mean of the red channel, times a weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.gain * torch.nn.functional.avg_pool2d(image[:, :1], 8)
+
+
+def test_discriminator_step_loss_detaches_and_matches_the_score_form() -> None:
+    torch.manual_seed(6)
+    disc = _Mean()
+    harmonized = torch.rand(2, 3, 32, 32, requires_grad=True)
+    painting, composite = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    mask = torch.cat([_cell_mask([(1, 1)]), _cell_mask([(2, 3)])])
+    loss = discriminator_step_loss(disc, harmonized, mask, painting, composite)
+    expected = discriminator_loss(disc(harmonized), mask, disc(painting), disc(composite))
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert harmonized.grad is None
+    assert disc.gain.grad is not None and disc.gain.grad != 0
+
+
+def test_adversarial_loss_is_zero_for_unflagged_output_and_focuses_on_the_object() -> None:
+    mask = _cell_mask([(0, 0)], grid=8)  # 64x64 image, 8x8 score grid
+    zeros = torch.zeros(1, 1, 8, 8)
+    assert adversarial_loss(zeros, mask).item() == 0.0
+    flagged = zeros.clone()
+    flagged[..., 0, 0] = 1.0
+    assert adversarial_loss(flagged, mask).item() > 0.1
+    ring = zeros.clone()
+    ring[..., 1, 1] = 1.0  # a neighbour of the object: its edge shows there
+    assert adversarial_loss(ring, mask).item() > 0.1
+    far = zeros.clone()
+    far[..., 4:, 4:] = 1.0  # a false alarm on the untouched painting: no loss, no gradient
+    assert adversarial_loss(far, mask).item() == 0.0
+
+
+def test_adversarial_loss_does_not_depend_on_image_or_object_size() -> None:
+    torch.manual_seed(7)
+    mask = _cell_mask([(1, 1), (1, 2), (2, 1)])
+    scores = torch.rand(1, 1, 4, 4)
+    big_mask = torch.nn.functional.interpolate(mask, scale_factor=2.0, mode="nearest")
+    big_scores = torch.nn.functional.interpolate(scores, scale_factor=2.0, mode="nearest")
+    small = adversarial_loss(scores, mask)
+    big = adversarial_loss(big_scores, big_mask)
+    assert big.item() == pytest.approx(small.item(), rel=0.25)
+    # Flagged everywhere with score s: the loss is s^2 whatever the object's area.
+    for cells in ([(0, 0)], [(i, j) for i in range(3) for j in range(3)]):
+        assert adversarial_loss(torch.full((1, 1, 4, 4), 0.5), _cell_mask(cells)).item() == (
+            pytest.approx(0.25)
+        )
+
+
+# ---------------------------------------------------------------------------- consistency
+
+
+def _tiny_render(
+    perturb: float = 0.0, size: int = 32
+) -> tuple[DKTNet, RenderOutput, torch.Tensor, torch.Tensor]:
+    """A tiny model, its render of a random composite, the blended output and the mask.
+
+    ``perturb`` > 0 scales tau_n^f's back-projection up from its near-zero initialisation,
+    so the standardising residual (which the consistency loss constrains) is not ~0.
+    """
+    torch.manual_seed(8)
+    model = DKTNet(tiny_config())
+    if perturb:
+        with torch.no_grad():
+            model.bitransform.to_standard_fg.V.normal_(std=perturb)
+    composite = torch.rand(2, 3, size, size)
+    mask = torch.zeros(2, 1, size, size)
+    mask[0, :, 8:24, 8:24] = 1.0  # whole stride-8 cells, so F_std's regions are crisp
+    mask[1, :, 0:16, 16:32] = 1.0
+    rendered = model.render(composite, mask)
+    output = composite * (1.0 - mask) + rendered.image * mask
+    return model, rendered, output, mask
+
+
+def test_standard_stats_consistency_is_zero_when_regions_share_statistics() -> None:
+    torch.manual_seed(9)
+    mask = _mask()  # 8x8 image mask; the "F_std" map is 4x4
+    feat = torch.randn(2, 5, 4, 4) * 2.0 + 1.0
+    shared = _match_foreground(feat, feat, _block_mask(mask, 4))
+    assert standard_stats_consistency(shared, mask).item() == pytest.approx(0.0, abs=1e-8)
+    shifted = shared + _block_mask(mask, 4)  # foreground mean +1 on every channel
+    assert standard_stats_consistency(shifted, mask).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_consistency_loss_is_near_zero_at_initialisation() -> None:
+    """tau ~ 0 at init: both regions of F_std and the re-standardised output are ~N(0, 1)."""
+    model, rendered, output, mask = _tiny_render()
+    assert consistency_loss(model, rendered, output, mask).item() < 1e-3
+
+
+def test_restandardize_consistency_targets_the_background_of_f_std() -> None:
+    model, rendered, output, mask = _tiny_render()
+    m = _block_mask(mask, 4)
+    base = restandardize_consistency(model, rendered, output, mask)
+    fg_moved = rendered._replace(standard=rendered.standard + 3.0 * m)
+    bg_moved = rendered._replace(standard=rendered.standard + 2.0 * (1.0 - m))
+    torch.testing.assert_close(restandardize_consistency(model, fg_moved, output, mask), base)
+    moved = restandardize_consistency(model, bg_moved, output, mask)
+    assert moved.item() == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        restandardize_consistency(model, rendered, output[..., :-1], mask[..., :-1])
+
+
+def test_consistency_loss_trains_the_foreground_kernels_and_the_decoder() -> None:
+    model, rendered, output, mask = _tiny_render(perturb=0.5)
+    loss = consistency_loss(model, rendered, output, mask)
+    assert loss.item() > 1e-4
+    loss.backward()
+    fg = model.bitransform.to_standard_fg
+    for name in ("P", "K_b", "V"):
+        grad = getattr(fg, name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    assert model.decoder.out.weight.grad is not None
+    assert model.decoder.out.weight.grad.abs().sum() > 0
+
+
+def test_restandardize_target_is_detached() -> None:
+    """F_std is the fixed target of part (b); only part (a) moves F_std itself."""
+    model, rendered, output, mask = _tiny_render(perturb=0.5)
+    standard = rendered.standard.detach().requires_grad_(True)
+    leaf = rendered._replace(standard=standard)
+    restandardize_consistency(model, leaf, output.detach(), mask).backward()
+    assert standard.grad is None
+    assert model.bitransform.to_standard_fg.V.grad is not None
+
+
+def test_new_losses_are_finite_and_differentiable_for_a_tiny_mask() -> None:
+    model, _, _, _ = _tiny_render(perturb=0.5)
+    torch.manual_seed(10)
+    composite = torch.rand(2, 3, 32, 32)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 5, 5:8] = 1.0  # three pixels
+    mask[1, :, 30, 30] = 1.0  # one pixel at the corner
+    rendered = model.render(composite, mask)
+    output = composite * (1.0 - mask) + rendered.image * mask
+    scores = output[:, :1, ::8, ::8] * 2.0 - 0.5  # depends on the output, like D's scores
+    painting_scores = torch.rand(2, 1, 4, 4)
+    losses = {
+        "adversarial": adversarial_loss(scores, mask),
+        "discriminator": discriminator_loss(scores, mask, painting_scores, scores),
+        "consistency": consistency_loss(model, rendered, output, mask),
+    }
+    for name, loss in losses.items():
+        assert torch.isfinite(loss), name
+        model.zero_grad()
+        loss.backward(retain_graph=True)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads, name
+        assert all(torch.isfinite(g).all() for g in grads), name
+    empty = torch.zeros(2, 1, 32, 32)
+    assert adversarial_loss(scores, empty).item() == 0.0
+    assert torch.isfinite(discriminator_loss(scores, empty, painting_scores))
