@@ -1,89 +1,240 @@
-"""``dkt train``: train a DKTNet model on photos with object masks x paintings."""
+"""``dkt train``: train DKTNet from a config preset or file, on one or many GPUs or the CPU.
+
+Everything about a run is in its config (``--config`` plus ``--set key=value`` overrides);
+the data and run-length options below are shortcuts for the matching ``--set`` keys. Under
+``torchrun`` every process runs this same command; rank 0 alone prints and writes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dkt_cli.console import err, fail
-from dktnet.config import DKTNetConfig
 from dktnet.errors import DktError
-from dktnet.model import MULTIPLE, DKTNet
-from training.data import CompositeConfig, CompositeDataset, find_foregrounds, find_paintings
-from training.loop import TrainSettings
-from training.loop import train as run_training
+from training.config import ConfigError, TrainConfig, load_config
+from training.data import CompositeConfig, CompositeDataset
+from training.distributed import DistContext, init_distributed
+from training.loop import Trainer, run_training
 from training.lossnet import load_loss_network
+from training.rundir import new_run_dir, read_run_config
+from training.sources import load_foregrounds, load_paintings
 
-_DATA = "Data"
+_DATA = "Data (shortcuts for --set data.*)"
+_RUN = "Run (shortcuts for --set run.* / data.*)"
+
+# CLI option name -> config key, for the shortcuts.
+_SHORTCUTS = {
+    "paintings": "data.paintings",
+    "paintings_csv": "data.paintings_csv",
+    "photos": "data.photos",
+    "masks": "data.masks",
+    "coco": "data.coco",
+    "yolo": "data.yolo",
+    "loss_network": "loss.network",
+    "steps": "run.steps",
+    "batch_size": "data.batch_size",
+    "size": "data.size",
+    "workers": "data.workers",
+    "seed": "run.seed",
+}
+
+
+def _overrides(values: dict[str, Any], sets: list[str]) -> list[str]:
+    """``--set`` items, then the shortcut options given: a named option wins over ``--set``."""
+    shortcuts = [f"{_SHORTCUTS[name]}={v}" for name, v in values.items() if v is not None]
+    return sets + shortcuts
+
+
+def _resolve_config(config: str, resume: Path | None, overrides: list[str]) -> TrainConfig:
+    if resume is not None:
+        return read_run_config(resume, overrides)
+    return load_config(config, overrides)
+
+
+def _dataset(cfg: TrainConfig) -> CompositeDataset:
+    data = cfg.data
+    if data.paintings is None and data.paintings_csv is None:
+        raise ConfigError("no paintings: pass --paintings DIR or --paintings-csv FILE")
+    if data.photos is None:
+        raise ConfigError("no foregrounds: pass --photos DIR with --masks, --coco or --yolo")
+    paintings = load_paintings(
+        Path(data.paintings) if data.paintings else None,
+        csv=Path(data.paintings_csv) if data.paintings_csv else None,
+    )
+    foregrounds = load_foregrounds(
+        Path(data.photos),
+        masks=Path(data.masks) if data.masks else None,
+        coco=Path(data.coco) if data.coco else None,
+        yolo=Path(data.yolo) if data.yolo else None,
+        ratio=data.filter_ratio,
+    )
+    composite = CompositeConfig(
+        size=data.size, fg_ratio=data.fg_ratio, random_position_prob=data.random_position_prob,
+        flip_prob=data.flip_prob, seed=cfg.run.seed,
+    )  # fmt: skip
+    return CompositeDataset(paintings, foregrounds, composite, skip_bad=data.skip_bad)
+
+
+def _config_name(config: str) -> str:
+    return Path(config).stem if config.endswith((".yaml", ".yml")) else config
 
 
 def train(
-    paintings: Annotated[
-        Path, typer.Option(help="Folder of paintings (backgrounds).", rich_help_panel=_DATA)
-    ],
-    photos: Annotated[
-        Path, typer.Option(help="Folder of photos (foregrounds).", rich_help_panel=_DATA)
-    ],
-    masks: Annotated[
-        Path,
-        typer.Option(
-            help="Folder of object masks named <photo>_objNN.png or <photo>.png.",
-            rich_help_panel=_DATA,
-        ),
-    ],
-    loss_network: Annotated[
+    config: Annotated[
         str,
         typer.Option(
-            help="Pretrained VGG-19 weights file (AdaIN vgg_normalised.pth or torchvision vgg19), "
-            "or 'random:SEED' to use a seeded random-weight stand-in (recorded in the model).",
+            "--config", "-c", help="Preset name (dktnet-lite, dktnet-vgg19) or YAML file."
         ),
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write.")] = Path(
-        "runs/dktnet-lite.safetensors"
-    ),
-    steps: Annotated[int, typer.Option(min=1)] = 2000,
-    batch_size: Annotated[int, typer.Option(min=1)] = 4,
-    size: Annotated[int, typer.Option(help="Training resolution (multiple of 8).", min=8)] = 256,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
-    workers: Annotated[int, typer.Option(help="Data-loading worker processes.", min=0)] = 0,
-    checkpoint_every: Annotated[int, typer.Option(min=1)] = 200,
-    log_every: Annotated[int, typer.Option(min=1)] = 20,
-    seed: Annotated[int, typer.Option()] = 0,
+    ] = "dktnet-lite",
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a config key: section.key=value (YAML value). Repeatable."
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")
+    ] = False,
+    paintings: Annotated[
+        Path | None, typer.Option(help="Folder of paintings.", rich_help_panel=_DATA)
+    ] = None,
+    paintings_csv: Annotated[
+        Path | None,
+        typer.Option(help="CSV list of paintings (WikiArt split style).", rich_help_panel=_DATA),
+    ] = None,
+    photos: Annotated[
+        Path | None, typer.Option(help="Folder of photos.", rich_help_panel=_DATA)
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(help="Folder of instance masks <photo>_objNN.png.", rich_help_panel=_DATA),
+    ] = None,
+    coco: Annotated[
+        Path | None, typer.Option(help="COCO instances JSON.", rich_help_panel=_DATA)
+    ] = None,
+    yolo: Annotated[
+        Path | None, typer.Option(help="Folder of YOLO segmentation labels.", rich_help_panel=_DATA)
+    ] = None,
+    loss_network: Annotated[
+        str | None,
+        typer.Option(
+            help="Pretrained VGG-19 weights (AdaIN vgg_normalised.pth or torchvision vgg19), or "
+            "'random:SEED' for the seeded random-weight stand-in (recorded in the model). "
+            "Default: $DKT_VGG19_WEIGHTS, then the cache folder.",
+        ),
+    ] = None,
+    download_weights: Annotated[
+        bool, typer.Option(help="Download torchvision's VGG-19 (sha256-checked) if none is found.")
+    ] = False,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/<config>-<time>).")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the run in this directory from its last checkpoint."),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this model's weights (fine-tuning; same model config)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Training resolution (multiple of 8).", min=32, rich_help_panel=_RUN),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=0, rich_help_panel=_RUN)] = None,
+    seed: Annotated[int | None, typer.Option(rich_help_panel=_RUN)] = None,
 ) -> None:
-    """Train a lite DKTNet with the style, content and reconstruction losses."""
-    if size % MULTIPLE:
-        fail(f"--size {size} must be a multiple of {MULTIPLE}")
+    """Train DKTNet: style, content, adversarial, consistency and reconstruction losses."""
+    shortcut_values = {
+        "paintings": paintings, "paintings_csv": paintings_csv, "photos": photos, "masks": masks,
+        "coco": coco, "yolo": yolo, "loss_network": loss_network, "steps": steps,
+        "batch_size": batch_size, "size": size, "workers": workers, "seed": seed,
+    }  # fmt: skip
+    if resume is not None:
+        if run_dir is not None:
+            fail("--resume DIR continues that run; do not pass --run-dir as well")
+        not_run = [k for k, v in shortcut_values.items() if v is not None and k != "steps"]
+        if init is not None:
+            not_run.append("init")
+        if not_run:
+            option = "--" + not_run[0].replace("_", "-")
+            fail(
+                f"--resume keeps the run's config; only --steps and --set run.* may change, "
+                f"not {option}"
+            )
     try:
-        painting_files = find_paintings(paintings)
-        foregrounds = find_foregrounds(photos, masks)
-        dataset = CompositeDataset(
-            painting_files, foregrounds, CompositeConfig(size=size, seed=seed), skip_bad=True
-        )
-        loss_net = load_loss_network(loss_network)
+        cfg = _resolve_config(config, resume, _overrides(shortcut_values, sets or []))
+    except ConfigError as exc:
+        fail(str(exc))
+    if print_config:
+        print(cfg.to_yaml(), end="")
+        return
+    try:
+        dist = init_distributed(device)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        _train(cfg, config, run_dir, resume, init, download_weights, dist)
+    finally:
+        dist.close()
+
+
+def _train(
+    cfg: TrainConfig,
+    config: str,
+    run_dir: Path | None,
+    resume: Path | None,
+    init: Path | None,
+    download_weights: bool,
+    dist: DistContext,
+) -> None:
+    say = err.print if dist.is_main else (lambda *a, **k: None)
+    try:
+        dataset = _dataset(cfg)
+        loss_net = load_loss_network(cfg.loss.network, download=download_weights)
+        trainer = Trainer(cfg, loss_net, dist)
+        provenance = {"initialised_from": trainer.init_from(init)} if init and not resume else {}
     except (DktError, ValueError) as exc:
         fail(str(exc))
     if not loss_net.provenance.get("pretrained"):
-        err.print(
+        say(
             "[yellow]warning:[/] training with a random-weight loss network (not pretrained); "
             "the checkpoint records this"
         )
-    err.print(f"{len(painting_files)} paintings, {len(foregrounds)} foregrounds; writing {output}")
-    settings = TrainSettings(
-        steps=steps, batch_size=batch_size, lr=lr, workers=workers,
-        checkpoint_every=checkpoint_every, log_every=log_every, seed=seed,
-    )  # fmt: skip
-    provenance = {"data": {"paintings": len(painting_files), "foregrounds": len(foregrounds)}}
-    try:
-        run_training(DKTNet(DKTNetConfig(working_size=size)), dataset, loss_net, settings, output,
-                     provenance=provenance, log=err.print)  # fmt: skip
-    except KeyboardInterrupt:
-        fail(f"interrupted; the last checkpoint is {output}", code=130)
-    if dataset.skipped:
-        err.print(f"skipped {len(dataset.skipped)} unreadable file(s)")
-    err.print(
-        f"done: {output}\nharmonize with it:  "
-        f"dkt harmonize COMPOSITE --mask MASK -o OUT --model {output}",
+    target = resume or run_dir or new_run_dir(Path("runs"), _config_name(config))
+    target = Path(str(dist.from_main(str(target))))
+    say(
+        f"{len(dataset.paintings)} paintings, {len(dataset.foregrounds)} foregrounds; "
+        f"{cfg.run.steps} steps of {cfg.data.batch_size} x {dist.world_size} at {cfg.data.size} px "
+        f"on {dist.device}",
         soft_wrap=True,
     )
+    say(f"run directory: {target}", soft_wrap=True)
+    try:
+        result = run_training(
+            trainer, dataset, target, resume=resume is not None, provenance=provenance
+        )
+    except (DktError, ValueError) as exc:
+        fail(str(exc))
+    if result.skipped_files:
+        say(f"skipped {result.skipped_files} unreadable file(s)")
+    if result.interrupted:
+        fail(
+            f"interrupted at step {result.steps}; checkpoint written. "
+            f"Continue with: dkt train --resume {target}",
+            code=130,
+        )
+    say(
+        f"done: {result.model} ({result.steps} steps)\nharmonize with it:  "
+        f"dkt harmonize COMPOSITE --mask MASK -o OUT --model {result.model}",
+        soft_wrap=True,
+    )
+
+
+__all__ = ["train"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -134,3 +135,40 @@ def write_pair():
         return composite, mask
 
     return _write
+
+
+# ``dkt train`` / ``run_training`` at the smallest size that still runs every part of the
+# objective (the discriminator needs 32 px); tests add their own run.* keys.
+TINY_TRAIN_SETS = [
+    "model.lite_channels=[4, 8, 8, 16]",
+    "model.kernel_dim=4",
+    "model.prototypes=3",
+    "model.generator_hidden=16",
+    "adversarial.channels=8",
+    "adversarial.warmup_steps=1",
+    "adversarial.ramp_steps=0",
+    "data.size=32",
+    "data.batch_size=2",
+    "data.workers=0",
+    "data.filter_ratio=null",
+    "run.tensorboard=false",
+    "loss.network=random:0",
+]
+
+
+@pytest.fixture
+def train_data(tmp_path: Path) -> Path:
+    """6 paintings (48x48) and 3 photos, each with one ``_obj01`` instance mask."""
+    from dktnet.imageio import write_image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    yy, xx = np.mgrid[0:48, 0:48]
+    for i in range(6):
+        painting = rng.integers(0, 256, (1, 1, 3)) * 0.6 + rng.integers(0, 100, (48, 48, 3))
+        write_image(root / "paintings" / f"p{i}.png", painting.clip(0, 255).astype(np.uint8))
+    for i in range(3):
+        write_image(root / "photos" / f"ph{i}.jpg", rng.integers(0, 256, (48, 48, 3), np.uint8))
+        blob = ((yy - 24) ** 2 + (xx - 20 - 2 * i) ** 2 < (10 + i) ** 2).astype(np.uint8) * 255
+        write_image(root / "masks" / f"ph{i}_obj01.png", blob)
+    return root

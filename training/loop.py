@@ -1,160 +1,454 @@
-"""The training loop for DKTNet's generator (style, content and reconstruction terms).
+"""DKTNet training: the full objective, checkpoints that resume exactly, one or many processes.
 
-Each step sees a batch of on-the-fly composites plus, as identity samples, the same
-paintings with the same masks but nothing pasted: the network must leave those unchanged.
-Checkpoints are written atomically every ``checkpoint_every`` steps and at the end, each with
-its full provenance (data, steps, time, loss network) in the file's metadata.
+``L_G = L_s + λ_c L_c + λ_adv L_adv + λ_cons L_cons + L_recons`` (METHOD.md). The
+adversarial term and the discriminator start after ``adversarial.warmup_steps`` generator-only
+steps, so the discriminator first meets outputs that already look harmonized rather than a
+decoder that has not learnt to reconstruct yet.
+
+Exact resume rests on three things: every random draw of the data is a function of (seed,
+step) (see ``training.sampler``), the training state holds every optimiser, scheduler,
+EMA and RNG state, and a checkpoint is only written between steps. Under ``torchrun`` each
+rank draws its own shard of every epoch; gradients are averaged by DistributedDataParallel;
+rank 0 alone logs and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
+import signal
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import dktnet
-from dktnet.checkpoint import save_checkpoint
-from dktnet.model import MULTIPLE, DKTNet
+from dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dktnet.errors import CheckpointError
+from dktnet.model import MULTIPLE, DKTNet, RenderOutput
+from training.config import TrainConfig
 from training.data import CompositeDataset
-from training.losses import autoencoder_loss, content_loss, identity_loss, style_loss
+from training.discriminator import PatchDiscriminator
+from training.distributed import DistContext
+from training.ema import EMA
+from training.losses import (
+    adversarial_loss,
+    autoencoder_loss,
+    consistency_loss,
+    content_loss,
+    discriminator_step_loss,
+    identity_loss,
+    style_loss,
+)
 from training.lossnet import LossNetwork
+from training.monitor import Monitor, sample_grid
+from training.optim import build_optimizer, build_scheduler
+from training.rundir import (
+    MODEL_NAME,
+    checkpoint_paths,
+    latest_checkpoint,
+    prune_checkpoints,
+    write_run_config,
+)
+from training.sampler import EpochItems, ResumableSampler, check_batch, collate_items
+from training.state import LoadedState, load_training_state, restore_rng, save_training_state
+
+__all__ = ["GeneratorPass", "TrainResult", "Trainer", "run_training"]
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings; everything here is recorded in the checkpoint's provenance."""
+class GeneratorPass(nn.Module):
+    """Everything that touches the generator's weights in one step, as one ``forward``.
 
-    steps: int = 2000
-    batch_size: int = 4
-    lr: float = 2e-4
-    style_weight: float = 1.0
-    content_weight: float = 2.0
-    identity_weight: float = 10.0
-    autoencoder_weight: float = 10.0
-    log_every: int = 20
-    checkpoint_every: int = 200
-    workers: int = 0
-    seed: int = 0
+    DistributedDataParallel synchronises gradients of what happens inside ``forward``; the
+    generator is used several times per step (composite, identity painting, autoencoder,
+    re-encoding for the consistency term), so all of it is gathered here.
+    """
+
+    def __init__(self, model: DKTNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        composite: torch.Tensor,
+        mask: torch.Tensor,
+        painting: torch.Tensor,
+        *,
+        consistency: bool,
+        autoencoder: bool,
+    ) -> dict[str, Any]:
+        rendered: RenderOutput = self.model.render(composite, mask)
+        # Unclamped blend: clamping would cut the gradient of every pixel outside [0, 1].
+        output = composite * (1.0 - mask) + rendered.image * mask
+        out: dict[str, Any] = {
+            "output": output,
+            "identity": self.model.render(painting, mask).image,
+        }
+        if consistency:
+            out["consistency"] = consistency_loss(self.model, rendered, output, mask)
+        if autoencoder:
+            out["autoencoder"] = self.model.autoencode(composite)
+        return out
 
 
-@dataclass(frozen=True)
-class StepLosses:
-    style: float
-    content: float
-    identity: float
-    autoencoder: float
-    total: float
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    model: Path
+    steps: int
+    interrupted: bool
+    skipped_files: int
 
 
-def _batches(loader: DataLoader, dataset: CompositeDataset) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless batches; each pass over the data is a new epoch of random draws."""
-    epoch = 0
-    while True:
-        dataset.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+class Trainer:
+    """The generator, discriminator, their optimisers and schedulers, EMA, and one step."""
+
+    def __init__(
+        self, config: TrainConfig, loss_network: LossNetwork, dist: DistContext | None = None
+    ) -> None:
+        self.config = config
+        self.dist = dist or DistContext()
+        self.device = self.dist.device
+        torch.manual_seed(config.run.seed)
+        self.model = DKTNet(config.model)
+        if config.model.encoder == "vgg19":
+            # The paper's frozen encoder is the pretrained loss network itself.
+            self.model.encoder.load_state_dict(loss_network.network.state_dict())
+        self.model.to(self.device).train()
+        self.loss_network = loss_network
+        self.loss_net = loss_network.network.to(self.device).eval()
+        adv = config.adversarial
+        self.disc = PatchDiscriminator(channels=adv.channels, layers=adv.layers).to(self.device)
+        optim, steps = config.optim, config.run.steps
+        self.g_opt = build_optimizer(self.model.trainable_parameters(), optim.lr, optim)
+        self.d_opt = build_optimizer(self.disc.parameters(), adv.lr, optim)
+        self.g_sched = build_scheduler(self.g_opt, steps, optim)
+        self.d_sched = build_scheduler(self.d_opt, max(steps - adv.warmup_steps, 1), optim)
+        self.ema = EMA(self.model, config.run.ema_decay) if config.run.ema_decay else None
+        self.amp_dtype = _AMP_DTYPES.get(config.run.precision)
+        if self.amp_dtype is torch.float16 and self.device.type != "cuda":
+            raise ValueError("run.precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype is torch.float16
+        )
+        self.g_pass: nn.Module = GeneratorPass(self.model)
+        self.d_net: nn.Module = self.disc
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_pass = DistributedDataParallel(self.g_pass, device_ids=ids)
+            self.d_net = DistributedDataParallel(self.disc, device_ids=ids)
+
+    def init_from(self, path: Path) -> dict[str, Any]:
+        """Start from a trained model's weights (fine-tuning); its shape must match the config.
+
+        Returns what the provenance should say about it.
+        """
+        source = load_checkpoint(path)
+        ours = dataclasses.replace(self.config.model, extra={})
+        theirs = dataclasses.replace(source.config, working_size=ours.working_size, extra={})
+        if theirs != ours:
+            raise CheckpointError(
+                path, f"--init: its model config {source.config.to_dict()} differs from the run's"
+            )
+        self.model.load_state_dict(source.state_dict())
+        if self.ema is not None:
+            self.ema = EMA(self.model, self.config.run.ema_decay)
+        return {
+            "file": Path(path).name,
+            "sha256": file_sha256(path),
+            "steps": source.provenance.get("steps"),
+            "loss_network": source.provenance.get("loss_network"),
+        }
+
+    # ------------------------------------------------------------------ one step
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def adversarial_active(self, step: int) -> bool:
+        """The adversarial term and discriminator run from the step after the warm-up."""
+        return self.config.loss.adversarial > 0 and step > self.config.adversarial.warmup_steps
+
+    def adversarial_ramp(self, step: int) -> float:
+        """λ_adv grows linearly over ``ramp_steps`` after the warm-up: no sudden jolt."""
+        adv = self.config.adversarial
+        if not adv.ramp_steps:
+            return 1.0
+        return min(1.0, (step - adv.warmup_steps) / adv.ramp_steps)
+
+    def step(
+        self, batch: dict[str, torch.Tensor], step: int
+    ) -> tuple[dict[str, float], torch.Tensor]:
+        """One generator update (and one discriminator update once adversarial); returns the
+        losses and the blended output (for sample grids)."""
+        weights = self.config.loss
+        composite = batch["composite"].to(self.device, non_blocking=True)
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        painting = batch["painting"].to(self.device, non_blocking=True)
+        adversarial = self.adversarial_active(step)
+
+        self.disc.requires_grad_(False)
+        with self._autocast():
+            gen = self.g_pass(
+                composite,
+                mask,
+                painting,
+                consistency=weights.consistency > 0,
+                autoencoder=weights.autoencoder > 0,
+            )
+            output = gen["output"]
+            with torch.no_grad():
+                target_feats = self.loss_net(composite)
+            output_feats = self.loss_net(output)
+            terms: dict[str, torch.Tensor] = {
+                "style": style_loss(output_feats, target_feats, mask),
+                "content": content_loss(output_feats[-1], target_feats[-1], mask),
+                "identity": identity_loss(gen["identity"], painting),
+            }
+            if "consistency" in gen:
+                terms["consistency"] = gen["consistency"]
+            if "autoencoder" in gen:
+                terms["autoencoder"] = autoencoder_loss(gen["autoencoder"], composite)
+            if adversarial:
+                terms["adversarial"] = adversarial_loss(self.disc(output), mask)
+            scale = {name: getattr(weights, name) for name in terms}
+            if adversarial:
+                scale["adversarial"] *= self.adversarial_ramp(step)
+            total = sum(scale[name] * value.float() for name, value in terms.items())
+        self.g_opt.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self._clip(self.g_opt, self.model.trainable_parameters())
+        self.scaler.step(self.g_opt)
+        self.g_sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+        if adversarial:
+            self.disc.requires_grad_(True)
+            with self._autocast():
+                terms["discriminator"] = discriminator_step_loss(self.d_net, output, mask, painting)
+            self.d_opt.zero_grad(set_to_none=True)
+            self.scaler.scale(terms["discriminator"]).backward()
+            self._clip(self.d_opt, self.disc.parameters())
+            self.scaler.step(self.d_opt)
+            self.d_sched.step()
+        self.scaler.update()
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        values["total"] = float(total.detach())
+        return values, output.detach()
+
+    def _clip(self, optimizer: torch.optim.Optimizer, params: Any) -> None:
+        clip = self.config.optim.grad_clip
+        if clip:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(list(params), max_norm=clip)
+
+    # ------------------------------------------------------------------ state
+
+    def _state_parts(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        modules: dict[str, Any] = {"generator": self.model, "discriminator": self.disc}
+        if self.ema is not None:
+            modules["ema"] = self.ema
+        optimizers = {"generator": self.g_opt, "discriminator": self.d_opt}
+        schedulers = {"generator": self.g_sched, "discriminator": self.d_sched}
+        return modules, optimizers, schedulers
+
+    def save_state(self, path: Path, step: int, meta: dict[str, Any]) -> None:
+        modules, optimizers, schedulers = self._state_parts()
+        meta = {**meta, "grad_scaler": self.scaler.state_dict()}
+        save_training_state(
+            path, step=step, modules=modules, optimizers=optimizers, schedulers=schedulers,
+            meta=meta,
+        )  # fmt: skip
+
+    def load_state(self, path: Path) -> LoadedState:
+        """Restore weights, optimisers, schedulers and EMA (RNG states: see ``restore_rng``)."""
+        modules, optimizers, schedulers = self._state_parts()
+        loaded = load_training_state(
+            path, modules=modules, optimizers=optimizers, schedulers=schedulers
+        )
+        if loaded.meta.get("grad_scaler"):
+            self.scaler.load_state_dict(loaded.meta["grad_scaler"])
+        return loaded
+
+    def final_weights(self) -> contextlib.AbstractContextManager[Any]:
+        """The weights to publish: EMA when kept (swapped in for the duration), else live."""
+        if self.ema is None:
+            return contextlib.nullcontext()
+        return self.ema.swapped_into(self.model)
 
 
-def generator_losses(
-    model: DKTNet,
-    loss_net: torch.nn.Module,
-    batch: dict[str, torch.Tensor],
-    settings: TrainSettings,
-) -> tuple[torch.Tensor, StepLosses]:
-    """Weighted sum of L_s, λ_c L_c and the two reconstruction terms for one batch."""
-    composite, mask, painting = batch["composite"], batch["mask"], batch["painting"]
-    rendered = model.render(composite, mask)
-    # Unclamped blend: clamping would cut the gradient of every pixel outside [0, 1].
-    output = composite * (1.0 - mask) + rendered.image * mask
-    with torch.no_grad():
-        target_feats = loss_net(composite)
-    output_feats = loss_net(output)
-    l_style = style_loss(output_feats, target_feats, mask)
-    l_content = content_loss(output_feats[-1], target_feats[-1], mask)
-    l_identity = identity_loss(model.render(painting, mask).image, painting)
-    l_auto = autoencoder_loss(model.autoencode(composite), composite)
-    total = (
-        settings.style_weight * l_style
-        + settings.content_weight * l_content
-        + settings.identity_weight * l_identity
-        + settings.autoencoder_weight * l_auto
+# --------------------------------------------------------------------------- the run
+
+
+class _StopFlag:
+    """Ctrl-C asks the loop to stop after the current step and checkpoint; twice aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread (e.g. inside a test runner's worker)
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _loader(
+    dataset: CompositeDataset, config: TrainConfig, dist: DistContext, start_step: int
+) -> Iterator[dict[str, Any]]:
+    sampler = ResumableSampler(
+        len(dataset),
+        config.data.batch_size,
+        seed=config.run.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        start_batch=start_step,
     )
-    parts = StepLosses(
-        l_style.item(), l_content.item(), l_identity.item(), l_auto.item(), total.item()
-    )
-    return total, parts
-
-
-def train(
-    model: DKTNet,
-    dataset: CompositeDataset,
-    loss_network: LossNetwork,
-    settings: TrainSettings,
-    output: Path,
-    provenance: dict[str, Any] | None = None,
-    log: Callable[[str], None] = print,
-) -> Path:
-    """Train ``model`` in place and write it to ``output``; returns the checkpoint path."""
-    size = dataset.config.size
-    if size % MULTIPLE:
-        raise ValueError(f"training size must be a multiple of {MULTIPLE}, got {size}")
-    torch.manual_seed(settings.seed)
     loader = DataLoader(
-        dataset,
-        batch_size=settings.batch_size,
-        shuffle=False,  # the dataset draws its own random samples per (seed, epoch, index)
-        drop_last=True,
-        num_workers=settings.workers,
-        persistent_workers=False,  # set_epoch must reach freshly started workers each epoch
+        EpochItems(dataset),
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        num_workers=config.data.workers,
+        collate_fn=collate_items,
+        pin_memory=dist.device.type == "cuda",
+        persistent_workers=config.data.workers > 0,
+        prefetch_factor=4 if config.data.workers > 0 else None,
     )
-    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=settings.lr)
-    model.train()
-    loss_net = loss_network.network
-    started = time.perf_counter()
-    window_start, window_images = started, 0
-    base = {
+    return iter(loader)
+
+
+def _provenance(
+    trainer: Trainer, dataset: CompositeDataset, extra: dict[str, Any]
+) -> dict[str, Any]:
+    cfg = trainer.config
+    return {
         "trainer": "dkt training.loop",
         "dkt_version": dktnet.__version__,
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "device": "cpu",
-        "size": size,
-        "settings": dataclasses.asdict(settings),
-        "loss_network": loss_network.provenance,
-        **(provenance or {}),
+        "device": str(trainer.device),
+        "world_size": trainer.dist.world_size,
+        "size": cfg.data.size,
+        "config": cfg.to_dict(),
+        "loss_network": trainer.loss_network.provenance,
+        "data": {"paintings": len(dataset.paintings), "foregrounds": len(dataset.foregrounds)},
+        **extra,
     }
 
-    def checkpoint(step: int) -> None:
-        info = {**base, "steps": step, "samples_seen": step * settings.batch_size,
-                "train_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
-        save_checkpoint(output, model, provenance=info)
 
-    for step, batch in enumerate(_batches(loader, dataset), start=1):
-        total, parts = generator_losses(model, loss_net, batch, settings)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), max_norm=5.0)
-        optimizer.step()
-        window_images += settings.batch_size
-        if step % settings.log_every == 0 or step == settings.steps:
-            now = time.perf_counter()
-            log(
-                f"step {step}/{settings.steps} total {parts.total:.4f} style {parts.style:.4f} "
-                f"content {parts.content:.4f} identity {parts.identity:.4f} "
-                f"autoencoder {parts.autoencoder:.4f} "
-                f"{window_images / (now - window_start):.2f} img/s"
-            )
-            window_start, window_images = now, 0
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
-            checkpoint(step)
-        if step >= settings.steps:
-            break
-    model.eval()
-    return output
+def run_training(
+    trainer: Trainer,
+    dataset: CompositeDataset,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    provenance: dict[str, Any] | None = None,
+    monitor: Monitor | None = None,
+) -> TrainResult:
+    """Train until ``run.steps`` (or Ctrl-C), checkpointing every ``run.checkpoint_every``."""
+    cfg, dist = trainer.config, trainer.dist
+    if cfg.data.size % MULTIPLE:
+        raise ValueError(f"training size must be a multiple of {MULTIPLE}, got {cfg.data.size}")
+    start_step, seconds_before = 0, 0.0
+    loaded: LoadedState | None = None
+    extra = dict(provenance or {})
+    if resume:
+        found = latest_checkpoint(run_dir)
+        if found is None:
+            raise ValueError(f"{run_dir}: no complete checkpoint to resume from")
+        loaded = trainer.load_state(found[1])
+        start_step = loaded.step
+        seconds_before = float(loaded.meta.get("train_seconds", 0.0))
+        extra = {**loaded.meta.get("provenance", {}), **extra}
+    if dist.is_main:  # on resume too: a longer run.steps must reach the next resume
+        write_run_config(run_dir, cfg)
+    dist.barrier()
+    monitor = monitor or Monitor(
+        run_dir if dist.is_main else None, total_steps=cfg.run.steps, start_step=start_step,
+        log_every=cfg.run.log_every, tensorboard=cfg.run.tensorboard,
+    )  # fmt: skip
+    base = _provenance(trainer, dataset, extra)
+    started = time.perf_counter()
+    skipped: set[str] = set()
+    step = start_step
+
+    def checkpoint(at: int) -> None:
+        if dist.is_main:
+            seconds = round(seconds_before + time.perf_counter() - started, 1)
+            info = {**base, "steps": at, "train_seconds": seconds,
+                    "samples_seen": at * cfg.data.batch_size * dist.world_size}  # fmt: skip
+            model_path, state_path = checkpoint_paths(run_dir, at)
+            model_path.parent.mkdir(parents=True, exist_ok=True)
+            with trainer.final_weights():
+                save_checkpoint(model_path, trainer.model, provenance=info)
+            trainer.save_state(state_path, at, {"train_seconds": seconds, "provenance": extra})
+            prune_checkpoints(run_dir, cfg.run.keep_checkpoints)
+        dist.barrier()
+
+    interrupted = False
+    window_start, window_images, rate = time.perf_counter(), 0, 0.0
+    try:
+        with _StopFlag() as stop:
+            batches = _loader(dataset, cfg, dist, start_step) if step < cfg.run.steps else iter(())
+            if loaded is not None:  # after the loader: starting workers draws from torch's RNG
+                restore_rng(loaded.rng)
+            for batch in map(check_batch, batches):
+                step += 1
+                skipped.update(batch["skipped"])
+                losses, output = trainer.step(batch, step)
+                window_images += cfg.data.batch_size * dist.world_size
+                if step % cfg.run.log_every == 0 or step == cfg.run.steps:
+                    losses = dist.mean(losses)
+                    now = time.perf_counter()
+                    rate = window_images / max(now - window_start, 1e-9)
+                    window_start, window_images = now, 0
+                elif step == start_step + 1:  # a first figure before the first log line
+                    rate = window_images / max(time.perf_counter() - window_start, 1e-9)
+                monitor.step(step, losses, trainer.g_sched.get_last_lr()[0], rate)
+                if step % cfg.run.image_every == 0 and dist.is_main:
+                    monitor.images(step, sample_grid(batch["composite"], output, batch["painting"]))
+                stop_now = dist.total(int(stop.requested)) > 0 if dist.enabled else stop.requested
+                if step % cfg.run.checkpoint_every == 0 or step == cfg.run.steps or stop_now:
+                    checkpoint(step)
+                if stop_now:
+                    interrupted = True
+                    break
+                if step >= cfg.run.steps:
+                    break
+    finally:
+        monitor.close()
+    final = run_dir / MODEL_NAME
+    if not interrupted and dist.is_main:
+        info = {
+            **base,
+            "steps": step,
+            "samples_seen": step * cfg.data.batch_size * dist.world_size,
+            "train_seconds": round(seconds_before + time.perf_counter() - started, 1),
+        }
+        with trainer.final_weights():
+            save_checkpoint(final, trainer.model, provenance=info)
+    dist.barrier()
+    trainer.model.eval()
+    return TrainResult(run_dir, final, step, interrupted, dist.total(len(skipped)))

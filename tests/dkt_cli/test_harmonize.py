@@ -308,15 +308,16 @@ def test_model_with_unknown_suffix_says_pass_backend(tmp_path: Path, write_pair)
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        (None, ["harmonize", "demo", "info", "train"]),
+        (None, ["harmonize", "demo", "info", "train", "data"]),
         ("harmonize", ["--mask", "--output", "--composites", "--masks", "--out",
                        "--composite-pattern", "--mask-pattern", "--skip-existing",
                        "--overwrite", "--model", "--device", "--size", "--json", "--upsample",
                        "--manifest", "--shard", "--workers", "--batch", "--max-pixels"]),
         ("info", ["--json", "model"]),
         ("demo", ["--output", "--model", "--seed"]),
-        ("train", ["--paintings", "--photos", "--masks", "--loss-network", "--steps",
-                   "--batch-size", "--size", "--output"]),
+        ("train", ["--config", "--set", "--print-config", "--resume", "--init", "--paintings",
+                   "--paintings-csv", "--photos", "--masks", "--coco", "--yolo", "--loss-network",
+                   "--download-weights", "--steps", "--batch-size", "--size", "--run-dir"]),
     ],
 )  # fmt: skip
 def test_help_for_every_subcommand(command: str | None, options: list[str]) -> None:

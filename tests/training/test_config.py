@@ -1,0 +1,96 @@
+"""Training configs: presets shipped in the package, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training.config import ConfigError, TrainConfig, apply_overrides, builtin_configs, load_config
+
+
+def test_both_presets_ship_and_resolve() -> None:
+    assert {"dktnet-lite", "dktnet-vgg19"} <= set(builtin_configs())
+    lite, vgg = load_config("dktnet-lite"), load_config("dktnet-vgg19")
+    assert lite.model.encoder == "lite"
+    assert vgg.model.encoder == "vgg19"
+    assert vgg.model.channels[-1] == 512  # the paper's relu4_1
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
+    cfg = load_config("dktnet-vgg19", ["optim.lr=1e-3", "data.filter_ratio=null"])
+    path = tmp_path / "run.yaml"
+    path.write_text(cfg.to_yaml())
+    again = load_config(str(path))
+    assert again == cfg
+    assert again.optim.lr == pytest.approx(1e-3)
+    assert again.data.filter_ratio is None
+
+
+def test_overrides_parse_yaml_values() -> None:
+    cfg = load_config(
+        "dktnet-lite",
+        [
+            "optim.betas=[0.9, 0.99]",
+            "run.ema_decay=0.99",
+            "run.tensorboard=false",
+            "loss.network=random:3",
+        ],
+    )
+    assert cfg.optim.betas == (0.9, 0.99)
+    assert cfg.run.ema_decay == pytest.approx(0.99)
+    assert cfg.run.tensorboard is False
+    assert cfg.loss.network == "random:3"
+
+
+def test_model_working_size_follows_data_size() -> None:
+    assert load_config("dktnet-lite", ["data.size=192"]).model.working_size == 192
+    with pytest.raises(ConfigError, match=r"model\.working_size"):
+        load_config("dktnet-lite", ["model.working_size=128"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lrr=1", "unknown key\\(s\\) optim.lrr"),
+        ("nosuch.key=1", "unknown key\\(s\\) nosuch"),
+        ("optim.lr=fast", "optim.lr = 'fast' is not a valid float"),
+        ("data.fg_ratio=[0.1]", "data.fg_ratio .* list of 2 values"),
+        ("run.steps=1.5", "run.steps = 1.5 is not a valid int"),
+        ("run.precision=fp8", "run.precision must be one of"),
+        ("data.size=100", "data.size must be a multiple of 8"),
+        ("loss.style=-1", "loss weights must be >= 0"),
+        ("model.kernel_dim=999", "kernel_dim must be in"),
+        ("optim", "use section.key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("dktnet-lite", [override])
+
+
+def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"no such config file or preset .*dktnet-lite"):
+        load_config(str(missing))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match=f"{broken}: not valid YAML"):
+        load_config(str(broken))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({"optim": {"learning_rate": 1}}))
+    with pytest.raises(ConfigError, match=f"{typo}: unknown key\\(s\\) optim.learning_rate"):
+        load_config(str(typo))
+
+
+def test_apply_overrides_does_not_touch_its_input() -> None:
+    data = {"optim": {"lr": 1.0}}
+    out = apply_overrides(data, ["optim.lr=2", "run.steps=3"])
+    assert data == {"optim": {"lr": 1.0}}
+    assert out == {"optim": {"lr": 2}, "run": {"steps": 3}}
+
+
+def test_defaults_equal_the_lite_preset_except_where_the_preset_says_otherwise() -> None:
+    # The dataclass defaults and the shipped YAML must not drift apart silently.
+    assert load_config("dktnet-lite") == TrainConfig()
