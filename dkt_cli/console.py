@@ -6,8 +6,11 @@ Human-facing output (progress, tables, errors) goes to stderr so stdout stays cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import typer
@@ -25,6 +28,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print a one-line error and exit: the message names the file and what is wrong."""
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def shown_warnings() -> Iterator[None]:
+    """Print the UserWarnings raised inside as one ``warning:`` line each, errors or not.
+
+    Library code warns about what it ignored (missing files in a list, masks without a
+    photo); a user should see that as a plain line, before any error it may explain.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                err.print(f"[yellow]warning:[/] {escape(str(warning.message))}", soft_wrap=True)
 
 
 def print_json(data: dict[str, Any]) -> None:

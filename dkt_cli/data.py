@@ -15,16 +15,14 @@ import io
 import json
 import os
 import re
-import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.markup import escape
 
-from dkt_cli.console import err, fail, progress_bar
+from dkt_cli.console import err, fail, progress_bar, shown_warnings
 from dktnet import __version__
 from dktnet.atomic import atomic_write_bytes, remove_stale_temps
 from dktnet.errors import DktError, ImageInputError
@@ -243,8 +241,7 @@ def make_composites(
     _check_out(out, overwrite)
 
     problem: str | None = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
+    with shown_warnings():  # printed before any error: a missing-files warning explains it
         try:
             painting_files = load_paintings(paintings, paintings_csv, root=paintings_root)
             foregrounds = load_foregrounds(
@@ -262,8 +259,6 @@ def make_composites(
             )
         except (DktError, ValueError) as exc:
             problem = str(exc)
-    for warning in caught:  # shown before any error: a missing-files warning explains it
-        err.print(f"[yellow]warning:[/] {escape(str(warning.message))}", soft_wrap=True)
     if problem is not None:
         fail(problem)
 

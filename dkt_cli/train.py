@@ -7,12 +7,13 @@ the data and run-length options below are shortcuts for the matching ``--set`` k
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from dkt_cli.console import err, fail
+from dkt_cli.console import err, fail, shown_warnings
 from dktnet.errors import DktError
 from training.config import ConfigError, TrainConfig, load_config
 from training.data import CompositeConfig, CompositeDataset
@@ -196,7 +197,8 @@ def _train(
 ) -> None:
     say = err.print if dist.is_main else (lambda *a, **k: None)
     try:
-        dataset = _dataset(cfg)
+        with shown_warnings() if dist.is_main else contextlib.nullcontext():
+            dataset = _dataset(cfg)
         loss_net = load_loss_network(cfg.loss.network, download=download_weights)
         trainer = Trainer(cfg, loss_net, dist)
         provenance = {"initialised_from": trainer.init_from(init)} if init and not resume else {}
