@@ -233,10 +233,9 @@ def _scaled_frame(source: PolygonMask | RleMask, height: int, width: int) -> tup
 def decode_mask(source: MaskSource, height: int, width: int) -> np.ndarray:
     """The object's mask as a boolean ``(height, width)`` array for a photo of that size.
 
-    Mask images are split at 0.5 and must already have the photo's size. Polygons are
-    rasterised and merged with pycocotools, so they match COCO's own masks pixel for
-    pixel; RLE is expanded here with numpy (pycocotools' ``decode`` trips a numpy 2
-    deprecation on every call, and the runs are parsed anyway to check them).
+    Mask images are split at 0.5 and must already have the photo's size. Polygons and RLE
+    are rasterised, merged and decoded with pycocotools, so they match COCO's own masks
+    pixel for pixel (RLE runs were checked against the frame when the source was made).
     Annotations follow a photo that was resized. Problems raise
     :class:`~dktnet.errors.ImageInputError` naming the mask file or the annotation.
     """
@@ -249,20 +248,22 @@ def decode_mask(source: MaskSource, height: int, width: int) -> np.ndarray:
         polygons = [
             (np.reshape(poly, (-1, 2)) * scale).ravel().tolist() for poly in source.polygons
         ]
-        rle = coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))
-        return _expand_runs(_rle_runs(rle["counts"].decode("ascii")), height, width)
+        return _decode_rle(coco_mask.merge(coco_mask.frPyObjects(polygons, height, width)))
     fh, fw = source.frame
-    mask = _expand_runs(_rle_runs(source.counts), fh, fw)
+    mask = _decode_rle({"size": [fh, fw], "counts": source.counts.encode("ascii")})
     if (fh, fw) != (height, width):
         img = Image.fromarray(mask.astype(np.uint8) * 255)
         mask = np.asarray(img.resize((width, height), Image.Resampling.NEAREST)) >= 128
     return mask
 
 
-def _expand_runs(runs: Sequence[int], height: int, width: int) -> np.ndarray:
-    """Column-major runs (zeros first) to a boolean ``(height, width)`` mask."""
-    ones = np.arange(len(runs)) % 2 == 1
-    return np.ascontiguousarray(np.repeat(ones, runs).reshape(width, height).T)
+def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    """pycocotools' decode as a C-ordered boolean mask."""
+    with warnings.catch_warnings():
+        # pycocotools' decode passes a copy flag numpy 2 deprecates; harmless here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = _pycocotools_mask().decode(rle)
+    return np.ascontiguousarray(decoded.astype(bool))
 
 
 def _image_files(folder: Path) -> list[Path]:
