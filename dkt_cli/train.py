@@ -40,6 +40,7 @@ _SHORTCUTS = {
     "size": "data.size",
     "workers": "data.workers",
     "seed": "run.seed",
+    "skip_bad": "data.skip_bad",
 }
 
 
@@ -119,6 +120,14 @@ def train(
     yolo: Annotated[
         Path | None, typer.Option(help="Folder of YOLO segmentation labels.", rich_help_panel=_DATA)
     ] = None,
+    skip_bad: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-bad/--no-skip-bad",
+            help="Skip unreadable images (counted at the end) instead of stopping at the first.",
+            rich_help_panel=_DATA,
+        ),
+    ] = None,
     loss_network: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +165,7 @@ def train(
         "paintings": paintings, "paintings_csv": paintings_csv, "photos": photos, "masks": masks,
         "coco": coco, "yolo": yolo, "loss_network": loss_network, "steps": steps,
         "batch_size": batch_size, "size": size, "workers": workers, "seed": seed,
+        "skip_bad": skip_bad,
     }  # fmt: skip
     if resume is not None:
         if run_dir is not None:

@@ -129,7 +129,7 @@ def test_unreadable_photo_is_named_or_skipped_and_counted(train_data: Path, tmp_
     result = runner.invoke(app, train_args(train_data, tmp_path / "a", steps=6))
     assert result.exit_code == 2, result.output
     assert str(bad.name) in result.stderr
-    skipping = train_args(train_data, tmp_path / "b", "--set", "data.skip_bad=true", steps=6)
+    skipping = train_args(train_data, tmp_path / "b", "--skip-bad", steps=6)
     result = runner.invoke(app, skipping)
     assert result.exit_code == 0, result.output
     assert "skipped 1 unreadable file(s)" in result.stderr

@@ -1,0 +1,70 @@
+"""Where the loss network's weights come from: path, environment, cache, checked download."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from dktnet.downloads import WeightsDownloadError
+from dktnet.errors import CheckpointError
+from training import lossnet
+from training.lossnet import MissingLossNetworkError, find_vgg19_weights, load_loss_network
+
+
+def test_explicit_path_then_env_then_cache(tmp_path: Path) -> None:
+    mine, named = tmp_path / "mine.pth", tmp_path / "named.pth"
+    mine.write_bytes(b"a")
+    named.write_bytes(b"b")
+    cache = tmp_path / "cache" / "dkt"
+    cache.mkdir(parents=True)
+    (cache / "vgg19-dcbb9e9d.pth").write_bytes(b"c")
+    env = {"DKT_VGG19_WEIGHTS": str(named), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert find_vgg19_weights(mine, env=env) == (mine, "path")
+    assert find_vgg19_weights(env=env) == (named, "$DKT_VGG19_WEIGHTS")
+    del env["DKT_VGG19_WEIGHTS"]
+    assert find_vgg19_weights(env=env) == (cache / "vgg19-dcbb9e9d.pth", "cache")
+    (cache / "vgg_normalised.pth").write_bytes(b"d")  # AdaIN's file is preferred
+    assert find_vgg19_weights(env=env)[0] == cache / "vgg_normalised.pth"
+
+
+def test_a_named_file_that_is_missing_is_an_error_not_a_fall_through(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    with pytest.raises(CheckpointError, match="no such file"):
+        find_vgg19_weights(tmp_path / "typo.pth", env=env)
+    with pytest.raises(CheckpointError, match=r"\$DKT_VGG19_WEIGHTS"):
+        find_vgg19_weights(env={**env, "DKT_VGG19_WEIGHTS": str(tmp_path / "typo.pth")})
+
+
+def test_nothing_found_says_every_way_to_get_weights(tmp_path: Path) -> None:
+    with pytest.raises(MissingLossNetworkError) as caught:
+        find_vgg19_weights(env={"XDG_CACHE_HOME": str(tmp_path)})
+    message = str(caught.value)
+    for hint in ("--loss-network PATH", "$DKT_VGG19_WEIGHTS", "--download-weights", "random:0"):
+        assert hint in message
+
+
+def test_download_keeps_only_a_file_with_the_right_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "served.pth"
+    source.write_bytes(b"pretend weights")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    monkeypatch.setattr(lossnet, "TORCHVISION_VGG19_URL", source.as_uri())
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    monkeypatch.setattr(lossnet, "TORCHVISION_VGG19_SHA256_PREFIX", "00000000")
+    with pytest.raises(WeightsDownloadError, match="checksum mismatch"):
+        find_vgg19_weights(download=True, env=env)
+    assert not list((tmp_path / "cache").rglob("*.pth"))
+    monkeypatch.setattr(lossnet, "TORCHVISION_VGG19_SHA256_PREFIX", digest[:8])
+    path, source_kind = find_vgg19_weights(download=True, env=env)
+    assert source_kind == "download"
+    assert path.read_bytes() == b"pretend weights"
+
+
+def test_random_stand_in_only_by_name_and_recorded() -> None:
+    net = load_loss_network("random:3")
+    assert net.provenance["pretrained"] is False and net.provenance["seed"] == 3
+    with pytest.raises(ValueError, match="integer seed"):
+        load_loss_network("random:x")
