@@ -22,7 +22,7 @@ from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
 from dktnet.errors import DktError, ImageTooLargeError, PathError
-from dktnet.imageio import DEFAULT_MAX_PIXELS, read_image, read_mask, write_image
+from dktnet.imageio import DEFAULT_MAX_PIXELS, header_size, read_image, read_mask, write_image
 
 
 class Existing(str, Enum):
@@ -107,6 +107,15 @@ def read_job(
     composite = read_image(job.composite, max_pixels=max_pixels)
     mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
     return composite, mask
+
+
+def job_bytes(job: Job, harmonizer: Harmonizer) -> int:
+    """Memory ``job`` will hold in a pipeline, from its composite's header; 0 if unreadable.
+
+    An unreadable composite fails as soon as a reader opens it, holding next to nothing.
+    """
+    size = header_size(job.composite)
+    return 0 if size is None else harmonizer.item_bytes(*size)
 
 
 def prepare_job(
