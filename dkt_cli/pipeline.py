@@ -50,10 +50,10 @@ from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
 from dktnet.imageio import DEFAULT_MAX_PIXELS
 
-#: Default memory for images in flight: room for about four 24-megapixel photos (or ten
-#: 1024x768 images at full working size) while one is in the model, others are decoded
-#: and others encoded; enough to keep the model busy, small next to the model's own
-#: working memory at those sizes.
+#: Default memory for images in flight: room for four 24-megapixel photos at a working size
+#: of 512 (or some thirty 1024x768 images run at full size), so that one is in the model
+#: while the next is decoded and the last encoded; small next to the model's own working
+#: memory at those sizes.
 DEFAULT_MAX_INFLIGHT_MB = 1024
 
 
