@@ -114,6 +114,17 @@ class Harmonizer:
         self.size = size if size is not None else backend.working_size
         self.upsample = upsample
 
+    def item_bytes(self, height: int, width: int) -> int:
+        """Bytes one image's arrays hold between being read and being written.
+
+        The uint8 composite, the float32 mask, the model's float32 inputs and output at the
+        working shape and the uint8 result while it is encoded: what a pipeline keeps per
+        image in flight. The model's and the transfer's own working memory is left out: it
+        belongs to a thread, not to an image waiting in a queue.
+        """
+        h, w = working_shape(height, width, self.size)
+        return height * width * (3 + 4 + 3) + h * w * 4 * (3 + 1 + 3)
+
     def harmonize(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3)."""
         prepared = self.prepare(composite, mask)

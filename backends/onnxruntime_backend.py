@@ -182,6 +182,10 @@ class OnnxRuntimeBackend(Backend):
         size = self.metadata.get("working_size")
         return int(size) if size else None
 
+    @property
+    def on_cpu(self) -> bool:
+        return not self.providers or self.providers[0] == CPU
+
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.profile is not None and (self._static or self.providers[0] == TENSORRT):
             self.profile.check(

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from backends.base import Backend, BackendError
+from backends.cpu import keep_freed_memory
 from dktnet.checkpoint import file_sha256, load_checkpoint
 from dktnet.model import DKTNet
 
@@ -68,6 +69,8 @@ class TorchBackend(Backend):
             torch.set_num_threads(threads)
         if dev.type == "cpu" and dtype != torch.float32:
             raise BackendError(f"precision {precision} is for GPUs; on the CPU use fp32")
+        if dev.type == "cpu":
+            keep_freed_memory()  # else every forward pass page-faults its feature maps anew
         network = load_checkpoint(model, device=dev).to(dtype)
         backend = cls(network, Path(model), dev, dtype)
         backend.requested_device = device
@@ -76,6 +79,10 @@ class TorchBackend(Backend):
     @property
     def working_size(self) -> int | None:
         return self.model.config.working_size
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
 
     @torch.inference_mode()
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -1,21 +1,27 @@
 """Benchmark ``dkt harmonize`` over a folder: pipeline on and off, working size and full size.
 
     python benchmarks/harmonize_pipeline.py                      # everything, defaults below
-    python benchmarks/harmonize_pipeline.py --images 40 --memory-images 200   # a quick look
+    python benchmarks/harmonize_pipeline.py --images 40 --repeats 1 --memory-images 200
 
 What it measures, side by side in one run, for a generated folder of ``--images`` synthetic
 painterly composites of ``--full-size`` (default 200 images of 1024x768):
 
 * for ``--size 512`` (the network at 512, the result carried back to 1024x768) and for
   ``--size 0`` (the network at the full 1024x768):
-  - the *pure model time*: only ``backend.run`` on the same images, in the same batches,
-    inputs prepared beforehand and not timed;
   - the real CLI, ``python -m dkt_cli harmonize``, with ``--workers 0`` (one image at a time)
-    and with the pipeline (``--workers W --batch B``): wall time of the run (model loading
-    excluded: the CLI reports it apart), images/s, the model's share, and the process's
+    and with the pipeline (``--workers W``): wall time of the run (model loading excluded:
+    the CLI reports it apart), images/s, the model's time inside the run, and the process's
     peak resident memory (``ru_maxrss`` of that child alone, from ``os.wait4``);
-* bounded memory: one pipelined run over ``--memory-images`` images (default 1,000), peak
-  resident memory after the first 20 images and at the end.
+  - the *pure model time* for each: only ``backend.run`` on the same images in the same
+    batches, inputs prepared beforehand and not timed, **with the same torch thread count
+    as that run** (the CLI gives the model all cores without the pipeline and leaves one
+    core per worker with it; ``--threads`` forces one count for all).
+  Each configuration runs ``--repeats`` times, interleaved (pure, off, pure, on, then again)
+  so that load from other jobs falls on all alike, after one warm-up run over the first ten
+  images; the table gives medians, and the spread of the wall times.
+* bounded memory: one pipelined run over ``--memory-images`` images (default 1,000, small
+  ones so it takes minutes), peak resident memory after the first 20 images and at the end,
+  and resident memory at a few marks between.
 
 Each measurement runs in its own child process so peaks do not mix. The folder is written
 under ``--workdir`` (a temporary folder by default): ``--distinct`` samples are generated
@@ -24,7 +30,8 @@ flipped, rolled and re-tinted variants of them, so every file differs and costs 
 decode and encode as a fresh sample would. The model is ``--model``, else the bundled model
 if it exists, else a randomly initialised default-size DKTNet saved into the workdir (speed
 and memory do not depend on the weights' values). Timings on a shared machine vary with
-whatever else runs there; the report prints the CPU count and load average for that reason.
+whatever else runs there; the report prints the usable cores and the load average before
+and after each part for that reason.
 """
 
 from __future__ import annotations
@@ -123,7 +130,7 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
     from dkt_cli.pairing import plan_folder
 
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", args.folder / "unused")
-    backend = open_backend(args.model, device=args.device)
+    backend = open_backend(args.model, device=args.device, threads=args.threads or None)
     harmonizer = Harmonizer(backend, args.size)
     seconds = 0.0
     for start in range(0, len(jobs), args.batch):
@@ -135,7 +142,9 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
         t0 = time.perf_counter()
         backend.run(composite, mask)
         seconds += time.perf_counter() - t0
-    return {"images": len(jobs), "seconds_model": seconds}
+    import torch
+
+    return {"images": len(jobs), "seconds_model": seconds, "threads": torch.get_num_threads()}
 
 
 def child_memory(args: argparse.Namespace) -> dict[str, object]:
@@ -148,7 +157,7 @@ def child_memory(args: argparse.Namespace) -> dict[str, object]:
 
     out = args.folder / "out-memory"
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", out)
-    backend = open_backend(args.model, device=args.device)
+    backend = open_backend(args.model, device=args.device, threads=args.threads or None)
     marks: dict[str, float] = {}
     current: dict[str, float] = {}
     count = {"n": 0}
@@ -163,7 +172,8 @@ def child_memory(args: argparse.Namespace) -> dict[str, object]:
                             workers=args.workers, batch=args.batch)  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     return {"images": len(jobs), "done": summary.done, "peak_mb_after": marks,
-            "rss_mb_at": current, "seconds_total": summary.seconds_total}  # fmt: skip
+            "rss_mb_at": current, "seconds_total": summary.seconds_total,
+            "threads": args.threads, "batch": args.batch, "size": args.size}  # fmt: skip
 
 
 def _peak_mb() -> float:
@@ -192,14 +202,14 @@ def _run_child(argv: list[str], env: dict[str, str]) -> tuple[str, float]:
     return stdout, usage.ru_maxrss / 1024.0
 
 
-def run_cli(folder: Path, model: Path, size: int, workers: int, batch: int, device: str,
-            env: dict[str, str]) -> dict[str, object]:  # fmt: skip
+def run_cli(folder: Path, model: Path, size: int, workers: int, batch: int, threads: int,
+            device: str, env: dict[str, str]) -> dict[str, object]:  # fmt: skip
     out = folder / f"out-{size}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     argv = [sys.executable, "-m", "dkt_cli", "harmonize", "--composites", str(folder / "comps"),
             "--masks", str(folder / "masks"), "--out", str(out), "--size", str(size),
-            "--workers", str(workers), "--batch", str(batch), "--model", str(model),
-            "--device", device, "--json", "--quiet"]  # fmt: skip
+            "--workers", str(workers), "--batch", str(batch), "--threads", str(threads),
+            "--model", str(model), "--device", device, "--json", "--quiet"]  # fmt: skip
     stdout, peak = _run_child(argv, env)
     data = json.loads(stdout)
     shutil.rmtree(out, ignore_errors=True)
@@ -207,56 +217,102 @@ def run_cli(folder: Path, model: Path, size: int, workers: int, batch: int, devi
 
 
 def run_self(mode: str, folder: Path, model: Path, size: int, workers: int, batch: int,
-             device: str, env: dict[str, str]) -> dict[str, object]:  # fmt: skip
+             threads: int, device: str, env: dict[str, str]) -> dict[str, object]:  # fmt: skip
     argv = [sys.executable, __file__, mode, "--folder", str(folder), "--model", str(model),
             "--size", str(size), "--workers", str(workers), "--batch", str(batch),
-            "--device", device]  # fmt: skip
+            "--threads", str(threads), "--device", device]  # fmt: skip
     stdout, peak = _run_child(argv, env)
     return {**json.loads(stdout), "peak_mb": peak}
 
 
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _subset(folder: Path, count: int) -> Path:
+    """The first ``count`` pairs of ``folder`` as a folder of links (for the warm-up)."""
+    sub = folder.parent / f"{folder.name}-first{count}"
+    for kind in ("comps", "masks"):
+        (sub / kind).mkdir(parents=True, exist_ok=True)
+        for path in sorted((folder / kind).glob("*.png"))[:count]:
+            link = sub / kind / path.name
+            if not link.exists():
+                link.symlink_to(path)
+    return sub
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 def main_benchmark(args: argparse.Namespace) -> None:
+    from backends.cpu import pipeline_threads, usable_cores
+
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dkt-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.full_size.lower().split("x"))
     model, model_note = model_path(args.model, workdir)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
-    load = os.getloadavg()
+    cores = usable_cores()
+    batch = args.batch or (1 if args.device == "cpu" else 4)
+    threads = {
+        0: args.threads or cores,
+        args.workers: args.threads or pipeline_threads(args.workers),
+    }
     header = [
-        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-        " at start (other jobs share these cores)",
+        f"machine: {os.cpu_count()} CPUs ({cores} usable), load average {_load()} at start "
+        "(1/5/15 min; other jobs share these cores)",
         model_note,
-        f"torch threads: {args.threads or 'default'}; pipeline: --workers {args.workers} "
-        f"--batch {args.batch}; device {args.device}",
+        f"pipeline: --workers {args.workers} --batch {batch}; torch threads: "
+        f"{threads[0]} without the pipeline, {threads[args.workers]} with it; "
+        f"device {args.device}; medians of {args.repeats} interleaved runs after a warm-up",
     ]
     results: dict[str, object] = {"header": header, "throughput": [], "memory": None}
     if args.images:
         folder = workdir / f"folder-{args.images}-{width}x{height}"
         _log(f"generating {args.images} composites of {width}x{height} in {folder}")
         make_folder(folder, args.images, height, width, args.distinct)
+        warm = _subset(folder, min(10, args.images))
         for size in args.sizes:
             label = f"--size {size}" if size else f"full ({width}x{height})"
-            _log(f"{label}: pure model time")
-            pure = run_self("model-time", folder, model, size, args.workers, args.batch,
-                            args.device, env)  # fmt: skip
+            load_before = _load()
+            _log(f"{label}: warm-up")
+            run_cli(warm, model, size, 0, batch, threads[0], args.device, env)
+            runs: dict[int, list[dict[str, object]]] = {0: [], args.workers: []}
+            pures: dict[int, list[dict[str, object]]] = {0: [], args.workers: []}
+            for repeat in range(args.repeats):
+                for workers in (0, args.workers):
+                    _log(f"{label}: pure model, {threads[workers]} thread(s) [{repeat + 1}]")
+                    same = (size, workers, batch, threads[workers], args.device, env)
+                    pures[workers].append(run_self("model-time", folder, model, *same))
+                    _log(f"{label}: CLI with --workers {workers} [{repeat + 1}]")
+                    runs[workers].append(run_cli(folder, model, *same))
+            best_pure = min(_median([p["seconds_model"] for p in pures[w]]) for w in pures)
             for workers in (0, args.workers):
-                _log(f"{label}: CLI with --workers {workers}")
-                run = run_cli(folder, model, size, workers, args.batch, args.device, env)
-                results["throughput"].append(
-                    {"size": label, "workers": workers, "pure_model_s": pure["seconds_model"],
-                     **{k: run[k] for k in ("done", "seconds_total", "seconds_model",
-                                            "images_per_second", "peak_mb")}}
-                )  # fmt: skip
+                walls = [r["seconds_total"] for r in runs[workers]]
+                pure = _median([p["seconds_model"] for p in pures[workers]])
+                results["throughput"].append({
+                    "size": label, "workers": workers, "threads": threads[workers],
+                    "batch": batch, "done": runs[workers][0]["done"],
+                    "seconds_total": _median(walls), "wall_min": min(walls),
+                    "wall_max": max(walls),
+                    "seconds_model": _median([r["seconds_model"] for r in runs[workers]]),
+                    "pure_model_s": pure, "best_pure_model_s": best_pure,
+                    "peak_mb": _median([r["peak_mb"] for r in runs[workers]]),
+                    "load": f"{load_before} -> {_load()}", "runs": runs[workers],
+                    "pures": pures[workers],
+                })  # fmt: skip
     if args.memory_images:
         mem_h, mem_w = args.memory_full_size
         folder = workdir / f"folder-{args.memory_images}-{mem_w}x{mem_h}"
         _log(f"generating {args.memory_images} composites of {mem_w}x{mem_h} in {folder}")
         make_folder(folder, args.memory_images, mem_h, mem_w, args.distinct)
         _log("bounded memory run")
+        load_before = _load()
         results["memory"] = run_self("memory", folder, model, args.memory_size, args.workers,
-                                     args.batch, args.device, env)  # fmt: skip
+                                     batch, threads[args.workers], args.device, env)  # fmt: skip
+        results["memory"]["load"] = f"{load_before} -> {_load()}"
+        results["memory"]["full_size"] = f"{mem_w}x{mem_h}"
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     print(render(results))
     if args.workdir is None and not args.keep:
@@ -267,17 +323,20 @@ def render(results: dict[str, object]) -> str:
     lines = [*results["header"], ""]
     if results["throughput"]:
         lines += [
-            "| working size | pipeline | images | wall s | images/s | model s (in run) "
-            "| pure model s | wall / pure model | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| working size | pipeline | torch threads | images | wall s (range) | images/s "
+            "| model s in run | pure model s, same threads | wall / pure, same threads "
+            "| wall / fastest pure | peak RSS MB | load avg before -> after |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in results["throughput"]:
             mode = "off (--workers 0)" if r["workers"] == 0 else f"on (--workers {r['workers']})"
+            wall = r["seconds_total"]
             lines.append(
-                f"| {r['size']} | {mode} | {r['done']} | {r['seconds_total']:.1f} "
-                f"| {r['images_per_second']:.2f} | {r['seconds_model']:.1f} "
-                f"| {r['pure_model_s']:.1f} | {r['seconds_total'] / r['pure_model_s']:.2f} "
-                f"| {r['peak_mb']:.0f} |"
+                f"| {r['size']} | {mode} | {r['threads']} | {r['done']} "
+                f"| {wall:.1f} ({r['wall_min']:.1f}-{r['wall_max']:.1f}) "
+                f"| {r['done'] / wall:.2f} | {r['seconds_model']:.1f} | {r['pure_model_s']:.1f} "
+                f"| {wall / r['pure_model_s']:.2f} | {wall / r['best_pure_model_s']:.2f} "
+                f"| {r['peak_mb']:.0f} | {r['load']} |"
             )
     memory = results["memory"]
     if memory:
@@ -285,10 +344,14 @@ def render(results: dict[str, object]) -> str:
         last = marks[str(memory["images"])]
         lines += [
             "",
-            f"bounded memory: {memory['done']} images, peak RSS after 20: {marks['20']:.0f} MB, "
-            f"after all: {last:.0f} MB (x{last / marks['20']:.3f}); "
+            f"bounded memory: {memory['done']} images of {memory.get('full_size', '?')} at "
+            f"--size {memory.get('size', '?')}, {memory.get('threads')} torch thread(s), "
+            f"batch {memory.get('batch')}, {memory['seconds_total']:.0f} s, load "
+            f"{memory.get('load', '?')}",
+            f"peak RSS after 20: {marks['20']:.0f} MB, after all: {last:.0f} MB "
+            f"(x{last / marks['20']:.3f}); peak at marks: "
             + ", ".join(f"{k}: {v:.0f}" for k, v in marks.items()),
-            "resident memory at those points (MB): "
+            "resident memory at those marks (MB): "
             + ", ".join(f"{k}: {v:.0f}" for k, v in memory.get("rss_mb_at", {}).items()),
         ]
     return "\n".join(lines)
@@ -302,14 +365,17 @@ def main() -> None:
     parser.add_argument("--full-size", default="1024x768", help="WxH of the generated images")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 0],
                         help="working sizes to compare (0 = full resolution)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
     parser.add_argument("--memory-images", type=int, default=1000, help="0: skip")
     parser.add_argument("--memory-full-size", type=lambda s: tuple(int(v) for v in
                         s.lower().split("x"))[::-1], default=(384, 512), help="WxH")  # fmt: skip
     parser.add_argument("--memory-size", type=int, default=256, help="working size, memory run")
     parser.add_argument("--distinct", type=int, default=20, help="samples generated afresh")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for children")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="0: as the CLI, 1 on the CPU and 4 on a GPU")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for every run; 0: as the CLI chooses")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, default=None)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 import dktnet
+from backends.cpu import pipeline_threads
 from backends.harmonizer import Harmonizer
 from backends.registry import open_backend
 from backends.transfer import UPSAMPLERS
@@ -17,7 +18,7 @@ from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.jobs import Existing, RunSummary, run_jobs
 from dkt_cli.manifest import plan_manifest
 from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
-from dkt_cli.pipeline import run_pipelined
+from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
 from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
 from dktnet.imageio import DEFAULT_MAX_PIXELS
@@ -221,13 +222,36 @@ def harmonize(
         ),
     ] = 2,
     batch: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Images of the same working size run through the model together.",
+            help="Images of the same working size run through the model together (on the "
+            "CPU batching is no faster and multiplies the model's memory).",
             min=1,
+            show_default="4 on a GPU, 1 on the CPU",
             rich_help_panel=_SCALE,
         ),
-    ] = 4,
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for the model. With the pipeline the default leaves one core "
+            "per worker to the readers and writers; with --workers 0 it is the runtime's own.",
+            min=1,
+            show_default="cores - workers, at least 1",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
+    max_inflight_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-inflight-mb",
+            help="Memory (MB) for the images in flight in the pipeline: decoded, waiting "
+            "for the model, waiting to be written. Images wait for room; one bigger than "
+            "this still runs, alone. 0 = no limit but their count.",
+            min=0,
+            rich_help_panel=_SCALE,
+        ),
+    ] = DEFAULT_MAX_INFLIGHT_MB,
     max_pixels: Annotated[
         int,
         typer.Option(
@@ -268,6 +292,8 @@ def harmonize(
                       part)  # fmt: skip
     except PairingError as exc:
         fail(str(exc))
+    if threads is None and workers > 0:
+        threads = pipeline_threads(workers)
     load_start = time.perf_counter()
     try:
         engine = open_backend(
@@ -276,11 +302,16 @@ def harmonize(
             device=device,
             precision=precision,
             allow_cpu_fallback=allow_cpu_fallback,
+            threads=threads,
         )
     except DktError as exc:
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start
     limit = max_pixels or None
+    if batch is None:
+        batch = 1 if engine.on_cpu else 4
+    pipeline = {"workers": workers, "batch": batch, "threads": threads,
+                "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
     with engine, progress_bar(quiet) as progress:
         task = progress.add_task("harmonizing", total=len(jobs))
         harmonizer = Harmonizer(engine, size, upsample)
@@ -288,13 +319,14 @@ def harmonize(
         if workers == 0:
             summary = run_jobs(jobs, harmonizer, policy, advance, max_pixels=limit)
         else:
+            budget = max_inflight_mb << 20 if max_inflight_mb else None
             summary = run_pipelined(jobs, harmonizer, policy, advance, workers=workers,
-                                    batch=batch, max_pixels=limit)  # fmt: skip
+                                    batch=batch, max_pixels=limit,
+                                    max_inflight_bytes=budget)  # fmt: skip
         description = engine.describe()
     if json_output:
-        print_json(
-            {**summary.to_dict(), "seconds_load": round(load_seconds, 3), "backend": description}
-        )
+        extra = {"seconds_load": round(load_seconds, 3), "backend": description}
+        print_json({**summary.to_dict(), **extra, "pipeline": pipeline})
     if not quiet or summary.failures:
         _report(summary, part)
     if summary.failures or summary.interrupted:

@@ -7,10 +7,16 @@ working shape, and a pool of writer threads carries each result to full size, en
 and writes it atomically. Threads suffice: Pillow and numpy release the GIL while they
 decode, resize, compute and encode, and the model's own thread releases it inside torch.
 
-Memory is bounded by construction: at most ``workers + batch`` items are read ahead
+Memory is bounded twice. By count: at most ``workers + batch`` items are read ahead
 (counting those waiting for a batch), one batch is in the model and at most
 ``2 * workers + batch`` wait to be written, so a run over a million files holds as many
-images as one over ten.
+images as one over ten. And by bytes, since a count means little when one 12,000 x 9,000
+scan weighs as much as a hundred thumbnails: before an image is decoded, a helper thread
+reads its size from the file's header, and the image is let in only when the arrays of
+every image in flight (:meth:`~backends.harmonizer.Harmonizer.item_bytes`, from read to
+written) still fit ``max_inflight_bytes``. An image bigger than the whole budget still runs,
+alone, so no file is ever refused for it. Images are let in in job order: a big one waits
+for room rather than being overtaken for ever by small ones.
 
 The record is the sequential one's (:func:`dkt_cli.jobs.run_jobs`): the same counts, the
 same failures named with file and reason, outputs and failures in job order, one
@@ -22,6 +28,7 @@ yet started); nothing is ever left half-written, because every write is atomic.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -36,11 +43,47 @@ from dkt_cli.jobs import (
     existing_output_blocks,
     failure_for,
     finish_job,
+    job_bytes,
     prepare_job,
 )
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
 from dktnet.imageio import DEFAULT_MAX_PIXELS
+
+#: Default memory for images in flight: room for four 24-megapixel photos at a working size
+#: of 512 (or some thirty 1024x768 images run at full size), so that one is in the model
+#: while the next is decoded and the last encoded; small next to the model's own working
+#: memory at those sizes.
+DEFAULT_MAX_INFLIGHT_MB = 1024
+
+
+class ByteBudget:
+    """Bytes held by the items in flight, never more than ``limit``, except one item alone.
+
+    Used from one thread (the pipeline's scheduler): an item ``take``s its bytes before it
+    is decoded and ``give``s them back once written or failed.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError(f"the byte budget must be >= 0, got {limit}")
+        self.limit = limit
+        self.held = 0
+        self.items = 0
+        self.peak = 0
+
+    def admits(self, nbytes: int) -> bool:
+        """Whether an item of ``nbytes`` fits now (always, when nothing else is held)."""
+        return self.items == 0 or self.limit is None or self.held + nbytes <= self.limit
+
+    def take(self, nbytes: int) -> None:
+        self.held += nbytes
+        self.items += 1
+        self.peak = max(self.peak, self.held)
+
+    def give(self, nbytes: int) -> None:
+        self.held -= nbytes
+        self.items -= 1
 
 
 @dataclass
@@ -49,6 +92,8 @@ class _Item:
 
     job: Job
     prepared: Prepared | None = None
+    nbytes: int | None = None  # its budget, once its header is read
+    admitted: bool = False
 
 
 class _Pipeline:
@@ -60,6 +105,7 @@ class _Pipeline:
         workers: int,
         batch: int,
         max_pixels: int | None,
+        max_inflight_bytes: int | None,
     ) -> None:
         self.harmonizer = harmonizer
         self.summary = summary
@@ -68,8 +114,14 @@ class _Pipeline:
         self.max_pixels = max_pixels
         self.read_ahead = workers + batch
         self.write_behind = 2 * workers + batch  # room for a whole batch's results
+        self.budget = ByteBudget(max_inflight_bytes)
+        # Header reads wait on imageio's Pillow lock while a reader decodes: on their own
+        # thread they never hold up the model.
+        self.sizer = ThreadPoolExecutor(1, thread_name_prefix="dkt-size")
         self.readers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-read")
         self.writers = ThreadPoolExecutor(workers, thread_name_prefix="dkt-write")
+        self.sizing: dict[Future[int], _Item] = {}
+        self.queued: deque[_Item] = deque()  # in job order, waiting for room to be read
         self.reading: dict[Future[Prepared], _Item] = {}
         self.writing: dict[Future[str], _Item] = {}
         self.waiting: dict[tuple[int, int], list[_Item]] = {}  # by working shape
@@ -80,34 +132,61 @@ class _Pipeline:
         todo = iter(items)
         exhausted = False
         while True:
-            while not exhausted and len(self.reading) + self._waiting_count() < self.read_ahead:
+            while not exhausted and self._ahead() < self.read_ahead:
                 item = next(todo, None)
                 if item is None:
                     exhausted = True
                 elif existing_output_blocks(item.job, existing, self.summary):
                     self.on_done(item.job)
                 else:
-                    future = self.readers.submit(
-                        prepare_job, item.job, self.harmonizer, self.max_pixels
-                    )
-                    self.reading[future] = item
-            got_one = self._collect_reads()
+                    future = self.sizer.submit(job_bytes, item.job, self.harmonizer)
+                    self.sizing[future] = item
+                    self.queued.append(item)
+            self._collect_sizes()
             self._collect_writes(block=False)
+            got_one = self._collect_reads()
+            self._admit()
+            more_coming = bool(self.reading or self.queued) or not exhausted
             full = next((s for s, group in self.waiting.items() if len(group) >= self.batch), None)
             if full is not None:
                 self._run_batch(full)
-            elif self.waiting and (not got_one or (exhausted and not self.reading)):
+            elif self.waiting and (not got_one or not more_coming):
                 # Nothing new arrived: run what is waiting rather than leave the model idle.
                 self._run_batch(max(self.waiting, key=lambda s: len(self.waiting[s])))
             elif self.reading:
                 wait(list(self.reading), return_when=FIRST_COMPLETED)
-            elif exhausted and not self.waiting:
+            elif self.sizing or (self.queued and self.writing):
+                # Wait for a header, or for a write to make room in the budget.
+                wait([*self.sizing, *self.writing], return_when=FIRST_COMPLETED)
+            elif not more_coming and not self.waiting:
                 break
         while self.writing:
             self._collect_writes(block=True)
 
-    def _waiting_count(self) -> int:
-        return sum(len(group) for group in self.waiting.values())
+    def _ahead(self) -> int:
+        """Items taken from the job list and not yet in the model."""
+        waiting = sum(len(group) for group in self.waiting.values())
+        return len(self.queued) + len(self.reading) + waiting
+
+    def _collect_sizes(self) -> None:
+        for future in [f for f in self.sizing if f.done()]:
+            item = self.sizing.pop(future)
+            try:
+                item.nbytes = future.result()
+            except FILE_ERRORS:  # the reader will say what is wrong with the file
+                item.nbytes = 0
+
+    def _admit(self) -> None:
+        """Start reading queued items, in job order, while the budget has room for them."""
+        while self.queued and self.queued[0].nbytes is not None:
+            item = self.queued[0]
+            if not self.budget.admits(item.nbytes):
+                return
+            self.queued.popleft()
+            self.budget.take(item.nbytes)
+            item.admitted = True
+            future = self.readers.submit(prepare_job, item.job, self.harmonizer, self.max_pixels)
+            self.reading[future] = item
 
     def _collect_reads(self) -> bool:
         """Move finished reads to their batch group (or straight to writing); any new?"""
@@ -174,17 +253,27 @@ class _Pipeline:
             except FILE_ERRORS as exc:
                 self._fail(item, exc)
                 continue
+            self._release(item)
             self.summary.done += 1
             self.on_done(item.job)
 
     def _fail(self, item: _Item, exc: BaseException) -> None:
+        self._release(item)
         self.summary.failures.append(failure_for(item.job, exc))
         self.on_done(item.job)
+
+    def _release(self, item: _Item) -> None:
+        """Give the item's bytes back (it is written or failed) and drop its arrays."""
+        if item.admitted:
+            self.budget.give(item.nbytes)
+            item.admitted = False
+        item.prepared = None
 
     # ------------------------------------------------------------------ stopping
 
     def stop(self) -> None:
         """After Ctrl-C: drop what is not yet computed, write what is (Ctrl-C again: drop)."""
+        self.sizer.shutdown(wait=False, cancel_futures=True)
         self.readers.shutdown(wait=False, cancel_futures=True)
         try:
             while self.writing:
@@ -197,6 +286,7 @@ class _Pipeline:
     def close(self) -> None:
         """Let running threads end (they finish within one image) and free the pools."""
         try:
+            self.sizer.shutdown(wait=True, cancel_futures=True)
             self.readers.shutdown(wait=True, cancel_futures=True)
             self.writers.shutdown(wait=True, cancel_futures=True)
         except KeyboardInterrupt:  # impatient: the threads still end on their own, unwaited
@@ -212,10 +302,12 @@ def run_pipelined(
     workers: int = 2,
     batch: int = 4,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_inflight_bytes: int | None = DEFAULT_MAX_INFLIGHT_MB << 20,
 ) -> RunSummary:
     """Run every job with ``workers`` reader and ``workers`` writer threads, batches of ``batch``.
 
-    Same contract and summary as :func:`dkt_cli.jobs.run_jobs`.
+    Same contract and summary as :func:`dkt_cli.jobs.run_jobs`. ``max_inflight_bytes``
+    bounds the memory of the images in flight (``None``: only their count is bounded).
     """
     if workers < 1 or batch < 1:
         raise ValueError(f"workers and batch must be >= 1, got {workers} and {batch}")
@@ -223,7 +315,9 @@ def run_pipelined(
     summary = RunSummary(total=len(jobs))
     started = time.perf_counter()
     remove_stale_temps(job.output for job in jobs)
-    pipeline = _Pipeline(harmonizer, summary, on_done, workers, batch, max_pixels)
+    pipeline = _Pipeline(
+        harmonizer, summary, on_done, workers, batch, max_pixels, max_inflight_bytes
+    )
     try:
         pipeline.run((_Item(job) for job in jobs), existing)
     except KeyboardInterrupt:

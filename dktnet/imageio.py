@@ -27,6 +27,7 @@ from dktnet.errors import ImageInputError, ImageTooLargeError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "header_size",
     "read_image",
     "read_mask",
     "write_image",
@@ -107,6 +108,25 @@ def read_mask(
         (h, w), (eh, ew) = mask.shape, expected_hw
         raise ImageInputError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
     return mask
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) as the file's header states it, decoding nothing; ``None`` if unreadable.
+
+    What a pipeline needs to budget an image's memory before decoding it. Unreadable files
+    are left for :func:`read_image` to report; the orientation is not applied (it changes
+    the shape, not the pixel count).
+    """
+    path = Path(path)
+    try:
+        _check_regular_file(path)
+        with _pillow_guards(bomb_limit=None):
+            img = _open(path)
+    except ImageInputError:
+        return None
+    with img:
+        width, height = img.size
+    return height, width
 
 
 @contextlib.contextmanager

@@ -155,6 +155,26 @@ def test_json_summary_on_stdout(tmp_path: Path, write_pair, tiny_model: Path) ->
     assert len(data["backend"]["model_sha256"]) == 64
 
 
+def test_json_reports_the_pipeline_settings_cpu_defaults_included(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """On the CPU a batch is one image and the model leaves a core per worker."""
+    from backends.cpu import pipeline_threads
+
+    _tree(tmp_path, write_pair, ["a.png"])
+    result = dkt(*folder_args(tmp_path, "--json", *model_args(tiny_model)))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pipeline"] == {
+        "workers": 2, "batch": 1, "threads": pipeline_threads(2), "max_inflight_mb": 1024
+    }  # fmt: skip
+    result = dkt(*folder_args(tmp_path, "--json", "--overwrite", "--batch", 3, "--threads", 1,
+                              "--max-inflight-mb", 0, *model_args(tiny_model)))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pipeline"] == {
+        "workers": 2, "batch": 3, "threads": 1, "max_inflight_mb": None
+    }  # fmt: skip
+
+
 def test_bad_files_are_reported_and_the_good_ones_written(
     tmp_path: Path, write_pair, tiny_model: Path
 ) -> None:

@@ -23,9 +23,9 @@ import pytest
 from backends.base import Backend
 from backends.harmonizer import Harmonizer
 from dkt_cli import jobs as jobs_module
-from dkt_cli.jobs import Existing, run_jobs
+from dkt_cli.jobs import Existing, job_bytes, run_jobs
 from dkt_cli.pairing import Job
-from dkt_cli.pipeline import run_pipelined
+from dkt_cli.pipeline import ByteBudget, run_pipelined
 from dktnet.imageio import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -200,6 +200,95 @@ def test_existing_outputs_follow_the_policy(make_jobs, existing: Existing) -> No
 def test_bad_settings_are_refused(make_jobs) -> None:
     with pytest.raises(ValueError, match="workers and batch"):
         run_pipelined(make_jobs(1), Harmonizer(RecordingBackend(), 24), workers=0)
+
+
+# --------------------------------------------------------------------------- byte budget
+
+
+def test_the_budget_lets_items_in_while_they_fit_and_one_alone_whatever_its_size() -> None:
+    budget = ByteBudget(100)
+    assert budget.admits(1000)  # nothing held: even an oversize item goes
+    budget.take(1000)
+    assert not budget.admits(0)  # ...but alone, not even with an empty one
+    budget.give(1000)
+    for _ in range(3):
+        assert budget.admits(30)
+        budget.take(30)
+    assert budget.held == 90 and not budget.admits(11) and budget.admits(10)
+    budget.give(30)
+    assert budget.admits(40) and budget.peak == 1000
+    assert ByteBudget(None).admits(10**12)
+    with pytest.raises(ValueError, match="byte budget"):
+        ByteBudget(-1)
+
+
+def test_item_bytes_come_from_the_header_and_unreadable_files_count_zero(
+    make_jobs, tmp_path: Path
+) -> None:
+    job = make_jobs(1, sizes=[(40, 48)])[0]
+    harmonizer = Harmonizer(RecordingBackend(), 24)
+    assert job_bytes(job, harmonizer) == harmonizer.item_bytes(40, 48)
+    assert harmonizer.item_bytes(40, 48) == 40 * 48 * 10 + 20 * 24 * 28
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    assert job_bytes(replace(job, composite=tmp_path / "junk.png"), harmonizer) == 0
+
+
+def _run_watched(jobs, budget_bytes, monkeypatch, *, batch=1):
+    """Run with ``budget_bytes``, checking the budget after every admission; (summary, log)."""
+    log: list[tuple[int, int]] = []
+    real_take = ByteBudget.take
+
+    def take(self, nbytes):
+        real_take(self, nbytes)
+        log.append((self.held, self.items))
+        assert self.held <= self.limit or self.items == 1, (self.held, self.items)
+
+    monkeypatch.setattr(ByteBudget, "take", take)
+    result: dict[str, Any] = {}
+
+    def target():
+        backend = RecordingBackend(delay=0.005)
+        result["summary"] = run_pipelined(jobs, Harmonizer(backend, 24), workers=2, batch=batch,
+                                          max_inflight_bytes=budget_bytes)  # fmt: skip
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the pipeline deadlocked"
+    return result["summary"], log
+
+
+def test_the_budget_bounds_the_bytes_in_flight_and_changes_no_result(
+    make_jobs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mixed sizes, one image over the whole budget: bounded, in order, same files."""
+    sizes = [(40, 48)] * 3 + [(160, 192)] + [(40, 48), (48, 40)] * 3
+    jobs = make_jobs(len(sizes), sizes=sizes)
+    harmonizer = Harmonizer(RecordingBackend(), 24)
+    small = harmonizer.item_bytes(40, 48)
+    budget = 3 * small  # three small images at a time; the big one (16x) only alone
+    assert harmonizer.item_bytes(160, 192) > budget
+    reference = run_jobs(jobs, harmonizer)
+    parallel = [replace(j, output=tmp_path / "par" / j.output.name) for j in jobs]
+
+    summary, log = _run_watched(parallel, budget, monkeypatch, batch=2)
+
+    assert summary.done == len(jobs) and not summary.failures
+    assert summary.outputs == [str(j.output) for j in parallel]  # job order
+    assert max(items for _, items in log) == 3  # the budget, not the count, was the limit
+    assert any(items == 1 and held > budget for held, items in log)  # the big one, alone
+    for a, b in zip(jobs, parallel, strict=True):
+        assert a.output.read_bytes() == b.output.read_bytes(), a.key
+    assert reference.done == summary.done
+
+
+def test_a_budget_smaller_than_every_image_runs_them_one_at_a_time(
+    make_jobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = make_jobs(5)
+    summary, log = _run_watched(jobs, 1, monkeypatch, batch=2)
+    assert summary.done == 5
+    assert {items for _, items in log} == {1}
 
 
 _MEMORY_CHILD = """
