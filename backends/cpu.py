@@ -7,9 +7,10 @@ Two things decide how fast a CPU model runs in a folder run, measured on this pr
   fresh ``mmap`` calls and returns them on ``free``, and hands a large free top of the heap
   back to the kernel. A forward pass allocates and frees the same feature maps on every
   call, so every call page-faults them in again, zero-filled: the bundled model on one
-  thread took 2.2 s per 1024x768 image with glibc's defaults and 1.1 to 1.3 s with
-  :func:`keep_freed_memory`, 0.35 s and 0.24 s at 512x384. Peak memory moves by a few per
-  cent either way (the same blocks are reused); resident memory simply stays at its peak.
+  thread took 1.9 s per 1024x768 image with glibc's defaults and 1.2 s with
+  :func:`keep_freed_memory`, 0.36 s and 0.27 s at 512x384 (medians of three interleaved
+  runs). Peak memory rises by a few per cent (1.10 against 1.06 GB at 1024x768: the heap
+  fragments a little); resident memory simply stays at its peak.
   Kept memory must then be shared: with glibc's one arena per thread, each reader and
   writer thread kept its own high-water mark of image buffers, and a 1,000-image run's
   peak crept up by 18 % after its first 20 images (7 % with one arena for all threads;
