@@ -144,7 +144,10 @@ def train(
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue the run in this directory from its last checkpoint."),
+        typer.Option(
+            help="Continue the run in this directory from its last checkpoint (with --steps N, "
+            "a longer or shorter run: the learning-rate schedule follows the new length)."
+        ),
     ] = None,
     init: Annotated[
         Path | None,
