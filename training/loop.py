@@ -394,16 +394,21 @@ def run_training(
     skipped: set[str] = set()
     step = start_step
 
+    def info(at: int) -> dict[str, Any]:
+        """The provenance of a model file written after ``at`` steps."""
+        seconds = round(seconds_before + time.perf_counter() - started, 1)
+        seen = at * cfg.data.batch_size * dist.world_size
+        return {**base, "steps": at, "train_seconds": seconds, "samples_seen": seen}
+
     def checkpoint(at: int) -> None:
         if dist.is_main:
-            seconds = round(seconds_before + time.perf_counter() - started, 1)
-            info = {**base, "steps": at, "train_seconds": seconds,
-                    "samples_seen": at * cfg.data.batch_size * dist.world_size}  # fmt: skip
+            provenance = info(at)
             model_path, state_path = checkpoint_paths(run_dir, at)
             model_path.parent.mkdir(parents=True, exist_ok=True)
             with trainer.final_weights():
-                save_checkpoint(model_path, trainer.model, provenance=info)
-            trainer.save_state(state_path, at, {"train_seconds": seconds, "provenance": extra})
+                save_checkpoint(model_path, trainer.model, provenance=provenance)
+            meta = {"train_seconds": provenance["train_seconds"], "provenance": extra}
+            trainer.save_state(state_path, at, meta)
             prune_checkpoints(run_dir, cfg.run.keep_checkpoints)
         dist.barrier()
 
@@ -441,14 +446,8 @@ def run_training(
         monitor.close()
     final = run_dir / MODEL_NAME
     if not interrupted and dist.is_main:
-        info = {
-            **base,
-            "steps": step,
-            "samples_seen": step * cfg.data.batch_size * dist.world_size,
-            "train_seconds": round(seconds_before + time.perf_counter() - started, 1),
-        }
         with trainer.final_weights():
-            save_checkpoint(final, trainer.model, provenance=info)
+            save_checkpoint(final, trainer.model, provenance=info(step))
     dist.barrier()
     trainer.model.eval()
     return TrainResult(run_dir, final, step, interrupted, dist.total(len(skipped)))
