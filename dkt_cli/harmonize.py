@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 import dktnet
-from backends.cpu import pipeline_threads
+from backends.base import Backend
+from backends.cpu import CoreShare, pipeline_threads, usable_cores
 from backends.harmonizer import Harmonizer
 from backends.registry import open_backend
 from backends.transfer import UPSAMPLERS
@@ -57,6 +58,13 @@ def _plan(
     if not jobs:
         fail(f"{composites}: no composites found matching '{patterns['composite_pattern']}'")
     return jobs
+
+
+def _core_share(engine: Backend, threads: int | None) -> CoreShare | None:
+    """How the model on the CPU shares the cores with the pipeline's workers (elsewhere: not)."""
+    if not engine.on_cpu:
+        return None
+    return CoreShare(usable_cores(), threads or usable_cores())
 
 
 def _existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
@@ -321,8 +329,8 @@ def harmonize(
         else:
             budget = max_inflight_mb << 20 if max_inflight_mb else None
             summary = run_pipelined(jobs, harmonizer, policy, advance, workers=workers,
-                                    batch=batch, max_pixels=limit,
-                                    max_inflight_bytes=budget)  # fmt: skip
+                                    batch=batch, max_pixels=limit, max_inflight_bytes=budget,
+                                    share=_core_share(engine, threads))  # fmt: skip
         description = engine.describe()
     if json_output:
         extra = {"seconds_load": round(load_seconds, 3), "backend": description}

@@ -27,6 +27,7 @@ yet started); nothing is ever left half-written, because every write is atomic.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backends.cpu import CoreShare
 from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.jobs import (
     FILE_ERRORS,
@@ -106,6 +108,7 @@ class _Pipeline:
         batch: int,
         max_pixels: int | None,
         max_inflight_bytes: int | None,
+        share: CoreShare | None,
     ) -> None:
         self.harmonizer = harmonizer
         self.summary = summary
@@ -115,6 +118,9 @@ class _Pipeline:
         self.read_ahead = workers + batch
         self.write_behind = 2 * workers + batch  # room for a whole batch's results
         self.budget = ByteBudget(max_inflight_bytes)
+        self.share = share
+        self.prepare = share.as_worker(prepare_job) if share else prepare_job
+        self.finish = share.as_worker(finish_job) if share else finish_job
         # Header reads wait on imageio's Pillow lock while a reader decodes: on their own
         # thread they never hold up the model.
         self.sizer = ThreadPoolExecutor(1, thread_name_prefix="dkt-size")
@@ -185,7 +191,7 @@ class _Pipeline:
             self.queued.popleft()
             self.budget.take(item.nbytes)
             item.admitted = True
-            future = self.readers.submit(prepare_job, item.job, self.harmonizer, self.max_pixels)
+            future = self.readers.submit(self.prepare, item.job, self.harmonizer, self.max_pixels)
             self.reading[future] = item
 
     def _collect_reads(self) -> bool:
@@ -229,16 +235,18 @@ class _Pipeline:
     def _model(self, items: list[_Item]) -> np.ndarray:
         composite = np.stack([item.prepared.model_composite for item in items])
         mask = np.stack([item.prepared.model_mask for item in items])
+        cores = self.share.model() if self.share else contextlib.nullcontext()
         start = time.perf_counter()
         try:
-            return self.harmonizer.backend.run(composite, mask)
+            with cores:
+                return self.harmonizer.backend.run(composite, mask)
         finally:
             self.summary.seconds_model += time.perf_counter() - start
 
     def _write(self, item: _Item, output: np.ndarray | None) -> None:
         while len(self.writing) >= self.write_behind:
             self._collect_writes(block=True)
-        future = self.writers.submit(finish_job, item.job, self.harmonizer, item.prepared, output)
+        future = self.writers.submit(self.finish, item.job, self.harmonizer, item.prepared, output)
         self.writing[future] = item
 
     def _collect_writes(self, *, block: bool) -> None:
@@ -303,11 +311,14 @@ def run_pipelined(
     batch: int = 4,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_inflight_bytes: int | None = DEFAULT_MAX_INFLIGHT_MB << 20,
+    share: CoreShare | None = None,
 ) -> RunSummary:
     """Run every job with ``workers`` reader and ``workers`` writer threads, batches of ``batch``.
 
     Same contract and summary as :func:`dkt_cli.jobs.run_jobs`. ``max_inflight_bytes``
     bounds the memory of the images in flight (``None``: only their count is bounded).
+    ``share``: the cores the model (on the CPU) shares with the workers; ``None`` when the
+    model runs elsewhere and the workers may use every core.
     """
     if workers < 1 or batch < 1:
         raise ValueError(f"workers and batch must be >= 1, got {workers} and {batch}")
@@ -316,7 +327,7 @@ def run_pipelined(
     started = time.perf_counter()
     remove_stale_temps(job.output for job in jobs)
     pipeline = _Pipeline(
-        harmonizer, summary, on_done, workers, batch, max_pixels, max_inflight_bytes
+        harmonizer, summary, on_done, workers, batch, max_pixels, max_inflight_bytes, share
     )
     try:
         pipeline.run((_Item(job) for job in jobs), existing)

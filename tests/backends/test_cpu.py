@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 import pytest
 
-from backends.cpu import keep_freed_memory, pipeline_threads, usable_cores
+from backends.cpu import CoreShare, keep_freed_memory, pipeline_threads, usable_cores
 
 
 @pytest.mark.parametrize(("workers", "cores", "threads"), [(2, 2, 1), (1, 2, 1), (2, 16, 14)])
@@ -24,3 +26,80 @@ def test_usable_cores_is_at_least_one() -> None:
 def test_keeping_freed_memory_is_idempotent() -> None:
     first = keep_freed_memory()
     assert keep_freed_memory() == first
+
+
+def _start_worker(
+    share: CoreShare, release: threading.Event
+) -> tuple[threading.Thread, threading.Event]:
+    """A thread that holds a worker's core until ``release``; returns it and its 'started'."""
+    started = threading.Event()
+
+    def step() -> None:
+        with share.worker():
+            started.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=step, daemon=True)
+    thread.start()
+    return thread, started
+
+
+def test_while_the_model_runs_a_worker_starts_only_on_a_core_it_leaves_free() -> None:
+    share = CoreShare(cores=2, model_threads=1)
+    release_a, release_b = threading.Event(), threading.Event()
+    with share.model():
+        a, a_started = _start_worker(share, release_a)
+        assert a_started.wait(2)
+        b, b_started = _start_worker(share, release_b)
+        assert not b_started.wait(0.2)  # the model has one core, worker a the other
+        release_a.set()
+        assert b_started.wait(2)  # a's core is free again
+    release_b.set()
+    a.join(2)
+    b.join(2)
+
+
+def test_while_the_model_waits_workers_use_every_core() -> None:
+    share = CoreShare(cores=2, model_threads=1)
+    release = threading.Event()
+    workers = [_start_worker(share, release) for _ in range(2)]
+    assert all(started.wait(2) for _, started in workers)
+    with share.model():  # the model never waits for a core
+        pass
+    release.set()
+    for thread, _ in workers:
+        thread.join(2)
+
+
+def test_a_model_on_every_core_still_lets_one_worker_run() -> None:
+    share = CoreShare(cores=2, model_threads=2)
+    release = threading.Event()
+    with share.model():
+        thread, started = _start_worker(share, release)
+        assert started.wait(2)
+        second, second_started = _start_worker(share, release)
+        assert not second_started.wait(0.2)
+        release.set()
+        assert second_started.wait(2)
+    thread.join(2)
+    second.join(2)
+
+
+def test_a_failing_step_gives_its_core_back() -> None:
+    share = CoreShare(cores=1, model_threads=1)
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        share.as_worker(broken)()
+    with share.model():
+        start = time.perf_counter()
+        assert share.as_worker(lambda x: x + 1)(1) == 2  # would wait for ever if it leaked
+        assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(0, 1), (2, -1)])
+def test_impossible_core_counts_are_refused(cores: int, threads: int) -> None:
+    with pytest.raises(ValueError, match="cores"):
+        CoreShare(cores, threads)

@@ -6,6 +6,7 @@ bound are visible; a slow one gives the reader threads time to run ahead of the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from backends.base import Backend
+from backends.cpu import CoreShare
 from backends.harmonizer import Harmonizer
 from dkt_cli import jobs as jobs_module
 from dkt_cli.jobs import Existing, job_bytes, run_jobs
@@ -118,6 +120,57 @@ def test_same_size_items_share_a_batch_and_sizes_never_mix(make_jobs) -> None:
     assert max(shape[0] for shape in backend.batches) == 3
     assert backend.batches[0][0] == 3  # the first batch waits until it is full
     assert {shape[1:] for shape in backend.batches} == {(3, 20, 24), (3, 12, 24)}
+
+
+class WatchedShare(CoreShare):
+    """Records, for every worker step that starts while the model runs, the steps running."""
+
+    def __init__(self, cores: int, model_threads: int) -> None:
+        super().__init__(cores, model_threads)
+        self.lock = threading.Lock()
+        self.running = 0
+        self.steps = 0
+        self.model_running = False
+        self.beside_model: list[int] = []
+
+    @contextlib.contextmanager
+    def worker(self):
+        with super().worker():
+            with self.lock:
+                self.running += 1
+                self.steps += 1
+                if self.model_running:
+                    self.beside_model.append(self.running)
+            try:
+                yield
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+    @contextlib.contextmanager
+    def model(self):
+        with super().model():
+            self.model_running = True
+            try:
+                yield
+            finally:
+                self.model_running = False
+
+
+def test_workers_leave_the_model_its_cores_and_results_do_not_change(
+    make_jobs, tmp_path: Path
+) -> None:
+    jobs = make_jobs(10)
+    plain = [replace(j, output=tmp_path / "plain" / j.output.name) for j in jobs]
+    share = WatchedShare(cores=2, model_threads=1)
+    shared = run_pipelined(jobs, Harmonizer(RecordingBackend(delay=0.03), 24), workers=3,
+                           batch=1, share=share)  # fmt: skip
+    unshared = run_pipelined(plain, Harmonizer(RecordingBackend(), 24), workers=3, batch=1)
+    assert shared.done == unshared.done == 10
+    assert share.steps == 20  # every read and every write ran as a worker step
+    assert share.beside_model and max(share.beside_model) == 1  # never two beside the model
+    for a, b in zip(jobs, plain, strict=True):
+        assert a.output.read_bytes() == b.output.read_bytes()
 
 
 def test_a_failing_batch_is_retried_item_by_item(make_jobs) -> None:
