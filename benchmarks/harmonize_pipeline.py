@@ -18,7 +18,11 @@ painterly composites of ``--full-size`` (default 200 images of 1024x768):
     core per worker with it; ``--threads`` forces one count for all).
   Each configuration runs ``--repeats`` times, interleaved (pure, off, pure, on, then again)
   so that load from other jobs falls on all alike, after one warm-up run over the first ten
-  images; the table gives medians, and the spread of the wall times.
+  images; the table gives medians, and the spread of the wall times. The ratio of wall to
+  pure model time is taken per repeat, each run against the pure run just before it, and
+  the table gives the median and range of those ratios: this machine's speed drifts by ten
+  per cent and more over minutes, and a ratio of two medians taken minutes apart carries
+  that drift, while adjacent runs share it.
 * bounded memory: one pipelined run over ``--memory-images`` images (default 1,000, small
   ones so it takes minutes), peak resident memory after the first 20 images and at the end,
   and resident memory at a few marks between.
@@ -149,6 +153,7 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
 
 def child_memory(args: argparse.Namespace) -> dict[str, object]:
     """Peak resident memory after the first 20 images and after all of them, pipelined."""
+    from backends.cpu import CoreShare, usable_cores
     from backends.harmonizer import Harmonizer
     from backends.registry import open_backend
     from dkt_cli.jobs import Existing
@@ -168,8 +173,9 @@ def child_memory(args: argparse.Namespace) -> dict[str, object]:
             marks[str(count["n"])] = _peak_mb()
             current[str(count["n"])] = _current_mb()
 
+    share = CoreShare(usable_cores(), args.threads) if backend.on_cpu else None
     summary = run_pipelined(jobs, Harmonizer(backend, args.size), Existing.OVERWRITE, on_done,
-                            workers=args.workers, batch=args.batch)  # fmt: skip
+                            workers=args.workers, batch=args.batch, share=share)  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     return {"images": len(jobs), "done": summary.done, "peak_mb_after": marks,
             "rss_mb_at": current, "seconds_total": summary.seconds_total,
@@ -291,6 +297,8 @@ def main_benchmark(args: argparse.Namespace) -> None:
             for workers in (0, args.workers):
                 walls = [r["seconds_total"] for r in runs[workers]]
                 pure = _median([p["seconds_model"] for p in pures[workers]])
+                ratios = [r["seconds_total"] / p["seconds_model"]
+                          for r, p in zip(runs[workers], pures[workers], strict=True)]  # fmt: skip
                 results["throughput"].append({
                     "size": label, "workers": workers, "threads": threads[workers],
                     "batch": batch, "done": runs[workers][0]["done"],
@@ -298,6 +306,7 @@ def main_benchmark(args: argparse.Namespace) -> None:
                     "wall_max": max(walls),
                     "seconds_model": _median([r["seconds_model"] for r in runs[workers]]),
                     "pure_model_s": pure, "best_pure_model_s": best_pure,
+                    "ratio": _median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
                     "peak_mb": _median([r["peak_mb"] for r in runs[workers]]),
                     "load": f"{load_before} -> {_load()}", "runs": runs[workers],
                     "pures": pures[workers],
@@ -324,7 +333,8 @@ def render(results: dict[str, object]) -> str:
     if results["throughput"]:
         lines += [
             "| working size | pipeline | torch threads | images | wall s (range) | images/s "
-            "| model s in run | pure model s, same threads | wall / pure, same threads "
+            "| model s in run | pure model s, same threads "
+            "| wall / pure, same threads, per repeat (range) "
             "| wall / fastest pure | peak RSS MB | load avg before -> after |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -335,7 +345,8 @@ def render(results: dict[str, object]) -> str:
                 f"| {r['size']} | {mode} | {r['threads']} | {r['done']} "
                 f"| {wall:.1f} ({r['wall_min']:.1f}-{r['wall_max']:.1f}) "
                 f"| {r['done'] / wall:.2f} | {r['seconds_model']:.1f} | {r['pure_model_s']:.1f} "
-                f"| {wall / r['pure_model_s']:.2f} | {wall / r['best_pure_model_s']:.2f} "
+                f"| {r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) "
+                f"| {wall / r['best_pure_model_s']:.2f} "
                 f"| {r['peak_mb']:.0f} | {r['load']} |"
             )
     memory = results["memory"]
