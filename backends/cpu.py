@@ -82,11 +82,12 @@ class CoreShare:
     At least one worker may always run, so a model given every core (``--threads``) still
     gets its inputs.
 
-    Measured on this project's 2-core machine at 512 px (1 model thread, 2 workers): the
-    model ran about 15 % slower inside a folder run than alone, and wall time was 1.2-1.3x
-    the pure model time; with the cores shared it is within a few per cent of alone
-    (``benchmarks/harmonize_pipeline.py``). Unlike lowering the workers' priority, it gives
-    nothing away to other programs on a busy machine.
+    Measured on this project's 2-core machine, 200 images of 1024x768 at 512 px, 1 model
+    thread and 2 workers (``benchmarks/harmonize_pipeline.py``): without it the model ran
+    about 15 % slower inside the run than alone, a wall time of 1.26x the pure model time;
+    with it, 1.04x (median of five paired repeats, 1.03-1.23). Lowering the workers'
+    priority instead did as well on a quiet machine but made the run 20 % slower beside
+    another busy program, whose threads then won every core from the workers.
     """
 
     def __init__(self, cores: int, model_threads: int) -> None:
