@@ -175,15 +175,16 @@ def guided_coefficients(
     ridge = eps * identity
     cov_in = means[6:15].reshape(3, 3, h, wd) - mean_in[:, None] * mean_in[None] + ridge
     cov_in_out = means[15:24].reshape(3, 3, h, wd) - mean_in[:, None] * mean_out[None] + ridge
-    # (cov + eps I) A = cov_io + eps I: ridge regression of the matrix towards the identity.
+    # (cov + eps I) A = cov_io + eps I: ridge regression of the matrix towards the identity,
+    # solved in float64 (the ridge is), where near-grey windows make the 3x3s ill-conditioned.
     matrix = (_inverse3(cov_in)[:, :, None] * cov_in_out[None]).sum(axis=1)  # [i, j]
     matrix = np.where(valid, matrix, identity)
 
     # Average every window's matrix over the windows covering a pixel (as the guided
     # filter does), counting only windows that saw the object, so the identity of the far
     # painting does not bleed into the object's border.
-    v = valid.astype(np.float64)[None]
-    smooth = _box(np.concatenate([v, v * matrix.reshape(9, h, wd)]), radius)
+    v = valid.astype(np.float32)[None]
+    smooth = _box(np.concatenate([v, v * matrix.reshape(9, h, wd).astype(np.float32)]), radius)
     has = smooth[0] > 1e-6
     smooth_m = smooth[1:].reshape(3, 3, h, wd) / np.where(has, smooth[0], 1.0)
     smooth_m = np.where(has, smooth_m, identity)

@@ -6,6 +6,8 @@ ahead of the model, the model runs on the calling thread on batches of items tha
 working shape, and a pool of writer threads carries each result to full size, encodes it
 and writes it atomically. Threads suffice: Pillow and numpy release the GIL while they
 decode, resize, compute and encode, and the model's own thread releases it inside torch.
+When the model runs on the CPU, a :class:`~backends.cpu.CoreShare` keeps the workers off
+the cores the model is using while it runs.
 
 Memory is bounded twice. By count: at most ``workers + batch`` items are read ahead
 (counting those waiting for a batch), one batch is in the model and at most
