@@ -6,6 +6,7 @@ would read them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -525,8 +526,28 @@ def _start_folder_run(tmp_path: Path, tiny_model: Path, *extra: str) -> subproce
     args = [sys.executable, "-m", "dkt_cli", *map(str, folder_args(tmp_path)), "--size", "0",
             "--workers", "2", "--batch", "1", *extra,
             *map(str, model_args(tiny_model))]  # fmt: skip
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+    with _ctrl_c_reaches_children():
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _ctrl_c_reaches_children():
+    """Children started here take SIGINT as Ctrl-C even when the tests run in the background.
+
+    A shell starts a background job with SIGINT ignored, an ignored signal stays ignored
+    across exec, and Python then installs no KeyboardInterrupt handler: the CLI under test
+    would run to the end and the Ctrl-C test would fail for a reason that is not the CLI's.
+    A handler (unlike "ignore") is reset to the default at exec.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _wait_for_outputs(proc: subprocess.Popen, out: Path, count: int) -> None:
