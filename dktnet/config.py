@@ -6,8 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODERS = ("lite", "vgg19")
-VGG19_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
+ENCODERS = ("lite", "vgg19", "vgg19-relu3")
+#: Tap channels of the VGG encoders: relu1_1, relu2_1, relu3_1 (, relu4_1).
+VGG_CHANNELS = {"vgg19": (64, 128, 256, 512), "vgg19-relu3": (64, 128, 256)}
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class DKTNetConfig:
     kernel_dim: int = 32
     prototypes: int = 8
     generator_hidden: int = 256
+    #: Rank of the kernel generator's covariance summary (0: mean and std only, as in every
+    #: checkpoint made before it existed).
+    cov_rank: int = 0
     skip_adain: bool = True
     working_size: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
@@ -35,13 +39,20 @@ class DKTNetConfig:
             raise ValueError(f"lite_channels needs four positive ints, got {self.lite_channels}")
         if not 1 <= self.kernel_dim <= self.channels[-1]:
             raise ValueError(f"kernel_dim must be in 1..{self.channels[-1]}, got {self.kernel_dim}")
+        if not 0 <= self.cov_rank <= self.channels[-1]:
+            raise ValueError(f"cov_rank must be in 0..{self.channels[-1]}, got {self.cov_rank}")
         if self.prototypes < 1 or self.generator_hidden < 1 or self.working_size < 8:
             raise ValueError("prototypes and generator_hidden must be >= 1, working_size >= 8")
 
     @property
-    def channels(self) -> tuple[int, int, int, int]:
-        """Channel counts of the four encoder taps (strides 1, 2, 4, 8)."""
-        return VGG19_CHANNELS if self.encoder == "vgg19" else tuple(self.lite_channels)
+    def channels(self) -> tuple[int, ...]:
+        """Channel counts of the encoder taps (strides 1, 2, 4 and, but for vgg19-relu3, 8)."""
+        return VGG_CHANNELS.get(self.encoder, tuple(self.lite_channels))
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stride of each tap: the deepest one is where the bi-transformation works."""
+        return tuple(2**i for i in range(len(self.channels)))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,6 +1,8 @@
-"""Encoders with four taps at strides 1, 2, 4, 8 (METHOD.md step 1).
+"""Encoders with one tap per level at strides 1, 2, 4 (, 8) (METHOD.md step 1).
 
-``vgg19`` is AdaIN's normalised VGG-19 up to relu4_1, frozen. Its first layer is a fixed
+``vgg19`` is AdaIN's normalised VGG-19 up to relu4_1, frozen; ``vgg19-relu3`` is the same
+network truncated after relu3_1 (three taps at strides 1, 2, 4), the depth for which real
+pretrained weights and a pretrained feature inverter exist (``../shared/weights``). Its first layer is a fixed
 1x1 convolution that maps RGB in [0, 1] to whatever input the weights expect, which is how
 both AdaIN's ``vgg_normalised.pth`` and torchvision's ImageNet ``vgg19`` load into the same
 module (see :mod:`dktnet.vgg_weights`). ``lite`` is a compact trainable encoder with the same
@@ -21,7 +23,7 @@ def conv3x3(cin: int, cout: int) -> nn.Conv2d:
 class Encoder(nn.Module):
     """Common shape: ``forward(x) -> [tap_stride1, tap_stride2, tap_stride4, tap_stride8]``."""
 
-    channels: tuple[int, int, int, int]
+    channels: tuple[int, ...]
     trainable: bool
 
 
@@ -41,19 +43,37 @@ VGG19_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("conv4_1", 256, 512),
 )
 VGG19_TAPS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1")
+#: The deepest tap each VGG depth keeps, by name.
+VGG19_DEPTHS = {"relu3_1": "conv3_1", "relu4_1": "conv4_1"}
+
+
+def vgg19_layers(depth: str = "relu4_1") -> tuple[tuple[str, int, int], ...]:
+    """The layer list of a VGG-19 truncated after ``depth`` (``relu3_1`` or ``relu4_1``)."""
+    if depth not in VGG19_DEPTHS:
+        raise ValueError(f"VGG-19 depth must be one of {sorted(VGG19_DEPTHS)}, got {depth!r}")
+    names = [name for name, _, _ in VGG19_LAYERS]
+    return VGG19_LAYERS[: names.index(VGG19_DEPTHS[depth]) + 1]
 
 
 class VGG19Encoder(Encoder):
-    """Normalised VGG-19 to relu4_1, frozen unless ``trainable`` (a loss network stays frozen)."""
+    """Normalised VGG-19 to ``depth``, frozen unless ``trainable`` (a loss network stays frozen).
 
-    channels = (64, 128, 256, 512)
+    ``depth`` is the deepest tap: ``relu4_1`` (four taps, the paper's encoder and loss
+    network) or ``relu3_1`` (three taps; what a truncated weights file really holds, so a
+    loss network built from one never invents a relu4_1).
+    """
 
-    def __init__(self, trainable: bool = False) -> None:
+    def __init__(self, trainable: bool = False, depth: str = "relu4_1") -> None:
         super().__init__()
         self.trainable = trainable
+        self.depth = depth
+        self.layers = vgg19_layers(depth)
+        self.taps = tuple(name for name, _, _ in self.layers if name in VGG19_TAPS)
+        self.tap_names = tuple(name.replace("conv", "relu") for name in self.taps)
+        self.channels = tuple(cout for name, _, cout in self.layers if name in self.taps)
         self.conv0 = nn.Conv2d(3, 3, kernel_size=1)
         self.convs = nn.ModuleDict(
-            {name: conv3x3(cin, cout) for name, cin, cout in VGG19_LAYERS if name != "pool"}
+            {name: conv3x3(cin, cout) for name, cin, cout in self.layers if name != "pool"}
         )
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
         if not trainable:
@@ -62,12 +82,12 @@ class VGG19Encoder(Encoder):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.conv0(x)
         taps = []
-        for name, _, _ in VGG19_LAYERS:
+        for name, _, _ in self.layers:
             if name == "pool":
                 x = self.pool(x)
                 continue
             x = torch.relu(self.convs[name](x))
-            if name in VGG19_TAPS:
+            if name in self.taps:
                 taps.append(x)
         return taps
 
@@ -98,8 +118,12 @@ class LiteEncoder(Encoder):
         return taps
 
 
+#: Encoder name -> the VGG-19 depth it is (the lite encoder is not a VGG).
+VGG_ENCODERS = {"vgg19": "relu4_1", "vgg19-relu3": "relu3_1"}
+
+
 def build_encoder(name: str, lite_channels: tuple[int, int, int, int]) -> Encoder:
     """The encoder a config names."""
-    if name == "vgg19":
-        return VGG19Encoder()
+    if name in VGG_ENCODERS:
+        return VGG19Encoder(depth=VGG_ENCODERS[name])
     return LiteEncoder(lite_channels)

@@ -19,9 +19,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dktnet.stats import RegionStats
+from dktnet.stats import RegionStats, masked_covariance
 
-_V_INIT_STD = 1e-3
+#: V's initial scale: tau starts at about 1% of the standardised features (close to masked
+#: AdaIN, so training is stable from step one) without scaling every gradient upstream of V
+#: down to nothing, as the earlier 1e-3 did (P and K_c then got 1e-11 RMS gradients).
+_V_INIT_GAIN = 0.01
 
 
 class Kernels(NamedTuple):
@@ -43,18 +46,30 @@ def dynamic_kernel_transform(feat: torch.Tensor, kernels: Kernels) -> torch.Tens
 
 
 class KernelGenerator(nn.Module):
-    """Predicts the four dynamic kernels of one transform from a region's statistics."""
+    """Predicts the four dynamic kernels of one transform from a region's statistics.
 
-    def __init__(self, channels: int, dim: int, prototypes: int, hidden: int) -> None:
+    The summary it classifies is the region's per-channel mean and log-std and, when
+    ``cov_rank`` > 0, a low-rank covariance: the standardised features projected on
+    ``cov_rank`` learned directions, and the covariance of those projections (its upper
+    triangle). Mean and std alone are the same for regions whose channels correlate
+    differently, which is exactly what P.K_c (whitening) and K_c.V (colouring) act on.
+    """
+
+    def __init__(
+        self, channels: int, dim: int, prototypes: int, hidden: int, cov_rank: int = 0
+    ) -> None:
         super().__init__()
-        self.channels, self.dim = channels, dim
+        self.channels, self.dim, self.cov_rank = channels, dim, cov_rank
+        summary = 2 * channels + cov_rank * (cov_rank + 1) // 2
         self.classifier = nn.Sequential(
-            nn.LayerNorm(2 * channels),
-            nn.Linear(2 * channels, hidden),
+            nn.LayerNorm(summary),
+            nn.Linear(summary, hidden),
             nn.ReLU(inplace=True),
             nn.Linear(hidden, prototypes),
         )
-        self.bias_residual = nn.Linear(2 * channels, dim)
+        self.bias_residual = nn.Linear(summary, dim)
+        if cov_rank:
+            self.cov_proj = nn.Parameter(torch.empty(channels, cov_rank))
         self.P = nn.Parameter(torch.empty(prototypes, channels, dim))
         self.K_c = nn.Parameter(torch.empty(prototypes, dim, dim))
         self.K_b = nn.Parameter(torch.zeros(prototypes, 1, dim))
@@ -62,20 +77,44 @@ class KernelGenerator(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Near-uniform prototype weights and a near-zero tau, so training starts at AdaIN."""
+        """A near-zero tau, and prototype weights that already depend on the input.
+
+        The classifier's last layer keeps PyTorch's default scale: with it at 1e-3 every
+        input got uniform weights and nothing pushed them apart, so the mix collapsed.
+        """
         nn.init.normal_(self.P, std=1.0 / math.sqrt(self.channels))
         with torch.no_grad():
             eye = torch.eye(self.dim).expand_as(self.K_c)
             self.K_c.copy_(eye + 0.01 * torch.randn_like(self.K_c))
-        nn.init.normal_(self.V, std=_V_INIT_STD)
-        last = self.classifier[-1]
-        nn.init.normal_(last.weight, std=1e-3)
-        nn.init.zeros_(last.bias)
+        nn.init.normal_(self.V, std=_V_INIT_GAIN / math.sqrt(self.dim))
         nn.init.normal_(self.bias_residual.weight, std=1e-3)
         nn.init.zeros_(self.bias_residual.bias)
+        if self.cov_rank:
+            nn.init.orthogonal_(self.cov_proj)
 
-    def forward(self, stats: RegionStats) -> Kernels:
-        summary = stats.as_vector().to(self.P.dtype)
+    def summary(self, stats: RegionStats, z: torch.Tensor | None, weight: torch.Tensor | None):
+        """The classifier's input: mean, log-std and (with ``cov_rank``) the low-rank covariance.
+
+        ``z`` is the region's standardised feature map and ``weight`` its (B,1,H,W) weight;
+        both are only read when ``cov_rank`` > 0.
+        """
+        parts = [stats.as_vector()]
+        if self.cov_rank:
+            if z is None or weight is None:
+                raise ValueError("a covariance summary needs the standardised features")
+            projected = torch.einsum("bchw,cr->brhw", z.float(), self.cov_proj.float())
+            cov = masked_covariance(projected, weight)
+            rows, cols = torch.triu_indices(self.cov_rank, self.cov_rank, device=cov.device)
+            parts.append(cov[:, rows, cols])
+        return torch.cat(parts, dim=1).to(self.P.dtype)
+
+    def forward(
+        self,
+        stats: RegionStats,
+        z: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> Kernels:
+        summary = self.summary(stats, z, weight)
         weights = torch.softmax(self.classifier(summary).float(), dim=1).to(self.P.dtype)
         P = torch.einsum("bk,kcd->bcd", weights, self.P)
         K_c = torch.einsum("bk,kde->bde", weights, self.K_c)

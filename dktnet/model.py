@@ -2,7 +2,7 @@
 
 ``forward`` is the inference contract every backend reproduces: any H x W (padded to the
 encoder's multiple and cropped back), one mask per image, output in [0, 1] that equals the
-composite wherever the mask is 0.
+composite wherever the mask is 0, and is finite everywhere.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from torch import nn
 
 from dktnet.bitransform import BiTransformation
 from dktnet.config import DKTNetConfig
-from dktnet.decoder import Decoder
+from dktnet.decoder import build_decoder
 from dktnet.encoders import build_encoder
 from dktnet.stats import RegionStats, resize_mask
 
 STRIDES = (1, 2, 4, 8)
+#: Inputs are padded to a multiple of the deepest stride any encoder has (8; vgg19-relu3's
+#: deepest is 4, and a multiple of 8 is one of 4 too), so one padding rule serves all.
 MULTIPLE = STRIDES[-1]
 MIN_SIDE = 2 * MULTIPLE  # the stride-8 map needs 2 px for its reflection-padded convs
 
@@ -32,60 +34,83 @@ class RenderOutput(NamedTuple):
     harmonized_features: torch.Tensor  # F~_c at stride 8
     fg_stats: RegionStats
     bg_stats: RegionStats
+    kernel_weights: tuple[torch.Tensor, ...]  # (B, K) per kernel generator
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE
+    x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE, mode: str = "replicate"
 ) -> torch.Tensor:
-    """Replicate-pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px).
+    """Pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px).
 
-    The pad is applied even when it is zero: a shape-dependent early return would be frozen
-    into an exported graph at the example input's size (see :mod:`backends.export_onnx`). The
-    minimum side only concerns inputs under 16 px, which export profiles never admit.
+    Images are replicate-padded (the encoder sees no artificial edge); masks and validity
+    maps are zero-padded (``mode="constant"``), so padding belongs to neither region. The
+    pad is applied even when it is zero: a shape-dependent early return would be frozen
+    into an exported graph at the example input's size (see :mod:`backends.export_onnx`).
+    The minimum side only concerns inputs under 16 px, which export profiles never admit.
     """
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if h < min_side or w < min_side:
         pad_h, pad_w = max(min_side - h, pad_h), max(min_side - w, pad_w)
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 def blend(composite: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Keep the composite where the mask is 0 (exactly: x*1 + y*0 == x in IEEE arithmetic)."""
-    return composite * (1.0 - mask) + generated.clamp(0.0, 1.0) * mask
+    """Keep the composite where the mask is 0, exactly, whatever ``generated`` holds.
+
+    ``clamp`` keeps NaN and ``NaN * 0`` is NaN, so a plain ``x*(1-m) + y*m`` would let a
+    non-finite pixel of the decoder into the painting; non-finite values are replaced by
+    the composite's own pixels before blending, and the merge is a ``where`` on ``m > 0``.
+    """
+    safe = torch.where(torch.isfinite(generated), generated, composite).clamp(0.0, 1.0)
+    mixed = composite * (1.0 - mask) + safe * mask
+    return torch.where(mask > 0, mixed, composite)
 
 
 class DKTNet(nn.Module):
     def __init__(self, config: DKTNetConfig | None = None) -> None:
         super().__init__()
         self.config = config or DKTNetConfig()
-        channels = self.config.channels
-        self.encoder = build_encoder(self.config.encoder, self.config.lite_channels)
+        cfg = self.config
+        channels = cfg.channels
+        self.strides = cfg.strides
+        self.encoder = build_encoder(cfg.encoder, cfg.lite_channels)
         self.bitransform = BiTransformation(
-            channels[-1],
-            self.config.kernel_dim,
-            self.config.prototypes,
-            self.config.generator_hidden,
+            channels[-1], cfg.kernel_dim, cfg.prototypes, cfg.generator_hidden, cfg.cov_rank
         )
-        self.decoder = Decoder(channels, skip_adain=self.config.skip_adain)
+        self.decoder = build_decoder(cfg.encoder, channels, skip_adain=cfg.skip_adain)
         self.provenance: dict[str, object] = {}  # filled in by checkpoint loading
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(image)
 
-    def render(self, composite: torch.Tensor, mask: torch.Tensor) -> RenderOutput:
-        """Run the network on inputs whose H, W are multiples of 8; no clamping or blending."""
+    def render(
+        self, composite: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> RenderOutput:
+        """Run the network on inputs whose H, W are multiples of 8; no clamping or blending.
+
+        ``valid`` (B,1,H,W) is 1 on real pixels and 0 on padding (``mask`` is 0 there too);
+        ``None`` means every pixel is real, as in training.
+        """
         taps = self.encode(composite)
-        masks = [resize_mask(mask, s) for s in STRIDES]
-        bt = self.bitransform(taps[-1], masks[-1])
-        image = self.decoder(bt.harmonized, taps[:-1], masks[:-1])
-        return RenderOutput(image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats)
+        masks = [resize_mask(mask, s) for s in self.strides]
+        valids = None if valid is None else [resize_mask(valid, s) for s in self.strides]
+        bt = self.bitransform(taps[-1], masks[-1], None if valids is None else valids[-1])
+        image = self.decoder(
+            bt.harmonized, taps[:-1], masks[:-1], None if valids is None else valids[:-1]
+        )
+        return RenderOutput(
+            image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights
+        )
 
     def generate(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The decoder's image at the input's own H x W, before clamping and blending."""
         h, w = composite.shape[-2:]
         mask = mask.to(composite.dtype)
-        rendered = self.render(pad_to_multiple(composite), pad_to_multiple(mask))
+        valid = pad_to_multiple(torch.ones_like(mask), mode="constant")
+        rendered = self.render(
+            pad_to_multiple(composite), pad_to_multiple(mask, mode="constant"), valid
+        )
         return rendered.image[..., :h, :w]
 
     def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -98,7 +123,7 @@ class DKTNet(nn.Module):
         h, w = image.shape[-2:]
         padded = pad_to_multiple(image)
         taps = self.encode(padded)
-        empty = [torch.zeros_like(padded[:, :1, ::s, ::s]) for s in STRIDES[:-1]]
+        empty = [torch.zeros_like(padded[:, :1, ::s, ::s]) for s in self.strides[:-1]]
         return self.decoder(taps[-1], taps[:-1], empty)[..., :h, :w]
 
     def trainable_parameters(self) -> list[nn.Parameter]:

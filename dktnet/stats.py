@@ -13,6 +13,11 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-5
+#: Standardised values are bounded to +-Z_BOUND. A value further out than that says nothing
+#: about style (it is a position outside the region the statistics came from, standardised by
+#: a near-flat channel), and unbounded it overflows fp16: a flat channel's std is sqrt(EPS),
+#: so a background value of 300 becomes 1e5 > 65504, and inf * 0 in a mask merge is NaN.
+Z_BOUND = 100.0
 
 
 class RegionStats(NamedTuple):
@@ -51,9 +56,26 @@ def masked_stats(feat: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> 
     return RegionStats(mean, (var + eps).sqrt())
 
 
+def background_weight(mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The background's weight: ``1 - mask`` inside the image, 0 on padding.
+
+    ``valid`` is 1 on real pixels and 0 on the padding a network adds to reach its stride
+    multiple; the mask itself is zero-padded, so ``valid - mask`` gives padding no weight in
+    either region.
+    """
+    return 1.0 - mask if valid is None else valid - mask
+
+
+def merge_regions(fg: torch.Tensor, bg: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``fg`` under the mask, ``bg`` outside it, blended in float32 (fp16 maps stay finite)."""
+    m = mask.float()
+    return (fg.float() * m + bg.float() * (1.0 - m)).to(fg.dtype)
+
+
 def standardize(feat: torch.Tensor, stats: RegionStats) -> torch.Tensor:
-    """Zero-mean, unit-std features with respect to a region's statistics."""
-    return ((feat.float() - stats.mean) / stats.std).to(feat.dtype)
+    """Zero-mean, unit-std features with respect to a region's statistics, bounded (Z_BOUND)."""
+    z = (feat.float() - stats.mean) / stats.std
+    return z.clamp(-Z_BOUND, Z_BOUND).to(feat.dtype)
 
 
 def destandardize(feat: torch.Tensor, stats: RegionStats) -> torch.Tensor:
@@ -61,12 +83,28 @@ def destandardize(feat: torch.Tensor, stats: RegionStats) -> torch.Tensor:
     return (feat.float() * stats.std + stats.mean).to(feat.dtype)
 
 
-def masked_adain(feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_covariance(z: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Weighted channel covariance (B, C, C) of ``z`` (B,C,H,W) under ``weight`` (B,1,H,W).
+
+    What mean and std cannot see: how a region's channels move together (the part of a
+    style that whitening and colouring transforms act on).
+    """
+    z32, w = z.float(), weight.float()
+    total = w.sum(dim=(2, 3), keepdim=True).clamp_min(eps)
+    mean = (z32 * w).sum(dim=(2, 3), keepdim=True) / total
+    centred = ((z32 - mean) * w.sqrt()).flatten(2)
+    return centred @ centred.transpose(1, 2) / total.flatten(1)[:, :, None]
+
+
+def masked_adain(
+    feat: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Re-normalise the foreground (``mask``) to the background's statistics (PHDNet-style).
 
-    Outside the mask the features are returned unchanged.
+    Outside the mask the features are returned unchanged. ``valid`` (see
+    :func:`background_weight`) keeps padding out of the background's statistics.
     """
     fg = masked_stats(feat, mask)
-    bg = masked_stats(feat, 1.0 - mask)
+    bg = masked_stats(feat, background_weight(mask, valid))
     moved = destandardize(standardize(feat, fg), bg)
-    return feat * (1.0 - mask) + moved * mask
+    return merge_regions(moved, feat, mask)

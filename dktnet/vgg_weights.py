@@ -5,7 +5,9 @@ Two public layouts exist and users hold one or the other:
   (``0.weight`` is a 1x1 conv 3->3 that already maps RGB in [0,1] to the network's input).
 - torchvision's ImageNet ``vgg19`` (``features.N.weight``), which expects ImageNet-normalised
   input; that normalisation becomes the fixed 1x1 ``conv0`` here.
-The layout is detected from the keys. Files are read as safetensors, or as ``.pth`` through
+The layout is detected from the keys, and so is the depth: a file that stops after conv3_1
+(the truncated VGG of WCT, whose feature inverter is public too) loads as a relu3_1 network
+with three taps, never padded out with invented relu4_1 weights. Files are read as safetensors, or as ``.pth`` through
 ``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers and
 refuses arbitrary pickled objects.
 """
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from dktnet.encoders import VGG19_LAYERS, VGG19Encoder
+from dktnet.decoder import INVERTER_LAYERS
+from dktnet.encoders import VGG19_DEPTHS, VGG19_LAYERS, VGG19Encoder, vgg19_layers
 from dktnet.errors import CheckpointError
 
 ADAIN_INDEX = {
@@ -27,6 +30,8 @@ TORCHVISION_INDEX = {
     "conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10,
     "conv3_2": 12, "conv3_3": 14, "conv3_4": 16, "conv4_1": 19,
 }  # fmt: skip
+#: The relu3_1 feature inverter's ``nn.Sequential`` indices (WCT's ``feature_invertor_conv3_1``).
+INVERTER_INDEX = {"conv3_1": 1, "conv2_2": 5, "conv2_1": 8, "conv1_2": 12, "conv1_1": 15}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONV_NAMES = tuple(name for name, _, _ in VGG19_LAYERS if name != "pool")
@@ -74,30 +79,63 @@ def imagenet_input_conv() -> dict[str, torch.Tensor]:
     return {"conv0.weight": torch.diag(1.0 / std)[:, :, None, None], "conv0.bias": -mean / std}
 
 
-def to_encoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename a detected layout's tensors to :class:`VGG19Encoder`'s names (relu4_1 and up)."""
+def _layout_keys(layout: str) -> tuple[dict[str, int], str]:
+    return (ADAIN_INDEX, "") if layout == "adain" else (TORCHVISION_INDEX, "features.")
+
+
+def detect_depth(state: dict[str, torch.Tensor]) -> str:
+    """The deepest VGG-19 tap whose weights the file really holds (``relu4_1`` or ``relu3_1``)."""
     layout = detect_layout(state)
+    for depth in sorted(VGG19_DEPTHS, key=lambda d: VGG19_DEPTHS[d], reverse=True):
+        last = VGG19_DEPTHS[depth]
+        if layout == "dkt":
+            present = f"convs.{last}.weight" in state
+        else:
+            index, prefix = _layout_keys(layout)
+            present = f"{prefix}{index[last]}.weight" in state
+        if present:
+            return depth
+    raise ValueError("the file holds no VGG-19 layer up to conv3_1")
+
+
+def to_encoder_state(
+    state: dict[str, torch.Tensor], depth: str = "relu4_1"
+) -> dict[str, torch.Tensor]:
+    """Rename a detected layout's tensors to :class:`VGG19Encoder`'s names, up to ``depth``."""
+    layout = detect_layout(state)
+    names = {"conv0", *(name for name, _, _ in vgg19_layers(depth) if name != "pool")}
     if layout == "dkt":
-        return {k: v for k, v in state.items() if k.startswith(("conv0.", "convs."))}
-    if layout == "adain":
-        index, prefix, out = ADAIN_INDEX, "", {}
-    else:
-        index, prefix, out = TORCHVISION_INDEX, "features.", imagenet_input_conv()
+        prefixes = tuple(f"{'convs.' if n != 'conv0' else ''}{n}." for n in names)
+        return {k: v for k, v in state.items() if k.startswith(prefixes)}
+    index, prefix = _layout_keys(layout)
+    out = {} if layout == "adain" else imagenet_input_conv()
     for name, i in index.items():
+        if name not in names or (name == "conv0" and layout != "adain"):
+            continue
         target = "conv0" if name == "conv0" else f"convs.{name}"
         for part in ("weight", "bias"):
             out[f"{target}.{part}"] = state[f"{prefix}{i}.{part}"].float()
     return out
 
 
-def load_vgg19_encoder(path: str | Path, trainable: bool = False) -> VGG19Encoder:
-    """A VGG-19 encoder with pretrained weights from ``path`` (layout detected from its keys)."""
+def load_vgg19_encoder(
+    path: str | Path, trainable: bool = False, depth: str | None = None
+) -> VGG19Encoder:
+    """A VGG-19 encoder with pretrained weights from ``path`` (layout detected from its keys).
+
+    ``depth`` ``None`` takes as deep as the file goes; a depth the file does not reach is an
+    error naming what it does hold.
+    """
     state = read_state_dict(path)
     try:
-        encoder_state = to_encoder_state(state)
+        found = detect_depth(state)
+        if depth is not None and VGG19_DEPTHS[depth] > VGG19_DEPTHS[found]:
+            raise ValueError(f"it stops at {found}, {depth} was asked for")
+        depth = depth or found
+        encoder_state = to_encoder_state(state, depth)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(path, f"not VGG-19 weights: {exc}") from exc
-    encoder = VGG19Encoder(trainable=trainable)
+    encoder = VGG19Encoder(trainable=trainable, depth=depth)
     for name, tensor in encoder.state_dict().items():
         found = encoder_state[name].shape
         if found != tensor.shape:
@@ -106,6 +144,21 @@ def load_vgg19_encoder(path: str | Path, trainable: bool = False) -> VGG19Encode
             )
     encoder.load_state_dict(encoder_state, strict=True)
     return encoder
+
+
+def load_inverter_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The relu3_1 feature inverter's tensors, named as :class:`InverterDecoder`'s main path."""
+    state = read_state_dict(path)
+    out = {}
+    for name, cin, cout, _ in INVERTER_LAYERS:
+        i = INVERTER_INDEX[name]
+        weight, bias = state.get(f"{i}.weight"), state.get(f"{i}.bias")
+        if weight is None or bias is None or tuple(weight.shape) != (cout, cin, 3, 3):
+            raise CheckpointError(
+                path, f"not a relu3_1 feature inverter: layer {i} should be a 3x3 conv {cin}->{cout}"
+            )
+        out[f"convs.{name}.weight"], out[f"convs.{name}.bias"] = weight.float(), bias.float()
+    return out
 
 
 def random_vgg19_encoder(seed: int) -> VGG19Encoder:

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+CONTENT_TARGETS = ("composite", "transformed")
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -58,9 +59,16 @@ class LossWeights:
     consistency: float = 1.0
     identity: float = 10.0
     autoencoder: float = 10.0
+    # Kernel usage: each image's prototype mix confident, the batch's mix spread over the
+    # prototypes (training.losses.kernel_diversity_loss); 0 turns it off.
+    diversity: float = 0.0
     # Loss network Φ: a VGG-19 weights path, "random:SEED", or null to look it up
     # ($DKT_VGG19_WEIGHTS, then the cache folder, then a checksum-verified download).
     network: str | None = None
+    # What L_c compares the output's deepest Φ features with: "composite" (the composite's
+    # own, METHOD.md) or "transformed" (the composite's with the foreground re-normalised to
+    # the background's statistics, as AdaIN trains): see training.losses.content_target.
+    content_target: str = "composite"
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,9 @@ class RunSettings:
     checkpoint_every: int = 200
     keep_checkpoints: int = 3
     tensorboard: bool = True
+    # vgg19-relu3 only: the pretrained relu3_1 feature inverter its decoder starts from
+    # (WCT's feature_invertor_conv3_1.pth); null starts from random weights.
+    decoder_init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,14 +200,21 @@ def _validate(cfg: TrainConfig) -> None:
         (min(optim.warmup_steps, adv.warmup_steps, adv.ramp_steps) >= 0,
          "warm-up and ramp steps must be >= 0"),
         (all(w >= 0 for w in _weights(cfg.loss)), "loss weights must be >= 0"),
+        (cfg.loss.content_target in CONTENT_TARGETS,
+         f"loss.content_target must be one of {CONTENT_TARGETS}"),
+        (run.decoder_init is None or cfg.model.encoder == "vgg19-relu3",
+         "run.decoder_init (a relu3_1 feature inverter) only fits model.encoder vgg19-relu3"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
 
 
+_NOT_WEIGHTS = ("network", "content_target")
+
+
 def _weights(loss: LossWeights) -> list[float]:
-    return [v for k, v in dataclasses.asdict(loss).items() if k != "network"]
+    return [v for k, v in dataclasses.asdict(loss).items() if k not in _NOT_WEIGHTS]
 
 
 def _plain(value: Any) -> Any:

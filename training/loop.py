@@ -31,7 +31,9 @@ from torch.utils.data import DataLoader
 import dktnet
 from dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from dktnet.errors import CheckpointError
+from dktnet.encoders import VGG_ENCODERS
 from dktnet.model import MULTIPLE, DKTNet, RenderOutput
+from dktnet.vgg_weights import load_inverter_state
 from training.config import TrainConfig
 from training.data import CompositeDataset
 from training.discriminator import PatchDiscriminator
@@ -42,8 +44,10 @@ from training.losses import (
     autoencoder_loss,
     consistency_loss,
     content_loss,
+    content_target,
     discriminator_step_loss,
     identity_loss,
+    kernel_diversity_loss,
     style_loss,
 )
 from training.lossnet import LossNetwork
@@ -91,6 +95,7 @@ class GeneratorPass(nn.Module):
         out: dict[str, Any] = {
             "output": output,
             "identity": self.model.render(painting, mask).image,
+            "kernel_weights": rendered.kernel_weights,
         }
         if consistency:
             out["consistency"] = consistency_loss(self.model, rendered, output, mask)
@@ -119,16 +124,19 @@ class Trainer:
         self.device = self.dist.device
         torch.manual_seed(config.run.seed)
         self.model = DKTNet(config.model)
-        if config.model.encoder == "vgg19":
-            # The paper's frozen encoder is the pretrained loss network itself.
-            self.model.encoder.load_state_dict(loss_network.network.state_dict())
+        if config.model.encoder in VGG_ENCODERS:
+            _copy_frozen_encoder(self.model, loss_network)
+        if config.run.decoder_init:
+            self.model.decoder.load_state_dict(
+                load_inverter_state(config.run.decoder_init), strict=False
+            )
         self.model.to(self.device).train()
         self.loss_network = loss_network
         self.loss_net = loss_network.network.to(self.device).eval()
         adv = config.adversarial
         self.disc = PatchDiscriminator(channels=adv.channels, layers=adv.layers).to(self.device)
         optim, steps = config.optim, config.run.steps
-        self.g_opt = build_optimizer(self.model.trainable_parameters(), optim.lr, optim)
+        self.g_opt = build_optimizer(generator_groups(self.model), optim.lr, optim)
         self.d_opt = build_optimizer(self.disc.parameters(), adv.lr, optim)
         self.g_sched = build_scheduler(self.g_opt, steps, optim)
         self.d_sched = build_scheduler(self.d_opt, max(steps - adv.warmup_steps, 1), optim)
@@ -210,11 +218,14 @@ class Trainer:
             with torch.no_grad():
                 target_feats = self.loss_net(composite)
             output_feats = self.loss_net(output)
+            target = content_target(target_feats[-1], mask, weights.content_target)
             terms: dict[str, torch.Tensor] = {
                 "style": style_loss(output_feats, target_feats, mask),
-                "content": content_loss(output_feats[-1], target_feats[-1], mask),
+                "content": content_loss(output_feats[-1], target, mask),
                 "identity": identity_loss(gen["identity"], painting),
             }
+            if weights.diversity > 0:
+                terms["diversity"] = kernel_diversity_loss(gen["kernel_weights"])
             if "consistency" in gen:
                 terms["consistency"] = gen["consistency"]
             if "autoencoder" in gen:
@@ -227,7 +238,7 @@ class Trainer:
             total = sum(scale[name] * value.float() for name, value in terms.items())
         self.g_opt.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        self._clip(self.g_opt, self.model.trainable_parameters())
+        self._clip(self.g_opt)
         self.scaler.step(self.g_opt)
         self.g_sched.step()
         if self.ema is not None:
@@ -239,7 +250,7 @@ class Trainer:
                 terms["discriminator"] = discriminator_step_loss(self.d_net, output, mask, painting)
             self.d_opt.zero_grad(set_to_none=True)
             self.scaler.scale(terms["discriminator"]).backward()
-            self._clip(self.d_opt, self.disc.parameters())
+            self._clip(self.d_opt)
             self.scaler.step(self.d_opt)
             self.d_sched.step()
         self.scaler.update()
@@ -247,11 +258,13 @@ class Trainer:
         values["total"] = float(total.detach())
         return values, output.detach()
 
-    def _clip(self, optimizer: torch.optim.Optimizer, params: Any) -> None:
+    def _clip(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip each parameter group's gradient norm on its own (see :func:`generator_groups`)."""
         clip = self.config.optim.grad_clip
         if clip:
             self.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(params), max_norm=clip)
+            for group in optimizer.param_groups:
+                torch.nn.utils.clip_grad_norm_(group["params"], max_norm=clip)
 
     # ------------------------------------------------------------------ state
 
@@ -286,6 +299,41 @@ class Trainer:
         if self.ema is None:
             return contextlib.nullcontext()
         return self.ema.swapped_into(self.model)
+
+
+def generator_groups(model: DKTNet) -> list[dict[str, Any]]:
+    """The generator's trainable parameters as optimiser groups, each clipped on its own.
+
+    One global clip let the decoder's large gradients set the clip factor for everything
+    (about 0.12 at initialisation), scaling the kernel generators' already small gradients
+    to 1e-11..1e-13, below Adam's eps: P and K_c never moved. The bi-transformation (kernel
+    generators) is therefore its own group; the decoder and a trainable encoder the other.
+    """
+    kernels = [p for p in model.bitransform.parameters() if p.requires_grad]
+    ids = {id(p) for p in kernels}
+    rest = [p for p in model.trainable_parameters() if id(p) not in ids]
+    return [
+        {"params": group, "name": name}
+        for name, group in (("kernels", kernels), ("decoder", rest))
+        if group
+    ]
+
+
+def _copy_frozen_encoder(model: DKTNet, loss_network: LossNetwork) -> None:
+    """The paper's frozen encoder is the pretrained loss network itself (to the encoder's depth).
+
+    A loss network that stops before the encoder's deepest tap is an error: the missing
+    layers would otherwise stay random inside a model that claims to be pretrained.
+    """
+    source = loss_network.network.state_dict()
+    wanted = model.encoder.state_dict()
+    missing = sorted(set(wanted) - set(source))
+    if missing:
+        raise ValueError(
+            f"model.encoder {model.config.encoder} needs VGG-19 layers the loss network lacks "
+            f"({', '.join(missing[:3])}...); use encoder vgg19-relu3 or a deeper VGG-19 file"
+        )
+    model.encoder.load_state_dict({k: source[k] for k in wanted})
 
 
 # --------------------------------------------------------------------------- the run

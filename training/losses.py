@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dktnet.model import MULTIPLE, DKTNet, RenderOutput
-from dktnet.stats import RegionStats, masked_stats, resize_mask
+from dktnet.stats import RegionStats, masked_adain, masked_covariance, masked_stats, resize_mask
 
 _EPS = 1e-6
 
@@ -26,29 +26,61 @@ def _mask_like(mask: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(mask, feat.shape[-2:])
 
 
+def _stats_scale(stats: RegionStats) -> torch.Tensor:
+    """A target's own size, detached: the mean squared mean and std over channels and batch."""
+    return (stats.mean.pow(2).mean() + stats.std.pow(2).mean()).detach().clamp_min(_EPS)
+
+
 def style_loss(
     output_feats: list[torch.Tensor], composite_feats: list[torch.Tensor], mask: torch.Tensor
 ) -> torch.Tensor:
     """L_s: the output's foreground statistics should be the painting's (background) ones.
 
-    Squared distance of masked mean and std, averaged over channels, summed over taps.
+    Squared distance of masked mean and std, averaged over channels, divided by the target's
+    own scale and averaged over taps. Why divided: raw, the terms of a pretrained VGG are
+    about 1.08 / 0.40 / 0.21 / 0.09 at relu1_1..relu4_1 on a typical composite, so relu1_1,
+    which is mostly colour, outweighed relu4_1 twelve to one and the "style" loss was a colour
+    loss. Relative to the target each tap's term is a relative error, and every level counts
+    about the same.
     """
     total = output_feats[0].new_zeros(())
     for out_f, comp_f in zip(output_feats, composite_feats, strict=True):
         m = _mask_like(mask, out_f)
         fg = masked_stats(out_f, m)
         bg = masked_stats(comp_f, 1.0 - m)
-        total = total + F.mse_loss(fg.mean, bg.mean) + F.mse_loss(fg.std, bg.std)
-    return total
+        total = total + _stats_distance(fg, bg) * 2.0 / _stats_scale(bg)
+    return total / len(output_feats)
+
+
+def content_target(composite_feat: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """What L_c compares the output's deepest loss-network features with.
+
+    ``composite``: the composite's own features (METHOD.md). They carry the photo's style
+    too, so this target pulls against L_s. ``transformed``: the same features with the
+    foreground re-normalised to the background's mean and std (masked AdaIN), the target
+    AdaIN-style training uses: content kept, style already the painting's, so the two terms
+    agree on the statistics and disagree only where they should (structure vs texture).
+    """
+    if kind == "composite":
+        return composite_feat
+    if kind == "transformed":
+        return masked_adain(composite_feat, _mask_like(mask, composite_feat)).detach()
+    raise ValueError(f"unknown content target {kind!r}")
 
 
 def content_loss(
-    output_feat: torch.Tensor, composite_feat: torch.Tensor, mask: torch.Tensor
+    output_feat: torch.Tensor, target_feat: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """L_c: deepest-tap features of the output's foreground should keep the object's content."""
+    """L_c: deepest-tap features of the output's foreground should keep the object's content.
+
+    Mask-weighted squared distance over channels, relative to the target's own mean square
+    in the foreground (detached), so λ_c means the same for any loss network's scale.
+    """
     m = _mask_like(mask, output_feat)
-    sq = ((output_feat - composite_feat) ** 2).mean(dim=1, keepdim=True)
-    return (sq * m).sum() / m.sum().clamp_min(1.0)
+    sq = ((output_feat - target_feat) ** 2).mean(dim=1, keepdim=True)
+    energy = (target_feat.detach() ** 2).mean(dim=1, keepdim=True)
+    scale = ((energy * m).sum() / m.sum().clamp_min(1.0)).clamp_min(_EPS)
+    return (sq * m).sum() / m.sum().clamp_min(1.0) / scale
 
 
 def identity_loss(output: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
@@ -178,45 +210,54 @@ def _stats_distance(a: RegionStats, b: RegionStats) -> torch.Tensor:
     return F.mse_loss(a.mean, b.mean) + F.mse_loss(a.std, b.std)
 
 
+def _correlation(cov: torch.Tensor) -> torch.Tensor:
+    d = cov.diagonal(dim1=1, dim2=2).clamp_min(_EPS).sqrt()
+    return cov / (d[:, :, None] * d[:, None, :])
+
+
 def standard_stats_consistency(standard: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L_cons (a): the foreground and background of F_std share one "standard" style.
 
-    ``standard`` is ``RenderOutput.standard`` (stride 8); ``mask`` is at image or feature size.
-    Both regions' statistics keep their gradient: the two standardising transforms
-    (tau_n^f, tau_n^b) meet each other rather than one chasing a fixed target.
+    ``standard`` is ``RenderOutput.standard`` (the deepest stride); ``mask`` is at image or
+    feature size. Both regions' statistics keep their gradient: the two standardising
+    transforms (tau_n^f, tau_n^b) meet each other rather than one chasing a fixed target.
+    Mean and std alone would be nearly a tautology (each region was standardised to (0, 1)
+    before tau); the channel correlations of the two regions are what tau_n must make
+    agree, i.e. the whitening the standard style stands for.
     """
     m = _mask_like(mask, standard)
-    return _stats_distance(masked_stats(standard, m), masked_stats(standard, 1.0 - m))
+    fg, bg = masked_stats(standard, m), masked_stats(standard, 1.0 - m)
+    corr_fg = _correlation(masked_covariance(standard, m))
+    corr_bg = _correlation(masked_covariance(standard, 1.0 - m))
+    return _stats_distance(fg, bg) + F.mse_loss(corr_fg, corr_bg)
 
 
 def restandardize_consistency(
     model: DKTNet, rendered: RenderOutput, output: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
-    """L_cons (b): standardising the output's foreground lands on the standard style again.
+    """L_cons (b): standardising the output lands on the standard style again, position by position.
 
-    The output (B,3,H,W), H and W multiples of 8, is re-encoded, its foreground standardised
-    by the foreground kernels (tau_n^f with kernels from the output's own statistics), and
-    the result's foreground statistics compared with F_std's *background* statistics,
-    detached. Background, because the output's foreground should now be in the painting's
-    style, whose standard form is F_std's background; it is also the larger region, so its
-    statistics are the less noisy target (a 5% object is a handful of stride-8 cells).
-    Detached, because the standard style is defined by the forward pass on the composite:
-    without the stop-gradient tau_n^b would be pulled towards whatever the output does.
+    The output (B,3,H,W), H and W multiples of 8, is re-encoded and its foreground
+    standardised by the foreground kernels (tau_n^f with kernels from the output's own
+    statistics); over the foreground the result must equal F_std (detached), position by
+    position: tau_n^f(E(output)) = F_std. The cycle is what makes tau_n^f and tau_s a
+    bi-transformation: mapping the harmonized object back to the standard style must undo
+    tau_s. Detached, because the standard style is defined by the forward pass on the
+    composite. A comparison of statistics only (the earlier form) was close to a tautology,
+    since the region is standardised to mean 0, std 1 before tau.
 
-    Gradient reaches tau_n^f (through both its kernels and their input statistics), the
-    encoder and, through ``output``, the decoder. Standardisation by the region's own
-    statistics fixes the first two moments before tau, so this term constrains what the
-    residual tau adds, and its gradient to the decoder is small near initialisation.
+    Gradient reaches tau_n^f (its kernels and their input statistics), a trainable encoder
+    and, through ``output``, the decoder.
     """
     h, w = output.shape[-2:]
     if h % MULTIPLE or w % MULTIPLE:
         raise ValueError(f"output H, W must be multiples of {MULTIPLE}, got {h}x{w}")
     feat = model.encode(output)[-1]
-    m = resize_mask(mask.to(feat.dtype), MULTIPLE)
+    m = resize_mask(mask.to(feat.dtype), model.strides[-1])
     bt = model.bitransform
-    z = bt.standardize_region(feat, masked_stats(feat, m), bt.to_standard_fg)
-    target = masked_stats(rendered.standard.detach(), 1.0 - _mask_like(mask, rendered.standard))
-    return _stats_distance(masked_stats(z, m), target)
+    z, _ = bt.standardize_region(feat, masked_stats(feat, m), bt.to_standard_fg, m)
+    sq = ((z.float() - rendered.standard.detach().float()) ** 2).mean(dim=1, keepdim=True)
+    return (sq * m).sum() / m.sum().clamp_min(_EPS)
 
 
 def consistency_loss(
@@ -224,9 +265,31 @@ def consistency_loss(
 ) -> torch.Tensor:
     """L_cons = (a) + (b), unweighted.
 
-    Both parts are distances between statistics of standardised features, of order 1 when
-    violated, so neither dominates the other by construction.
+    Both parts are distances between standardised features or their statistics, of order 1
+    when violated, so neither dominates the other by construction.
     """
     return standard_stats_consistency(rendered.standard, mask) + restandardize_consistency(
         model, rendered, output, mask
     )
+
+
+def kernel_diversity_loss(weights: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Keep the kernel generators classifier-like: E[H(w)] - H(E[w]), over log K, per generator.
+
+    ``weights`` are the (B, K) prototype mixes of each generator. The first part makes each
+    image's mix confident (a style class), the second spreads the batch over the prototypes.
+    Without it nothing stops every image from getting the same prototype, which is what a
+    trained model did (weight >= 0.9995 on one prototype for all 20 example paintings). With
+    one prototype there is nothing to choose and the term is 0.
+    """
+    total = weights[0].new_zeros((), dtype=torch.float32)
+    for w in weights:
+        k = w.shape[1]
+        if k < 2:
+            continue
+        w = w.float().clamp_min(1e-8)
+        per_image = -(w * w.log()).sum(dim=1).mean()
+        batch = w.mean(dim=0)
+        spread = -(batch * batch.log()).sum()
+        total = total + (per_image - spread) / torch.log(torch.tensor(float(k)))
+    return total / len(weights)

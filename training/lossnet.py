@@ -1,4 +1,9 @@
-"""The loss network Φ (VGG-19 to relu4_1) and where its weights come from.
+"""The loss network Φ (VGG-19 to relu4_1, or to relu3_1 from a truncated file) and where its
+weights come from.
+
+A file that stops after conv3_1 (WCT's truncated VGG) gives a three-tap loss network,
+relu1_1..relu3_1; the taps it really has are written into the provenance of every checkpoint
+trained with it, so a "pretrained" loss never silently mixes in a random relu4_1.
 
 A pretrained VGG-19 is the real thing: AdaIN's ``vgg_normalised.pth`` or torchvision's
 ``vgg19`` weights, found in this order: an explicit path, ``$DKT_VGG19_WEIGHTS``, the cache
@@ -31,6 +36,8 @@ __all__ = [
 ]
 
 ENV_VAR = "DKT_VGG19_WEIGHTS"
+#: The random stand-in is always a full VGG-19 to relu4_1.
+RANDOM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 #: AdaIN's file first (the layout the method's reference code uses), then torchvision's.
 CACHE_NAMES = ("vgg_normalised.pth", "vgg19-dcbb9e9d.pth")
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -97,6 +104,7 @@ def _random(spec: str) -> LossNetwork:
         {
             "kind": "random-vgg19",
             "seed": seed,
+            "taps": list(RANDOM_TAPS),
             "pretrained": False,
             "note": "seeded random-weight VGG-19 stand-in; no pretrained weights were used",
         },
@@ -110,10 +118,12 @@ def load_loss_network(
     if spec is not None and spec.startswith("random:"):
         return _random(spec)
     path, source = find_vgg19_weights(spec, download=download, env=env)
+    network = load_vgg19_encoder(path).eval()
     return LossNetwork(
-        load_vgg19_encoder(path).eval(),
+        network,
         {
             "kind": "vgg19",
+            "taps": list(network.tap_names),
             "pretrained": True,
             "file": path.name,
             "source": source,
