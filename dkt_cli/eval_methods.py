@@ -2,7 +2,9 @@
 
 A method token is one of:
 
-* a built-in baseline: ``composite`` (no change) or ``reinhard`` (Lab colour transfer);
+* a built-in baseline: ``composite`` (no change), ``reinhard`` (Lab colour transfer) or
+  ``adain`` (training-free masked AdaIN at relu3_1 with the pretrained VGG-19 and its feature
+  inverter, wherever :func:`dktnet.pretrained.find_relu3_weights` finds them);
 * ``bundled``: the model shipped with the package;
 * a model file (any suffix a backend loads, e.g. ``.safetensors``, ``.onnx``), opened
   through the backend registry and run with the same :class:`Harmonizer` as ``dkt harmonize``;
@@ -27,9 +29,11 @@ import numpy as np
 import dktnet
 from backends.harmonizer import Harmonizer
 from backends.registry import open_backend
+from backends.torch_backend import resolve_device
 from dkt_cli.pairing import PairingError, plan_folder
 from dktnet.errors import DktError, PathError
 from dktnet.imageio import read_image
+from dktnet.pretrained import find_relu3_weights
 from evaluation.baselines import BASELINES
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
 ]
 
 BUNDLED = "bundled"
+ADAIN = "adain"
 #: Never created: pairing needs an output folder to plan against, evaluation writes nothing.
 _UNUSED_OUT = ".dkt-evaluate-unused"
 
@@ -65,7 +70,7 @@ def _looks_like_path(token: str) -> bool:
 
 
 def _classify(token: str) -> MethodSpec:
-    if token in BASELINES:
+    if token in BASELINES or token == ADAIN:
         return MethodSpec(token, token, "baseline")
     if token == BUNDLED:
         if not dktnet.BUNDLED_MODEL.is_file():
@@ -79,7 +84,7 @@ def _classify(token: str) -> MethodSpec:
         return MethodSpec(token, "", "folder", path)
     if path.is_file():
         return MethodSpec(token, "", "model", path)
-    known = ", ".join([*BASELINES, BUNDLED])
+    known = ", ".join([*BASELINES, ADAIN, BUNDLED])
     if _looks_like_path(token):
         raise MethodError(f"method {token!r}: no such file or folder")
     raise MethodError(
@@ -203,6 +208,22 @@ def _folder_outputs(
     return {job.key: job.mask for job in jobs}
 
 
+def _baseline(
+    spec: MethodSpec, adain_weights: Path | None, device: str
+) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], dict[str, Any]]:
+    """A baseline's function, and what its description adds (the weights ``adain`` used)."""
+    if spec.token != ADAIN:
+        return BASELINES[spec.token], {}
+    from evaluation.adain import MaskedAdaIN
+
+    try:
+        found = find_relu3_weights(adain_weights)
+        adain = MaskedAdaIN(found.vgg, found.inverter, device=str(resolve_device(device)))
+    except DktError as exc:
+        raise MethodError(f"method 'adain': {exc}") from exc
+    return adain, {"weights": adain.files, "found_in": found.source}
+
+
 def open_method(
     spec: MethodSpec,
     *,
@@ -213,15 +234,16 @@ def open_method(
     device: str = "cpu",
     precision: str = "fp32",
     size: int | None = None,
+    adain_weights: Path | None = None,
 ) -> OpenMethod:
     """Make ``spec`` runnable: load its model, or index its folder of results."""
     if spec.kind == "baseline":
-        fn = BASELINES[spec.token]
+        fn, extra = _baseline(spec, adain_weights, device)
         return OpenMethod(
             spec,
             lambda key, comp, mask: fn(comp, mask),
             timed=True,
-            description={"kind": "baseline", "baseline": spec.token},
+            description={"kind": "baseline", "baseline": spec.token, **extra},
         )
     if spec.kind == "model":
         assert spec.path is not None

@@ -86,14 +86,15 @@ METRICS: tuple[Metric, ...] = (
         "VGG style",
         "lower",
         "mean",
-        "METHOD.md L_s on a pretrained VGG-19: foreground vs background feature statistics",
+        "L_s on a pretrained VGG-19 at the taps its weights have (relu1_1..relu4_1, or "
+        "..relu3_1 for a truncated file): foreground vs background statistics, relative",
     ),
     Metric(
         "vgg_content",
         "VGG content",
         "lower",
         "mean",
-        "METHOD.md L_c on a pretrained VGG-19: relu4_1 change of the foreground",
+        "L_c on a pretrained VGG-19: change of the foreground at its deepest tap, relative",
     ),
     Metric(
         "fid",
@@ -133,6 +134,8 @@ class PerceptualScorer:
         self._style_loss = style_loss
         self._content_loss = content_loss
         self._cache: tuple[np.ndarray, list[torch.Tensor], torch.Tensor] | None = None
+        #: The taps the metrics are taken at, e.g. relu1_1..relu3_1 for a truncated VGG-19.
+        self.taps: tuple[str, ...] = tuple(getattr(network, "tap_names", ()))
 
     def _tensor(self, image: np.ndarray, channels_last: bool = True) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(image)).float()
@@ -219,6 +222,7 @@ class EvalReport:
     references: int | None
     seconds_total: float
     unavailable: dict[str, str] = field(default_factory=dict)
+    vgg_taps: tuple[str, ...] = ()  # the loss network's taps the VGG metrics were taken at
 
 
 def _score(

@@ -207,6 +207,11 @@ def _notes(report: EvalReport, references: Path | None) -> list[str]:
         )
     if "vgg_style" in report.unavailable:
         notes.append(f"VGG style, content: {report.unavailable['vgg_style']}")
+    elif report.vgg_taps:
+        notes.append(
+            f"VGG style at {', '.join(report.vgg_taps)} (the taps the weights have); "
+            f"VGG content at {report.vgg_taps[-1]}."
+        )
     for result in report.methods:
         notes += [f"{result.name}: {note}" for note in result.notes]
     return notes
@@ -417,6 +422,14 @@ def evaluate(
             rich_help_panel=_METRICS,
         ),
     ] = None,
+    adain_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with vgg_normalised_conv3_1.pth and feature_invertor_conv3_1.pth for "
+            "the 'adain' baseline. Default: $DKT_WEIGHTS_DIR, then the cache folder.",
+            rich_help_panel=_MODELS,
+        ),
+    ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
@@ -490,6 +503,7 @@ def evaluate(
             device=device,
             precision=precision,
             size=size,
+            adain_weights=adain_weights,
         )
     except MethodError as exc:
         fail(str(exc))
@@ -515,6 +529,8 @@ def evaluate(
         report.unavailable.update({"fid": fid_reason, "kid": fid_reason})
     if perceptual is None:
         report.unavailable.update({"vgg_style": NO_VGG, "vgg_content": NO_VGG})
+    else:
+        report.vgg_taps = perceptual.taps
     _write_outputs(report, csv_path, sheet)
     info = {
         "composites": str(composites),

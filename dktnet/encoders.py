@@ -2,9 +2,9 @@
 
 ``vgg19`` is AdaIN's normalised VGG-19 up to relu4_1, frozen; ``vgg19-relu3`` is the same
 network truncated after relu3_1 (three taps at strides 1, 2, 4), the depth for which real
-pretrained weights and a pretrained feature inverter exist (``../shared/weights``). Its first layer is a fixed
-1x1 convolution that maps RGB in [0, 1] to whatever input the weights expect, which is how
-both AdaIN's ``vgg_normalised.pth`` and torchvision's ImageNet ``vgg19`` load into the same
+pretrained weights and a pretrained feature inverter are public and small. Its first layer
+is a fixed 1x1 convolution that maps RGB in [0, 1] to whatever input the weights expect, which
+is how both AdaIN's ``vgg_normalised.pth`` and torchvision's ImageNet ``vgg19`` load into the same
 module (see :mod:`dktnet.vgg_weights`). ``lite`` is a compact trainable encoder with the same
 taps and fewer channels.
 """

@@ -99,9 +99,7 @@ class DKTNet(nn.Module):
         image = self.decoder(
             bt.harmonized, taps[:-1], masks[:-1], None if valids is None else valids[:-1]
         )
-        return RenderOutput(
-            image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights
-        )
+        return RenderOutput(image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights)
 
     def generate(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The decoder's image at the input's own H x W, before clamping and blending."""

@@ -7,9 +7,9 @@ Two public layouts exist and users hold one or the other:
   input; that normalisation becomes the fixed 1x1 ``conv0`` here.
 The layout is detected from the keys, and so is the depth: a file that stops after conv3_1
 (the truncated VGG of WCT, whose feature inverter is public too) loads as a relu3_1 network
-with three taps, never padded out with invented relu4_1 weights. Files are read as safetensors, or as ``.pth`` through
-``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers and
-refuses arbitrary pickled objects.
+with three taps, never padded out with invented relu4_1 weights. Files are read as
+safetensors, or as ``.pth`` through ``torch.load(weights_only=True)``, which only rebuilds
+tensors and plain containers and refuses arbitrary pickled objects.
 """
 
 from __future__ import annotations
@@ -79,23 +79,32 @@ def imagenet_input_conv() -> dict[str, torch.Tensor]:
     return {"conv0.weight": torch.diag(1.0 / std)[:, :, None, None], "conv0.bias": -mean / std}
 
 
+#: Which depths a file of a given depth can give (a relu4_1 file also gives relu3_1).
+_DEPTHS_UP_TO = {"relu3_1": ("relu3_1",), "relu4_1": ("relu3_1", "relu4_1")}
+
+
 def _layout_keys(layout: str) -> tuple[dict[str, int], str]:
     return (ADAIN_INDEX, "") if layout == "adain" else (TORCHVISION_INDEX, "features.")
 
 
 def detect_depth(state: dict[str, torch.Tensor]) -> str:
-    """The deepest VGG-19 tap whose weights the file really holds (``relu4_1`` or ``relu3_1``)."""
+    """The deepest VGG-19 tap the file is meant to reach (``relu4_1`` or ``relu3_1``).
+
+    A file with any tensor of a layer past conv3_1 is a relu4_1 file: if some of its
+    tensors are then missing it is damaged, and loading names what is missing rather than
+    quietly treating it as a shorter network.
+    """
     layout = detect_layout(state)
-    for depth in sorted(VGG19_DEPTHS, key=lambda d: VGG19_DEPTHS[d], reverse=True):
-        last = VGG19_DEPTHS[depth]
-        if layout == "dkt":
-            present = f"convs.{last}.weight" in state
-        else:
-            index, prefix = _layout_keys(layout)
-            present = f"{prefix}{index[last]}.weight" in state
-        if present:
-            return depth
-    raise ValueError("the file holds no VGG-19 layer up to conv3_1")
+    names = [name for name, _, _ in VGG19_LAYERS if name != "pool"]
+    deeper = names[names.index(VGG19_DEPTHS["relu3_1"]) + 1 :]
+    if layout == "dkt":
+        keys = [f"convs.{name}." for name in deeper]
+    else:
+        index, prefix = _layout_keys(layout)
+        keys = [f"{prefix}{index[name]}." for name in deeper]
+    if any(k.startswith(tuple(keys)) for k in state):
+        return "relu4_1"
+    return "relu3_1"
 
 
 def to_encoder_state(
@@ -129,7 +138,7 @@ def load_vgg19_encoder(
     state = read_state_dict(path)
     try:
         found = detect_depth(state)
-        if depth is not None and VGG19_DEPTHS[depth] > VGG19_DEPTHS[found]:
+        if depth is not None and depth not in _DEPTHS_UP_TO[found]:
             raise ValueError(f"it stops at {found}, {depth} was asked for")
         depth = depth or found
         encoder_state = to_encoder_state(state, depth)
@@ -155,7 +164,7 @@ def load_inverter_state(path: str | Path) -> dict[str, torch.Tensor]:
         weight, bias = state.get(f"{i}.weight"), state.get(f"{i}.bias")
         if weight is None or bias is None or tuple(weight.shape) != (cout, cin, 3, 3):
             raise CheckpointError(
-                path, f"not a relu3_1 feature inverter: layer {i} should be a 3x3 conv {cin}->{cout}"
+                path, f"not a relu3_1 feature inverter: layer {i} must be a 3x3 conv {cin}->{cout}"
             )
         out[f"convs.{name}.weight"], out[f"convs.{name}.bias"] = weight.float(), bias.float()
     return out

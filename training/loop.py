@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader
 
 import dktnet
 from dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from dktnet.errors import CheckpointError
 from dktnet.encoders import VGG_ENCODERS
+from dktnet.errors import CheckpointError
 from dktnet.model import MULTIPLE, DKTNet, RenderOutput
 from dktnet.vgg_weights import load_inverter_state
 from training.config import TrainConfig

@@ -37,6 +37,7 @@ def test_to_dict_holds_every_field() -> None:
         "kernel_dim": 4,
         "prototypes": 3,
         "generator_hidden": 16,
+        "cov_rank": 0,
         "skip_adain": True,
         "working_size": 256,
         "extra": {},

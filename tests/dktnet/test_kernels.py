@@ -108,13 +108,15 @@ def test_kernels_depend_on_the_region_statistics() -> None:
     assert not torch.equal(kern.weights[0], kern.weights[1])
 
 
-def test_initial_tau_is_small_and_prototype_weights_near_uniform() -> None:
+def test_initial_tau_is_small_and_prototype_weights_follow_the_input() -> None:
     torch.manual_seed(6)
     gen = KernelGenerator(C, D, K, HIDDEN)
     feat, _, stats = _region_stats()
     z = standardize(feat, stats)  # tau acts on standardised features in the bi-transformation
     kern = gen(stats)
-    torch.testing.assert_close(kern.weights, torch.full((2, K), 1.0 / K), atol=1e-2, rtol=0)
+    # Two different regions get different mixes from the start (a 1e-3 last layer gave
+    # uniform weights for every input, and nothing pushed them apart).
+    assert (kern.weights[0] - kern.weights[1]).abs().sum().item() > 0.02
     rows = z.flatten(2).transpose(1, 2)
     tau = dynamic_kernel_transform(rows, kern)
     assert tau.abs().max().item() < 0.05 * rows.abs().max().item()

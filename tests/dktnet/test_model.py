@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dktnet.model import DKTNet, pad_to_multiple
+from dktnet.model import DKTNet, blend, pad_to_multiple
 from tests.tiny import tiny_config
 
 
@@ -54,12 +54,41 @@ def test_internal_padding_is_cropped_back_from_the_right_corner(model: DKTNet) -
     torch.manual_seed(13)
     x = torch.rand(1, 3, 17, 21)
     mask = _rect_mask(17, 21, 3, 4, 12, 15)
-    padded_x, padded_mask = pad_to_multiple(x), pad_to_multiple(mask)
+    padded_x = pad_to_multiple(x)
+    padded_mask = pad_to_multiple(mask, mode="constant")
+    valid = pad_to_multiple(torch.ones_like(mask), mode="constant")
     assert padded_x.shape[-2:] == (24, 24)
     with torch.no_grad():
         direct = model(x, mask)
-        via_padding = model(padded_x, padded_mask)[..., :17, :21]
+        rendered = model.render(padded_x, padded_mask, valid).image[..., :17, :21]
+        via_padding = x * (1 - mask) + rendered.clamp(0, 1) * mask
     torch.testing.assert_close(direct, via_padding, atol=1e-6, rtol=0)
+
+
+def test_padding_carries_no_weight_in_either_region(model: DKTNet) -> None:
+    """An object touching the right and bottom edges: its edge pixels are counted once.
+
+    Replicating the mask into the padding counted the edge pixels up to 7 more times in the
+    foreground's statistics; the padding must belong to neither region.
+    """
+    x = torch.rand(1, 3, 17, 21)
+    mask = _rect_mask(17, 21, 9, 13, 17, 21)  # the bottom-right corner
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen["mask"], seen["valid"] = args[1], args[2]
+
+    handle = model.bitransform.register_forward_pre_hook(keep)
+    try:
+        with torch.no_grad():
+            model(x, mask)
+    finally:
+        handle.remove()
+    cell = 8 * 8  # the bi-transformation works at stride 8: one cell is 64 pixels
+    fg_weight = seen["mask"].sum().item() * cell
+    bg_weight = (seen["valid"] - seen["mask"]).sum().item() * cell
+    assert fg_weight == pytest.approx(mask.sum().item(), rel=1e-5)
+    assert bg_weight == pytest.approx((1 - mask).sum().item(), rel=1e-5)
 
 
 def test_pad_to_multiple_replicates_edges() -> None:
@@ -227,3 +256,29 @@ def test_autoencode_accepts_sizes_forward_accepts() -> None:
     with torch.no_grad():
         out = model.autoencode(x)
     assert out.shape == x.shape
+
+
+def test_blend_keeps_the_background_and_stays_finite_whatever_the_decoder_gives() -> None:
+    """``clamp`` keeps NaN and NaN * 0 is NaN: the model's own contract must still hold."""
+    composite = torch.rand(1, 3, 8, 8)
+    mask = _rect_mask(8, 8, 2, 2, 6, 6) * 0.5  # soft inside
+    generated = torch.full_like(composite, float("nan"))
+    generated[..., 0, 0] = float("inf")
+    out = blend(composite, generated, mask)
+    assert torch.isfinite(out).all()
+    outside = mask[0, 0] == 0
+    assert torch.equal(out[..., outside], composite[..., outside])
+
+
+def test_fp16_model_with_a_flat_object_gives_a_finite_result() -> None:
+    """A flat-coloured object in half precision (the fp16 overflow case) stays finite."""
+    torch.manual_seed(5)
+    model = DKTNet(tiny_config()).half().eval()
+    composite = torch.rand(1, 3, 32, 32) * 0.2 + 0.8
+    mask = _rect_mask(32, 32, 8, 8, 24, 24)
+    composite = torch.where(mask > 0, torch.tensor(0.5), composite)  # one flat colour
+    with torch.no_grad():
+        out = model(composite.half(), mask.half())
+    assert torch.isfinite(out).all()
+    outside = mask[0, 0] == 0
+    assert torch.equal(out[..., outside], composite.half()[..., outside])

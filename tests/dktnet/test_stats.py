@@ -14,10 +14,13 @@ import torch
 
 from dktnet.stats import (
     EPS,
+    Z_BOUND,
     RegionStats,
+    background_weight,
     destandardize,
     masked_adain,
     masked_stats,
+    merge_regions,
     resize_mask,
     standardize,
 )
@@ -210,3 +213,53 @@ def test_masked_adain_with_empty_mask_is_the_identity() -> None:
     torch.manual_seed(9)
     feat = torch.randn(1, 3, 4, 4)
     assert torch.equal(masked_adain(feat, torch.zeros(1, 1, 4, 4)), feat)
+
+
+# ---------------------------------------------------------------------------- half precision
+
+
+def _flat_foreground_fp16() -> tuple[torch.Tensor, torch.Tensor]:
+    """A foreground with one flat channel, next to large background values, in fp16.
+
+    The flat channel's std is floored at sqrt(EPS) ~ 3e-3, so standardising a background
+    value of 300 by it gives 1e5, past fp16's 65504: inf, and inf * 0 in a merge is NaN.
+    """
+    feat = torch.rand(1, 4, 8, 8) * 10.0
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1.0
+    feat[:, 0] = torch.where(mask[0, 0] > 0, torch.tensor(1.0), torch.tensor(300.0))
+    return feat.half(), mask.half()
+
+
+def test_standardize_is_bounded_so_fp16_stays_finite() -> None:
+    feat, mask = _flat_foreground_fp16()
+    z = standardize(feat, masked_stats(feat, mask))
+    assert z.dtype == torch.float16
+    assert torch.isfinite(z).all()
+    assert z.abs().max().item() <= Z_BOUND
+
+
+def test_masked_adain_in_fp16_with_a_flat_foreground_is_finite_and_keeps_the_background() -> None:
+    feat, mask = _flat_foreground_fp16()
+    out = masked_adain(feat, mask)
+    assert torch.isfinite(out).all()
+    outside = mask[0, 0] == 0
+    assert torch.equal(out[..., outside], feat[..., outside])
+
+
+def test_merge_regions_never_lets_a_non_finite_value_through_the_other_region() -> None:
+    fg = torch.full((1, 2, 4, 4), 1e4, dtype=torch.float16) * 10  # inf in fp16
+    bg = torch.ones(1, 2, 4, 4, dtype=torch.float16)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.float16)
+    mask[..., :2, :] = 1.0
+    assert torch.isinf(fg).all()
+    merged = merge_regions(bg, fg.clamp(-Z_BOUND, Z_BOUND), mask)
+    assert torch.isfinite(merged).all()
+
+
+def test_padding_weight_belongs_to_neither_region() -> None:
+    """``valid - mask``: padded positions (valid 0, mask 0) weigh nothing in the background."""
+    mask = torch.tensor([[[[1.0, 0.0, 0.0]]]])
+    valid = torch.tensor([[[[1.0, 1.0, 0.0]]]])
+    assert torch.equal(background_weight(mask, valid), torch.tensor([[[[0.0, 1.0, 0.0]]]]))
+    assert torch.equal(background_weight(mask), torch.tensor([[[[0.0, 1.0, 1.0]]]]))

@@ -18,6 +18,7 @@ from training.config import load_config
 from training.data import CompositeConfig, CompositeDataset
 from training.loop import Trainer, run_training
 from training.lossnet import load_loss_network
+from training.sampler import collate_items
 from training.sources import load_foregrounds, load_paintings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -153,3 +154,42 @@ def test_two_processes_under_torchrun_match_one_process_with_their_joint_batch(
     info = read_checkpoint_info(tmp_path / "two" / "model.safetensors")
     assert info.provenance["world_size"] == 2
     assert info.provenance["samples_seen"] == 6
+
+
+@pytest.mark.parametrize("decoder_gain", [1.0, 1e6])
+def test_one_clipped_step_moves_every_kernel_tensor(train_data: Path, decoder_gain: float) -> None:
+    """After one clipped optimiser step every dynamic-kernel tensor of every generator moves.
+
+    Adam's first step moves each element by about the learning rate when its gradient is
+    well above eps; the bar is an RMS change of at least half the learning rate. With one
+    global clip dominated by the decoder (clip factor 0.12 on the bundled model) and V
+    initialised at 1e-3, P and K_c got gradients below Adam's eps and moved by orders of
+    magnitude less. ``decoder_gain`` makes the decoder's gradient a million times larger:
+    the kernels' step must not shrink with it.
+    """
+    lr = 1e-4
+    sets = [
+        "model.prototypes=4", "model.generator_hidden=32", "model.cov_rank=4",
+        "model.kernel_dim=16", "data.size=64", "data.batch_size=2", "data.workers=0",
+        "data.filter_ratio=null", "loss.network=random:0", f"optim.lr={lr}",
+        "optim.warmup_steps=0", "optim.schedule=constant", "run.tensorboard=false",
+    ]  # fmt: skip
+    cfg = load_config("dktnet-relu3", sets)
+    trainer = Trainer(cfg, load_loss_network(cfg.loss.network))
+    dataset = _dataset(train_data, cfg)
+    batch = collate_items([dataset[i] for i in range(2)])
+    generators = {
+        name: getattr(trainer.model.bitransform, name)
+        for name in ("to_standard_fg", "to_standard_bg", "to_painting")
+    }
+    before = {
+        (g, t): getattr(gen, t).detach().clone()
+        for g, gen in generators.items()
+        for t in ("P", "K_c", "K_b", "V")
+    }
+    for p in trainer.model.decoder.parameters():
+        p.register_hook(lambda grad: grad * decoder_gain)
+    trainer.step(batch, 1)
+    for (g, t), old in before.items():
+        moved = (getattr(generators[g], t).detach() - old).pow(2).mean().sqrt().item()
+        assert moved > 0.5 * lr, f"{g}.{t} moved by {moved:.2e} (RMS), under half of lr {lr}"

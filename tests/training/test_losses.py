@@ -18,9 +18,11 @@ from training.losses import (
     autoencoder_loss,
     consistency_loss,
     content_loss,
+    content_target,
     discriminator_loss,
     discriminator_step_loss,
     identity_loss,
+    kernel_diversity_loss,
     patch_targets,
     restandardize_consistency,
     standard_stats_consistency,
@@ -105,14 +107,21 @@ def test_style_loss_reads_output_foreground_and_composite_background_only() -> N
     torch.testing.assert_close(style_loss(far, comp_fg_changed, mask), base)
 
 
-def test_style_loss_sums_taps_and_has_gradients() -> None:
+def test_style_loss_averages_taps_and_has_gradients() -> None:
     comps, far, _, mask = _features()
     far = [f.clone().requires_grad_(True) for f in far]
     total = style_loss(far, comps, mask)
-    per_tap = sum(style_loss([f], [c], mask) for f, c in zip(far, comps, strict=True))
-    torch.testing.assert_close(total, per_tap)
+    per_tap = [style_loss([f], [c], mask) for f, c in zip(far, comps, strict=True)]
+    torch.testing.assert_close(total, sum(per_tap) / len(per_tap))
     total.backward()
     assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in far)
+
+
+def test_style_loss_counts_every_tap_whatever_its_scale() -> None:
+    """A tap whose features are 10x larger (as relu1_1's are) must not weigh 100x more."""
+    comps, far, _, mask = _features()
+    scaled = style_loss([far[0] * 10.0, far[1]], [comps[0] * 10.0, comps[1]], mask)
+    torch.testing.assert_close(scaled, style_loss(far, comps, mask), rtol=1e-4, atol=0)
 
 
 # ---------------------------------------------------------------------------- content
@@ -132,7 +141,30 @@ def test_content_loss_ignores_differences_outside_the_mask() -> None:
     outside = feat + (1.0 - m4) * torch.randn_like(feat) * 10.0
     assert content_loss(outside, feat, mask).item() == 0.0
     inside = feat + m4 * 1.0  # +1 on every channel inside the mask
-    assert content_loss(inside, feat, mask).item() == pytest.approx(1.0, abs=1e-6)
+    energy = ((feat**2).mean(dim=1, keepdim=True) * m4).sum() / m4.sum()
+    assert content_loss(inside, feat, mask).item() == pytest.approx(1.0 / energy.item(), rel=1e-5)
+
+
+def test_content_loss_is_relative_to_the_target_scale() -> None:
+    torch.manual_seed(3)
+    mask = _mask()
+    feat, other = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    torch.testing.assert_close(
+        content_loss(other * 7.0, feat * 7.0, mask), content_loss(other, feat, mask)
+    )
+
+
+def test_transformed_content_target_has_the_background_statistics() -> None:
+    torch.manual_seed(3)
+    mask = _mask()
+    feat = torch.randn(2, 4, 4, 4) * 3.0 + 2.0
+    assert torch.equal(content_target(feat, mask, "composite"), feat)
+    target = content_target(feat, mask, "transformed")
+    m4 = _block_mask(mask, 4)
+    expected = _match_foreground(feat, feat, m4)
+    torch.testing.assert_close(target, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="content target"):
+        content_target(feat, mask, "nonsense")
 
 
 # ---------------------------------------------------------------------------- reconstruction
@@ -334,31 +366,57 @@ def _tiny_render(
     return model, rendered, output, mask
 
 
-def test_standard_stats_consistency_is_zero_when_regions_share_statistics() -> None:
+def _shared_standard(channels: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 4x4 map whose foreground (4 cells) and background (12) hold the same 4 vectors."""
     torch.manual_seed(9)
-    mask = _mask()  # 8x8 image mask; the "F_std" map is 4x4
-    feat = torch.randn(2, 5, 4, 4) * 2.0 + 1.0
-    shared = _match_foreground(feat, feat, _block_mask(mask, 4))
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 0:4, 0:4] = 1.0  # the top-left 2x2 cells of the 4x4 map
+    vectors = torch.randn(4, channels) * 2.0 + 1.0
+    fg_cells = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    bg_cells = [(i, j) for i in range(4) for j in range(4) if (i, j) not in fg_cells]
+    feat = torch.zeros(1, channels, 4, 4)
+    for n, (i, j) in enumerate(fg_cells):
+        feat[0, :, i, j] = vectors[n]
+    for n, (i, j) in enumerate(bg_cells):
+        feat[0, :, i, j] = vectors[n % 4]
+    return feat, mask
+
+
+def test_standard_stats_consistency_is_zero_when_regions_share_statistics() -> None:
+    shared, mask = _shared_standard()
     assert standard_stats_consistency(shared, mask).item() == pytest.approx(0.0, abs=1e-8)
     shifted = shared + _block_mask(mask, 4)  # foreground mean +1 on every channel
     assert standard_stats_consistency(shifted, mask).item() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_consistency_loss_is_near_zero_at_initialisation() -> None:
-    """tau ~ 0 at init: both regions of F_std and the re-standardised output are ~N(0, 1)."""
-    model, rendered, output, mask = _tiny_render()
-    assert consistency_loss(model, rendered, output, mask).item() < 1e-3
+def test_standard_stats_consistency_sees_channel_correlations() -> None:
+    """Same per-channel mean and std in both regions, opposite correlation: not consistent."""
+    shared, mask = _shared_standard(channels=2)
+    m = _block_mask(mask, 4) > 0.5
+    flipped = shared.clone()
+    fg = flipped[0, 1][m[0, 0]]
+    mean = fg.mean()
+    flipped[0, 1][m[0, 0]] = 2 * mean - fg  # channel 1 mirrored in the foreground only
+    assert standard_stats_consistency(flipped, mask).item() > 0.1
 
 
-def test_restandardize_consistency_targets_the_background_of_f_std() -> None:
+def test_restandardize_consistency_is_near_zero_when_the_output_is_the_composite() -> None:
+    """tau ~ 0 at init: re-standardising the composite itself gives F_std back."""
+    model, _, _, mask = _tiny_render()
+    composite = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    rendered = model.render(composite, mask)
+    assert restandardize_consistency(model, rendered, composite, mask).item() < 1e-2
+
+
+def test_restandardize_consistency_compares_f_std_position_by_position_in_the_foreground() -> None:
     model, rendered, output, mask = _tiny_render()
     m = _block_mask(mask, 4)
     base = restandardize_consistency(model, rendered, output, mask)
     fg_moved = rendered._replace(standard=rendered.standard + 3.0 * m)
     bg_moved = rendered._replace(standard=rendered.standard + 2.0 * (1.0 - m))
-    torch.testing.assert_close(restandardize_consistency(model, fg_moved, output, mask), base)
-    moved = restandardize_consistency(model, bg_moved, output, mask)
-    assert moved.item() == pytest.approx(4.0, rel=0.05)
+    torch.testing.assert_close(restandardize_consistency(model, bg_moved, output, mask), base)
+    moved = restandardize_consistency(model, fg_moved, output, mask)
+    assert moved.item() - base.item() == pytest.approx(9.0, abs=2.0)
     with pytest.raises(ValueError, match="multiples of 8"):
         restandardize_consistency(model, rendered, output[..., :-1], mask[..., :-1])
 
@@ -412,3 +470,21 @@ def test_new_losses_are_finite_and_differentiable_for_a_tiny_mask() -> None:
     empty = torch.zeros(2, 1, 32, 32)
     assert adversarial_loss(scores, empty).item() == 0.0
     assert torch.isfinite(discriminator_loss(scores, empty, painting_scores))
+
+
+# ---------------------------------------------------------------------------- kernel usage
+
+
+def test_kernel_diversity_prefers_confident_and_spread_mixes() -> None:
+    k = 4
+    collapsed = torch.full((4, k), 1e-6)
+    collapsed[:, 0] = 1.0  # every image on prototype 0: what a collapsed generator does
+    spread = torch.eye(k)  # each image confidently on its own prototype
+    uniform = torch.full((4, k), 1.0 / k)
+    low, mid, high = (kernel_diversity_loss((w,)).item() for w in (spread, collapsed, uniform))
+    assert low == pytest.approx(-1.0, abs=1e-3)
+    assert mid == pytest.approx(0.0, abs=1e-3)
+    assert high == pytest.approx(0.0, abs=1e-3)
+    assert low < mid
+    one = torch.ones(3, 1)
+    assert kernel_diversity_loss((one,)).item() == 0.0
