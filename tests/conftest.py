@@ -14,6 +14,7 @@ import pytest
 
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_DATA = Path(os.environ.get("DKT_SHARED_DATA", _DEFAULT))
+SHARED_WEIGHTS = Path(os.environ.get("DKT_SHARED_WEIGHTS", _DEFAULT.parent / "weights"))
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,16 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MANIFEST.md").is_file():
         pytest.skip(f"real images not found at {SHARED_DATA} (set DKT_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    """The real pretrained relu3_1 VGG-19 and its inverter; skips the test where absent."""
+    from dktnet.pretrained import INVERTER_FILE, VGG_RELU3_FILE
+
+    if not all((SHARED_WEIGHTS / name).is_file() for name in (VGG_RELU3_FILE, INVERTER_FILE)):
+        pytest.skip(f"pretrained relu3_1 weights not found at {SHARED_WEIGHTS}")
+    return SHARED_WEIGHTS
 
 
 # --------------------------------------------------------------------------- tiny model

@@ -59,6 +59,8 @@ class LossWeights:
     consistency: float = 1.0
     identity: float = 10.0
     autoencoder: float = 10.0
+    # Pixel colour statistics of the object vs the painting (training.losses.colour_loss).
+    colour: float = 0.0
     # Kernel usage: each image's prototype mix confident, the batch's mix spread over the
     # prototypes (training.losses.kernel_diversity_loss); 0 turns it off.
     diversity: float = 0.0

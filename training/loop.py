@@ -42,6 +42,7 @@ from training.ema import EMA
 from training.losses import (
     adversarial_loss,
     autoencoder_loss,
+    colour_loss,
     consistency_loss,
     content_loss,
     content_target,
@@ -224,6 +225,8 @@ class Trainer:
                 "content": content_loss(output_feats[-1], target, mask),
                 "identity": identity_loss(gen["identity"], painting),
             }
+            if weights.colour > 0:
+                terms["colour"] = colour_loss(output, composite, mask)
             if weights.diversity > 0:
                 terms["diversity"] = kernel_diversity_loss(gen["kernel_weights"])
             if "consistency" in gen:

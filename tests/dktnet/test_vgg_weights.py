@@ -22,6 +22,7 @@ from dktnet.vgg_weights import (
     TORCHVISION_INDEX,
     detect_layout,
     imagenet_input_conv,
+    load_inverter_state,
     load_vgg19_encoder,
     read_state_dict,
     to_encoder_state,
@@ -293,3 +294,61 @@ def test_non_tensor_values_are_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such file"):
         load_vgg19_encoder(tmp_path / "absent.pth")
+
+
+# ---------------------------------------------------------------------------- relu3_1 files
+
+
+def _truncated(state: dict[str, torch.Tensor], prefix: str, last_index: int) -> dict:
+    """Keep only the layers up to nn.Sequential index ``last_index`` (conv3_1)."""
+    return {
+        k: v
+        for k, v in state.items()
+        if k.startswith(prefix) and int(k[len(prefix) :].split(".")[0]) <= last_index
+    }
+
+
+@pytest.mark.parametrize("layout", ["adain", "torchvision"])
+def test_a_file_that_stops_at_conv3_1_is_a_three_tap_network(
+    tmp_path: Path, layout: str, request: pytest.FixtureRequest
+) -> None:
+    if layout == "adain":
+        state = _truncated(request.getfixturevalue("adain_state"), "", ADAIN_LAYOUT["conv3_1"])
+    else:
+        full = request.getfixturevalue("torchvision_state")
+        state = _truncated(full, "features.", TORCHVISION_LAYOUT["conv3_1"])
+    path = tmp_path / "relu3.safetensors"
+    save_file(state, str(path))
+    encoder = load_vgg19_encoder(path)
+    assert encoder.depth == "relu3_1"
+    assert encoder.tap_names == ("relu1_1", "relu2_1", "relu3_1")
+    assert "conv4_1" not in encoder.convs  # never a made-up relu4_1
+    taps = encoder(torch.rand(1, 3, 16, 16))
+    assert [t.shape[1] for t in taps] == [64, 128, 256]
+    with pytest.raises(CheckpointError, match="stops at relu3_1"):
+        load_vgg19_encoder(path, depth="relu4_1")
+
+
+def test_a_full_file_gives_either_depth(tmp_path: Path, adain_state: dict) -> None:
+    path = tmp_path / "full.safetensors"
+    save_file(adain_state, str(path))
+    assert load_vgg19_encoder(path).depth == "relu4_1"
+    short = load_vgg19_encoder(path, depth="relu3_1")
+    full = load_vgg19_encoder(path)
+    x = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(short(x)[-1], full(x)[2])
+
+
+def test_the_real_relu3_files_load(shared_weights: Path) -> None:
+    encoder = load_vgg19_encoder(shared_weights / "vgg_normalised_conv3_1.pth")
+    assert encoder.tap_names == ("relu1_1", "relu2_1", "relu3_1")
+    inverter = load_inverter_state(shared_weights / "feature_invertor_conv3_1.pth")
+    assert inverter["convs.conv3_1.weight"].shape == (128, 256, 3, 3)
+    assert inverter["convs.conv1_1.weight"].shape == (3, 64, 3, 3)
+
+
+def test_a_file_that_is_not_an_inverter_is_refused(tmp_path: Path, adain_state: dict) -> None:
+    path = tmp_path / "vgg.safetensors"
+    save_file(adain_state, str(path))
+    with pytest.raises(CheckpointError, match="not a relu3_1 feature inverter"):
+        load_inverter_state(path)
