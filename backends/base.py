@@ -29,6 +29,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = ()
+    #: Set by :meth:`load` when ``allow_cpu_fallback`` made it run on the CPU instead of the
+    #: device asked for: one line saying so, which the CLI prints (a silent fallback turns a
+    #: one-hour GPU job into a two-day CPU one without a word).
+    fallback_note: str | None = None
 
     @classmethod
     @abstractmethod

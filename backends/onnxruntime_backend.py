@@ -175,7 +175,13 @@ class OnnxRuntimeBackend(Backend):
                 f"device '{device}' asked for {wanted}, but onnxruntime loaded only "
                 f"{', '.join(loaded)}; fix the GPU setup, or pass --allow-cpu-fallback"
             )
-        return cls(session, model, metadata, device, [p for p, _ in plan], fallback)
+        backend = cls(session, model, metadata, device, [p for p, _ in plan], fallback)
+        if fallback:
+            backend.fallback_note = (
+                f"device '{device}' needs {wanted}, which onnxruntime did not load (it runs on "
+                f"{', '.join(loaded) or 'nothing'}); falling back to the CPU (--allow-cpu-fallback)"
+            )
+        return backend
 
     @property
     def working_size(self) -> int | None:

@@ -58,12 +58,14 @@ class TorchBackend(Backend):
         precision = precision or "fp32"
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
+        note = None
         try:
             dev = resolve_device(device)
-        except BackendError:
+        except BackendError as exc:
             if not (allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
                 raise
             dev, precision = torch.device("cpu"), "fp32"
+            note = f"{exc}; falling back to the CPU in fp32 (--allow-cpu-fallback)"
         dtype = PRECISIONS[precision]
         if threads:
             torch.set_num_threads(threads)
@@ -74,6 +76,7 @@ class TorchBackend(Backend):
         network = load_checkpoint(model, device=dev).to(dtype)
         backend = cls(network, Path(model), dev, dtype)
         backend.requested_device = device
+        backend.fallback_note = note
         return backend
 
     @property

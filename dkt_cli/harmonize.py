@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import dktnet
@@ -22,7 +23,7 @@ from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
 from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
 from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
-from dktnet.imageio import DEFAULT_MAX_PIXELS
+from dktnet.imageio import DEFAULT_MAX_PIXELS, output_format
 
 _FOLDERS = "Folders"
 _MODEL = "Model"
@@ -86,19 +87,48 @@ def _shard(text: str | None, single: bool) -> Shard | None:
         fail(str(exc))
 
 
-def _report(summary: RunSummary, shard: Shard | None = None) -> None:
-    if summary.failures:
+def _check_output_formats(jobs: list[Job]) -> None:
+    """Refuse an output suffix no writer knows before the model loads, not after it ran."""
+    for job in jobs:
+        try:
+            output_format(job.output)
+        except DktError as exc:
+            fail(str(exc))
+
+
+def _say_fallback(engine: Backend) -> None:
+    """One line when --allow-cpu-fallback was used: a CPU run is far slower than asked for."""
+    if engine.fallback_note:
+        err.print(f"[yellow]warning:[/] {escape(engine.fallback_note)}", soft_wrap=True)
+
+
+def _print_failures(summary: RunSummary) -> None:
+    """A table on a terminal; elsewhere (logs, pipes, CI) one whole ``path: error`` line each.
+
+    A table is sized to the terminal; written to a file it is cut at 80 columns, which
+    truncates the very file names a log reader needs to find.
+    """
+    if err.is_terminal:
         table = Table(title=f"{summary.failed} file(s) failed", title_justify="left")
         table.add_column("item", style="bold")
         table.add_column("error")
         for failure in summary.failures:
             table.add_row(failure.key, failure.error)
         err.print(table)
+        return
+    for failure in summary.failures:
+        err.print(failure.error, markup=False, soft_wrap=True)
+
+
+def _report(summary: RunSummary, shard: Shard | None = None) -> None:
+    if summary.failures:
+        _print_failures(summary)
     note = " (interrupted)" if summary.interrupted else ""
     where = f" in shard {shard}" if shard else ""
     err.print(
         f"{summary.done} harmonized, {summary.skipped} skipped, {summary.failed} failed "
-        f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s"
+        f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s",
+        soft_wrap=True,
     )
 
 
@@ -156,7 +186,8 @@ def harmonize(
     model: Annotated[
         Path,
         typer.Option(
-            help="Model file (.safetensors). Default: the bundled model.",
+            help="Model file: a checkpoint (.safetensors), an ONNX export (.onnx) or a "
+            "TensorRT engine (.engine, .plan) from `dkt export`. Default: the bundled model.",
             show_default="bundled model",
             rich_help_panel=_MODEL,
         ),
@@ -300,6 +331,7 @@ def harmonize(
                       part)  # fmt: skip
     except PairingError as exc:
         fail(str(exc))
+    _check_output_formats(jobs)
     if threads is None and workers > 0:
         threads = pipeline_threads(workers)
     load_start = time.perf_counter()
@@ -315,6 +347,7 @@ def harmonize(
     except DktError as exc:
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start
+    _say_fallback(engine)
     limit = max_pixels or None
     if batch is None:
         batch = 1 if engine.on_cpu else 4

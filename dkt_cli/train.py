@@ -80,6 +80,12 @@ def _dataset(cfg: TrainConfig) -> CompositeDataset:
     return CompositeDataset(paintings, foregrounds, composite, skip_bad=data.skip_bad)
 
 
+def _run_shape(steps: int, batch_size: int, processes: int) -> str:
+    """``12 steps, batch 2 per process x 1 process``: "2 x 1" alone read as a size."""
+    plural = "es" if processes != 1 else ""
+    return f"{steps} steps, batch {batch_size} per process x {processes} process{plural}"
+
+
 def _config_name(config: str) -> str:
     return Path(config).stem if config.endswith((".yaml", ".yml")) else config
 
@@ -154,14 +160,44 @@ def train(
         typer.Option(help="Start from this model's weights (fine-tuning; same model config)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Optimiser steps to train for (run.steps); with --resume, the new total.",
+            min=1,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Composites per step in each process (data.batch_size); under torchrun each "
+            "GPU takes this many.",
+            min=1,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     size: Annotated[
         int | None,
         typer.Option(help="Training resolution (multiple of 8).", min=32, rich_help_panel=_RUN),
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=0, rich_help_panel=_RUN)] = None,
-    seed: Annotated[int | None, typer.Option(rich_help_panel=_RUN)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="DataLoader processes that make composites (data.workers); 0 makes them in "
+            "the training process.",
+            min=0,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the weights' initialisation and of every random draw (run.seed): "
+            "the same seed and data give the same run.",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
 ) -> None:
     """Train DKTNet: style, content, adversarial, consistency and reconstruction losses."""
     shortcut_values = {
@@ -226,8 +262,8 @@ def _train(
     target = Path(str(dist.from_main(str(target))))
     say(
         f"{len(dataset.paintings)} paintings, {len(dataset.foregrounds)} foregrounds; "
-        f"{cfg.run.steps} steps of {cfg.data.batch_size} x {dist.world_size} at {cfg.data.size} px "
-        f"on {dist.device}",
+        f"{_run_shape(cfg.run.steps, cfg.data.batch_size, dist.world_size)} at "
+        f"{cfg.data.size} px on {dist.device}",
         soft_wrap=True,
     )
     say(f"run directory: {target}", soft_wrap=True)

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
     "header_size",
+    "output_format",
     "read_image",
     "read_mask",
     "write_image",
@@ -373,14 +374,20 @@ def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> No
     that is a bug in the caller, not a problem with the user's input.
     """
     path = Path(path)
-    fmt = _format_for(path)
+    fmt = output_format(path)
     pil_image = Image.fromarray(_checked_pixels(image))
     options = _save_options(fmt, quality)
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=fmt, **options)
 
 
-def _format_for(path: Path) -> str:
+def output_format(path: str | Path) -> str:
+    """Pillow's format name for an output path's suffix, or ``ImageInputError`` naming it.
+
+    Public so a command can check every output path before it does any work, instead of
+    failing on the first write after the model has run.
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _SAVE_FORMATS:
         choices = ", ".join(sorted(_SAVE_FORMATS))

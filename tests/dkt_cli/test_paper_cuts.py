@@ -1,0 +1,171 @@
+"""Paper cuts a new user hit (issue 12): each test names the item it covers.
+
+Everything runs on the suite's tiny model and on small images the tests make themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dkt_cli.app import app
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+
+
+def dkt(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def model_args(model: Path) -> list[object]:
+    return ["--model", model, "--device", "cpu"]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+def folder(tmp_path: Path, write_pair, names: list[str]) -> tuple[Path, Path]:
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
+    for i, name in enumerate(names):
+        write_pair(comps / name, masks / name, seed=i)
+    return comps, masks
+
+
+# --------------------------------------------------------------------------- item 7
+
+
+def test_failures_off_a_terminal_are_one_whole_line_each(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """Item 7: a log or a pipe gets ``path: what is wrong`` with the whole path, no table."""
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 4)
+    comps, masks = folder(deep, write_pair, ["good.png"])
+    write_pair(
+        comps / "broken_composite_with_a_long_name.png",
+        masks / "broken_composite_with_a_long_name.png",
+    )
+    (comps / "broken_composite_with_a_long_name.png").write_bytes(b"not a png at all")
+    result = dkt("harmonize", "--composites", comps, "--masks", masks, "--out", tmp_path / "out",
+                 *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    bad = comps / "broken_composite_with_a_long_name.png"
+    lines = [line for line in error_lines(result.stderr) if str(bad) in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{bad}: ")
+    assert "not an image file" in lines[0]
+    assert "┃" not in result.stderr and "│" not in result.stderr  # no table off a terminal
+
+
+# --------------------------------------------------------------------------- item 8
+
+
+def test_cpu_fallback_is_said_on_stderr_once(tmp_path: Path, write_pair, tiny_model: Path) -> None:
+    """Item 8: ``--allow-cpu-fallback`` on a machine with no usable GPU says it runs on the CPU."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: nothing falls back")
+    comps, masks = folder(tmp_path, write_pair, ["a.png", "b.png"])
+    result = dkt("harmonize", "--composites", comps, "--masks", masks, "--out", tmp_path / "out",
+                 "--model", tiny_model, "--device", "cuda", "--allow-cpu-fallback")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "falling back" in line]
+    assert len(notes) == 1, result.stderr
+    assert "cuda" in notes[0] and "CPU" in notes[0]
+
+
+# --------------------------------------------------------------------------- item 9
+
+
+@pytest.mark.parametrize("mode", ["single", "manifest"])
+def test_unsupported_output_suffix_is_refused_before_any_work(
+    tmp_path: Path, write_pair, mode: str
+) -> None:
+    """Item 9: ``-o x.txt`` exits 2 before the model is even loaded (the model is missing)."""
+    write_pair(tmp_path / "c.png", tmp_path / "m.png")
+    out = tmp_path / "x.txt"
+    missing_model = tmp_path / "never-loaded.safetensors"
+    if mode == "single":
+        args = [tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out]
+    else:
+        (tmp_path / "jobs.csv").write_text(f"composite,mask,output\nc.png,m.png,{out.name}\n")
+        args = ["--manifest", tmp_path / "jobs.csv"]
+    result = dkt("harmonize", *args, "--model", missing_model)
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert str(out) in lines[0] and "unsupported output format '.txt'" in lines[0]
+    assert "no such file" not in result.stderr  # refused before the model was looked at
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- item 13
+
+
+def test_model_help_names_every_model_format() -> None:
+    """Item 13: ``harmonize --model`` takes .safetensors, .onnx and .engine files."""
+    result = runner.invoke(app, ["harmonize", "--help"], env=WIDE)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert ".safetensors" in text and ".onnx" in text and ".engine" in text
+    assert "Model file (.safetensors)." not in text
+
+
+def test_train_run_options_have_help() -> None:
+    """Item 13: --steps, --batch-size, --workers and --seed say what they are."""
+    result = runner.invoke(app, ["train", "--help"], env=WIDE)
+    assert result.exit_code == 0
+    for option in ("--steps", "--batch-size", "--workers", "--seed"):
+        match = re.search(rf"^│\s+{option}\s(.*)$", result.output, re.MULTILINE)
+        assert match, (option, result.output)
+        text = re.sub(r"<[^>]*>|\[[^\]]*\]|│", " ", match[1])  # drop metavar, range, frame
+        assert len(text.split()) >= 3, (option, match[0])
+
+
+def test_vgg_weights_help_points_to_a_file_in_the_repo() -> None:
+    """Item 13: the method description the help points to exists."""
+    result = runner.invoke(app, ["evaluate", "--help"], env=WIDE)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "METHOD.md" not in text
+    assert "docs/method.md" in text
+    page = Path(__file__).resolve().parents[2] / "docs" / "method.md"
+    assert page.is_file()
+    body = page.read_text()
+    for term in ("K_c", "K_b", "standard style", "AdaIN", "relu3_1", "inverter"):
+        assert term in body, term
+
+
+# --------------------------------------------------------------------------- item 14
+
+
+def test_demo_model_line_is_one_line_off_a_terminal(tmp_path: Path, tiny_model: Path) -> None:
+    """Item 14: the demo's ``model:`` line does not wrap when stderr is a log."""
+    deep = tmp_path.joinpath(*["some-long-folder"] * 4)
+    deep.mkdir(parents=True)
+    model = deep / "a-model-with-a-long-name.safetensors"
+    model.write_bytes(tiny_model.read_bytes())
+    result = dkt("demo", "-o", tmp_path / "demo.png", *model_args(model))
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stderr.splitlines() if line.startswith("model:"))
+    assert str(model) in line and line.rstrip().endswith(")"), result.stderr
+
+
+def test_train_log_line_says_what_the_numbers_are(train_data: Path, tmp_path: Path) -> None:
+    """Item 13: "12 steps of 2 x 1" becomes "1 steps, batch 2 per process x 1 process"."""
+    from tests.conftest import TINY_TRAIN_SETS
+
+    args = ["train", "--paintings", train_data / "paintings", "--photos", train_data / "photos",
+            "--masks", train_data / "masks", "--steps", 1,
+            "--run-dir", tmp_path / "run"]  # fmt: skip
+    for item in TINY_TRAIN_SETS:
+        args += ["--set", item]
+    result = dkt(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 steps, batch 2 per process x 1 process at 32 px" in " ".join(result.stderr.split())
