@@ -54,6 +54,16 @@ class Backend(ABC):
         runtime's default).
         """
 
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """What ``model`` records about itself, read without loading it into a runtime.
+
+        For ``dkt info``: a JSON-able record with at least ``path``, ``file_size`` and
+        ``sha256``. Raise :class:`BackendError` (or another one-line ``DktError``) naming the
+        file when it is not this backend's kind of model.
+        """
+        raise BackendError(f"{model}: the {cls.name} backend cannot describe its model files")
+
     @abstractmethod
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Harmonize a batch: (B,3,H,W) and (B,1,H,W) float32 in [0,1] -> (B,3,H,W) float32.

@@ -10,7 +10,7 @@ import torch
 
 from backends.base import Backend, BackendError
 from backends.cpu import keep_freed_memory
-from dktnet.checkpoint import file_sha256, load_checkpoint
+from dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dktnet.model import DKTNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,6 +78,21 @@ class TorchBackend(Backend):
         backend.requested_device = device
         backend.fallback_note = note
         return backend
+
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """The checkpoint's header: config, parameter count, provenance (no tensor is read)."""
+        details = read_checkpoint_info(model)
+        return {
+            "path": str(details.path),
+            "format_version": details.format_version,
+            "parameters": details.parameter_count,
+            "tensors": details.tensor_count,
+            "file_size": details.file_size,
+            "sha256": details.sha256,
+            "config": details.config.to_dict(),
+            "provenance": details.provenance,
+        }
 
     @property
     def working_size(self) -> int | None:

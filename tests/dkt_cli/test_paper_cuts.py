@@ -5,6 +5,7 @@ Everything runs on the suite's tiny model and on small images the tests make the
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -169,3 +170,46 @@ def test_train_log_line_says_what_the_numbers_are(train_data: Path, tmp_path: Pa
     result = dkt(*args)
     assert result.exit_code == 0, result.output
     assert "1 steps, batch 2 per process x 1 process at 32 px" in " ".join(result.stderr.split())
+
+
+# --------------------------------------------------------------------------- item 10
+
+
+def test_info_shows_an_onnx_exports_metadata(torchscript_odd_onnx: Path) -> None:
+    """Item 10: ``dkt info model.onnx`` shows the metadata ``dkt export`` embedded."""
+    result = dkt("info", torchscript_odd_onnx, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["path"] == str(torchscript_odd_onnx)
+    assert record["export"]["precision"] == "fp32"
+    assert record["export"]["profile"]["opt"] == [1, 61, 77]
+    assert len(record["sha256"]) == 64
+    table = dkt("info", torchscript_odd_onnx)
+    assert table.exit_code == 0, table.output
+    assert "export.profile" in table.stderr and "export.precision" in table.stderr
+
+
+def test_info_shows_an_engines_sidecar(tmp_path: Path) -> None:
+    """Item 10: ``dkt info model.engine`` reads ``model.engine.json``; TensorRT is not needed."""
+    from backends.engine_sidecar import EngineMetadata, write_sidecar
+    from backends.shapes import ShapeProfile
+
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"serialized engine bytes")
+    meta = EngineMetadata(
+        dkt_version="0.1.0", source_checkpoint="tiny.safetensors", source_sha256="ab" * 32,
+        tensorrt_version="10.3.0", gpu_name="NVIDIA H200", compute_capability="9.0",
+        precision="fp16", profile=ShapeProfile((1, 16, 16), (1, 64, 64), (2, 128, 128)),
+        working_size=64,
+    )  # fmt: skip
+    write_sidecar(engine, meta)
+    result = dkt("info", engine, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["engine"]["tensorrt_version"] == "10.3.0"
+    assert record["engine"]["gpu_name"] == "NVIDIA H200"
+    assert record["file_size"] == len(b"serialized engine bytes")
+    (tmp_path / "model.engine.json").unlink()
+    result = dkt("info", engine)
+    assert result.exit_code == 2
+    assert "model.engine.json is missing" in " ".join(result.stderr.split())
