@@ -22,7 +22,16 @@ from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
 from dktnet.errors import DktError, ImageTooLargeError, PathError
-from dktnet.imageio import DEFAULT_MAX_PIXELS, header_size, read_image, read_mask, write_image
+from dktnet.imageio import (
+    DEFAULT_MAX_PIXELS,
+    MaskSizeError,
+    exif_orientation,
+    header_size,
+    orientation_note,
+    read_image,
+    read_mask,
+    write_image,
+)
 
 
 class Existing(str, Enum):
@@ -105,7 +114,13 @@ def read_job(
     if job.mask is None:
         raise PathError(job.composite, job.missing_mask_reason())
     composite = read_image(job.composite, max_pixels=max_pixels)
-    mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
+    try:
+        mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
+    except MaskSizeError as exc:
+        note = orientation_note(exif_orientation(job.composite))
+        if not note:
+            raise
+        raise MaskSizeError(exc.path, f"{exc.reason}; {note}") from None
     return composite, mask
 
 

@@ -27,7 +27,10 @@ from dktnet.errors import ImageInputError, ImageTooLargeError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "MaskSizeError",
+    "exif_orientation",
     "header_size",
+    "orientation_note",
     "output_format",
     "read_image",
     "read_mask",
@@ -73,6 +76,23 @@ _TRANSPARENCY_MODES = frozenset({"P", "L", "RGB"})
 _PILLOW_GLOBALS_LOCK = threading.Lock()
 
 
+#: EXIF orientation tag values and how a viewer (and :func:`read_image`) turns the pixels.
+_ORIENTATIONS: dict[int, str] = {
+    2: "mirrored left-right",
+    3: "rotated 180 degrees",
+    4: "mirrored top-bottom",
+    5: "mirrored and rotated 90 degrees",
+    6: "rotated 90 degrees clockwise",
+    7: "mirrored and rotated 270 degrees",
+    8: "rotated 90 degrees counter-clockwise",
+}
+_ORIENTATION_TAG = 0x0112
+
+
+class MaskSizeError(ImageInputError):
+    """A mask whose size is not its composite's (as read: upright)."""
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -107,7 +127,7 @@ def read_mask(
         mask = _to_mask(img, path)
     if expected_hw is not None and mask.shape != tuple(expected_hw):
         (h, w), (eh, ew) = mask.shape, expected_hw
-        raise ImageInputError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
+        raise MaskSizeError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
     return mask
 
 
@@ -128,6 +148,35 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     with img:
         width, height = img.size
     return height, width
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1, upright, when absent or unreadable).
+
+    Header only. Lets a size mismatch between a phone photo and its mask say *why*: the
+    photo is stored sideways and read upright, while the mask was drawn on the raw pixels.
+    """
+    path = Path(path)
+    try:
+        _check_regular_file(path)
+        with _pillow_guards(bomb_limit=None):
+            img = _open(path)
+    except ImageInputError:
+        return 1
+    with img, contextlib.suppress(Exception):
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        return value if value in _ORIENTATIONS else 1
+    return 1
+
+
+def orientation_note(orientation: int) -> str:
+    """Why an upright composite and a mask drawn on its raw pixels differ ('' when upright)."""
+    if orientation not in _ORIENTATIONS:
+        return ""
+    return (
+        f"the composite has EXIF orientation {orientation} ({_ORIENTATIONS[orientation]} "
+        "when read, as viewers show it): the mask must match the rotated image"
+    )
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dkt_cli.app import app
+from dktnet.imageio import write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -213,3 +214,27 @@ def test_info_shows_an_engines_sidecar(tmp_path: Path) -> None:
     result = dkt("info", engine)
     assert result.exit_code == 2
     assert "model.engine.json is missing" in " ".join(result.stderr.split())
+
+
+# --------------------------------------------------------------------------- item 11
+
+
+def test_mask_of_an_exif_rotated_composite_names_the_rotation(
+    tmp_path: Path, make_pair, tiny_model: Path
+) -> None:
+    """Item 11: a phone photo stored sideways (orientation 6) and a mask of its raw pixels."""
+    from PIL import Image
+
+    composite, mask = make_pair(64, 80)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(composite).save(tmp_path / "c.png", exif=exif)
+    write_image(tmp_path / "m.png", mask)  # 80x64, as the raw pixels; the photo reads 64x80
+    out = tmp_path / "out.png"
+    result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+                 *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.stderr.splitlines() if "m.png" in line)
+    assert "mask is 80x64 but the composite is 64x80" in line
+    assert "EXIF orientation 6" in line and "the mask must match the rotated image" in line
+    assert not out.exists()
