@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ from backends.transfer import UPSAMPLERS
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.jobs import Existing, RunSummary, run_jobs
 from dkt_cli.manifest import plan_manifest
-from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
+from dkt_cli.pairing import Job, PairingError, mark_output_folder, plan_folder, plan_single
 from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
 from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
@@ -39,6 +40,7 @@ def _plan(
     out: Path | None,
     patterns: dict[str, str],
     manifest: Path | None = None,
+    notes: list[str] | None = None,
 ) -> list[Job]:
     """Jobs for single-image, folder or manifest mode; a mix of them is a usage error."""
     single = [composite, mask, output]
@@ -55,7 +57,7 @@ def _plan(
         return [plan_single(composite, mask, output)]
     if composites is None or masks is None or out is None:
         fail("give COMPOSITE --mask MASK -o OUTPUT, or --composites DIR --masks DIR --out DIR")
-    jobs = plan_folder(composites, masks, out, **patterns)
+    jobs = plan_folder(composites, masks, out, **patterns, notes=notes)
     if not jobs:
         fail(f"{composites}: no composites found matching '{patterns['composite_pattern']}'")
     return jobs
@@ -96,6 +98,20 @@ def _check_output_formats(jobs: list[Job]) -> None:
             fail(str(exc))
 
 
+def _mark_output_folders(jobs: list[Job], out: Path | None) -> None:
+    """Mark the folders results go to, so a later scan of a folder around them skips them.
+
+    Folder mode marks ``--out``. With one image or a manifest only folders dkt is about to
+    create are marked: an existing folder may be the very one holding the composites.
+    """
+    folders = {out} if out is not None else {job.output.parent for job in jobs}
+    for folder in sorted(folders):
+        if folder == out or not folder.exists():
+            # An unwritable folder is reported by each write that fails, naming its file.
+            with contextlib.suppress(OSError):
+                mark_output_folder(folder)
+
+
 def _say_fallback(engine: Backend) -> None:
     """One line when --allow-cpu-fallback was used: a CPU run is far slower than asked for."""
     if engine.fallback_note:
@@ -120,7 +136,13 @@ def _print_failures(summary: RunSummary) -> None:
         err.print(failure.error, markup=False, soft_wrap=True)
 
 
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"[cyan]note:[/] {escape(note)}", soft_wrap=True)
+
+
 def _report(summary: RunSummary, shard: Shard | None = None) -> None:
+    _print_notes(summary.notes)
     if summary.failures:
         _print_failures(summary)
     note = " (interrupted)" if summary.interrupted else ""
@@ -326,11 +348,14 @@ def harmonize(
     if upsample not in UPSAMPLERS:
         fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
     part = _shard(shard, single=composite is not None)
+    notes: list[str] = []
     try:
-        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest),
-                      part)  # fmt: skip
+        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest,
+                            notes), part)  # fmt: skip
     except PairingError as exc:
         fail(str(exc))
+    if not quiet:
+        _print_notes(notes)
     _check_output_formats(jobs)
     if threads is None and workers > 0:
         threads = pipeline_threads(workers)
@@ -353,6 +378,7 @@ def harmonize(
         batch = 1 if engine.on_cpu else 4
     pipeline = {"workers": workers, "batch": batch, "threads": threads,
                 "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
+    _mark_output_folders(jobs, out)
     with engine, progress_bar(quiet) as progress:
         task = progress.add_task("harmonizing", total=len(jobs))
         harmonizer = Harmonizer(engine, size, upsample)

@@ -30,6 +30,7 @@ from dktnet.imageio import (
     orientation_note,
     read_image,
     read_mask,
+    verify_image,
     write_image,
 )
 
@@ -59,6 +60,7 @@ class RunSummary:
     seconds_total: float = 0.0
     seconds_model: float = 0.0
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)  # one line each, for the user
 
     @property
     def failed(self) -> int:
@@ -94,10 +96,21 @@ def failure_for(job: Job, exc: BaseException) -> Failure:
 
 
 def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) -> bool:
-    """Apply the existing-output policy; ``True`` (and recorded) when the job must not run."""
+    """Apply the existing-output policy; ``True`` (and recorded) when the job must not run.
+
+    Under ``SKIP`` an output counts as done only if it decodes: a 0-byte or truncated file
+    (another tool's interrupted copy, a full disk) is redone, with a note saying so.
+    """
     if not job.output.exists() or existing is Existing.OVERWRITE:
         return False
     if existing is Existing.SKIP:
+        try:
+            verify_image(job.output)
+        except DktError as exc:
+            reason = exc.reason if isinstance(exc, PathError) else str(exc)
+            summary.notes.append(f"{job.output}: existing output does not decode ({reason}); "
+                                 "redoing it")  # fmt: skip
+            return False
         summary.skipped += 1
     else:
         summary.failures.append(

@@ -34,6 +34,7 @@ __all__ = [
     "output_format",
     "read_image",
     "read_mask",
+    "verify_image",
     "write_image",
 ]
 
@@ -148,6 +149,16 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     with img:
         width, height = img.size
     return height, width
+
+
+def verify_image(path: str | Path) -> None:
+    """Decode ``path`` fully and drop the pixels; ``ImageInputError`` if it does not decode.
+
+    For telling a finished output from one cut short (0 bytes, a truncated write by another
+    tool, a full disk): the header alone says nothing about the missing rows.
+    """
+    with _open_decoded(Path(path), None):
+        pass
 
 
 def exif_orientation(path: str | Path) -> int:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dkt_cli.app import app
-from dktnet.imageio import write_image
+from dktnet.imageio import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -238,3 +238,54 @@ def test_mask_of_an_exif_rotated_composite_names_the_rotation(
     assert "mask is 80x64 but the composite is 64x80" in line
     assert "EXIF orientation 6" in line and "the mask must match the rotated image" in line
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- item 5
+
+
+def test_skip_existing_redoes_an_output_that_does_not_decode(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """Item 5: a 0-byte or truncated output is not "done"; a complete one is skipped."""
+    comps, masks = folder(tmp_path, write_pair, ["empty.png", "cut.png", "fine.png"])
+    out = tmp_path / "out"
+    args = ["harmonize", "--composites", comps, "--masks", masks, "--out", out,
+            *model_args(tiny_model)]  # fmt: skip
+    assert dkt(*args).exit_code == 0
+    fine_before = (out / "fine.png").read_bytes()
+    (out / "empty.png").write_bytes(b"")
+    data = (out / "cut.png").read_bytes()
+    (out / "cut.png").write_bytes(data[: len(data) // 2])
+    result = dkt(*args, "--skip-existing", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["skipped"]) == (2, 1)
+    for name in ("empty.png", "cut.png"):
+        assert read_image(out / name).shape == (64, 80, 3)
+        notes = [line for line in result.stderr.splitlines() if str(out / name) in line]
+        assert len(notes) == 1 and "does not decode" in notes[0] and "redoing" in notes[0]
+    assert (out / "fine.png").read_bytes() == fine_before
+
+
+# --------------------------------------------------------------------------- item 15
+
+
+def test_an_earlier_output_folder_inside_the_input_is_not_scanned(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """Item 15: ``--out data/run1`` then ``--out data/run2``: run1's results are no composites."""
+    data = tmp_path / "data"
+    for i, key in enumerate(["a", "b"]):
+        write_pair(data / f"{key}_comp.png", data / f"{key}_mask.png", seed=i)
+    args = ["harmonize", "--composites", data, "--masks", data, "--composite-pattern",
+            "{key}_comp", "--mask-pattern", "{key}_mask", *model_args(tiny_model)]  # fmt: skip
+    first = dkt(*args, "--out", data / "run1", "--out-pattern", "{key}_comp")
+    assert first.exit_code == 0, first.output
+    assert (data / "run1" / ".dkt-output").is_file()
+    second = dkt(*args, "--out", data / "run2", "--json")
+    assert second.exit_code == 0, second.output
+    summary = json.loads(second.stdout)
+    assert (summary["total"], summary["done"], summary["failed"]) == (2, 2, 0)
+    notes = [line for line in second.stderr.splitlines() if str(data / "run1") in line]
+    assert len(notes) == 1 and ".dkt-output" in notes[0], second.stderr
+    assert not (data / "run2" / "run1").exists()
