@@ -163,7 +163,13 @@ def harmonize(
     ] = None,
     mask: Annotated[
         Path | None,
-        typer.Option("--mask", "-m", help="Mask of the pasted object (white = object)."),
+        typer.Option(
+            "--mask",
+            "-m",
+            help="Mask of the pasted object: white (or opaque alpha) is the object, grey is "
+            "blended softly. A grey or palette mask whose largest value is 1 is a 0/1 label "
+            "mask (as segmentation tools write): 1 is the object. An empty mask is an error.",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output image file.")

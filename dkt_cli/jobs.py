@@ -21,7 +21,7 @@ import numpy as np
 from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
-from dktnet.errors import DktError, ImageTooLargeError, PathError
+from dktnet.errors import DktError, ImageInputError, ImageTooLargeError, PathError
 from dktnet.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskSizeError,
@@ -134,6 +134,13 @@ def read_job(
         if not note:
             raise
         raise MaskSizeError(exc.path, f"{exc.reason}; {note}") from None
+    if not mask.any():
+        # Writing the composite back unchanged and counting it harmonized hid wrong masks.
+        raise ImageInputError(
+            job.mask,
+            "mask is empty (every pixel is 0: no object to harmonize; white, or 1 "
+            "in a 0/1 label mask, marks the object)",
+        )
     return composite, mask
 
 

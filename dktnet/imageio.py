@@ -66,6 +66,8 @@ _UNSAFE_FORMATS = frozenset({"EPS"})
 
 _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa"})
+# Single-channel integer modes that may hold a 0/1 label image (P: the palette indices).
+_LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Modes Pillow itself converts to RGB correctly (palette lookup, colour-space maths).
 _CONVERTIBLE_MODES = frozenset({"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 # A tRNS chunk / GIF transparency index turns these into images with an alpha channel.
@@ -120,7 +122,9 @@ def read_mask(
 
     Returns ``float32`` ``(H, W)`` in ``[0, 1]``. Masks come from many tools, so a grey
     PNG, a black-and-white bitmap, an RGB export and a cut-out saved as transparency all
-    work. ``expected_hw`` (the composite's height and width) turns the otherwise cryptic
+    work. A grey or palette mask whose largest value is exactly 1 is a label mask, as
+    segmentation tools write them: 1 is the object, 0 the rest. ``expected_hw`` (the
+    composite's height and width) turns the otherwise cryptic
     broadcasting failure later on into a message naming both sizes.
     """
     path = Path(path)
@@ -351,6 +355,9 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
 
 def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
     mode = img.mode
+    labels = _label_mask(img)
+    if labels is not None:
+        return labels
     if _has_alpha(img):
         grey = _alpha_or_luminance(img.convert("RGBA"))
     elif mode == "L":
@@ -365,6 +372,21 @@ def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
     else:
         raise ImageInputError(path, f"unsupported mask mode '{mode}'")
     return np.ascontiguousarray(grey, dtype=np.float32)
+
+
+def _label_mask(img: Image.Image) -> np.ndarray | None:
+    """A 0/1 label image (largest value exactly 1) as a hard 0/1 mask; ``None`` otherwise.
+
+    Segmentation tools write masks with the object as 1 and the rest as 0. Read as grey
+    levels that is a weight of 1/255, which changes nothing and looked like a success; no
+    real soft mask peaks at 1/255, so an integer mask whose maximum is 1 means "1 = object".
+    """
+    if img.mode not in _LABEL_MODES or _has_alpha(img):
+        return None
+    values = np.asarray(img)
+    if values.size == 0 or values.max() != 1:
+        return None
+    return np.ascontiguousarray(values > 0, dtype=np.float32)
 
 
 def _has_alpha(img: Image.Image) -> bool:

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -289,3 +290,43 @@ def test_an_earlier_output_folder_inside_the_input_is_not_scanned(
     notes = [line for line in second.stderr.splitlines() if str(data / "run1") in line]
     assert len(notes) == 1 and ".dkt-output" in notes[0], second.stderr
     assert not (data / "run2" / "run1").exists()
+
+
+# --------------------------------------------------------------------------- item 2
+
+
+def test_a_0_1_label_mask_marks_the_object(tmp_path: Path, make_pair, tiny_model: Path) -> None:
+    """Item 2: a mask of 0 and 1 (a segmentation tool's) harmonizes like the 0/255 one."""
+    composite, mask = make_pair(64, 80)
+    write_image(tmp_path / "c.png", composite)
+    write_image(tmp_path / "white.png", mask)
+    write_image(tmp_path / "labels.png", (mask > 0).astype(np.uint8))
+    for name in ("white", "labels"):
+        result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / f"{name}.png",
+                     "-o", tmp_path / f"out-{name}.png", *model_args(tiny_model))  # fmt: skip
+        assert result.exit_code == 0, result.output
+    labelled = read_image(tmp_path / "out-labels.png")
+    assert np.array_equal(labelled, read_image(tmp_path / "out-white.png"))
+    assert not np.array_equal(labelled[mask > 0], composite[mask > 0])
+
+
+def test_an_empty_mask_is_a_failure_not_a_success(
+    tmp_path: Path, make_pair, tiny_model: Path
+) -> None:
+    """Item 2: nothing to harmonize is reported for that file, and nothing is written."""
+    composite, _ = make_pair(64, 80)
+    write_image(tmp_path / "c.png", composite)
+    write_image(tmp_path / "m.png", np.zeros((64, 80), np.uint8))
+    out = tmp_path / "out.png"
+    result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+                 *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.stderr.splitlines() if "m.png" in line)
+    assert line.startswith(f"{tmp_path / 'm.png'}: mask is empty")
+    assert "0 harmonized, 0 skipped, 1 failed of 1" in result.stderr
+    assert not out.exists()
+
+
+def test_mask_help_states_the_label_rule() -> None:
+    result = runner.invoke(app, ["harmonize", "--help"], env=WIDE)
+    assert "0/1 label mask" in " ".join(result.output.split())
