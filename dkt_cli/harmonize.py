@@ -24,7 +24,7 @@ from dkt_cli.pairing import Job, PairingError, mark_output_folder, plan_folder, 
 from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
 from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
-from dktnet.imageio import DEFAULT_MAX_PIXELS, output_format
+from dktnet.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format
 
 _FOLDERS = "Folders"
 _MODEL = "Model"
@@ -110,6 +110,19 @@ def _mark_output_folders(jobs: list[Job], out: Path | None) -> None:
             # An unwritable folder is reported by each write that fails, naming its file.
             with contextlib.suppress(OSError):
                 mark_output_folder(folder)
+
+
+def _warn_lossy(jobs: list[Job]) -> None:
+    """Once per run: a JPEG output cannot keep the painting's pixels as they were."""
+    lossy = [job for job in jobs if is_lossy(job.output)]
+    if lossy:
+        err.print(
+            f"[yellow]warning:[/] {len(lossy)} output(s) are JPEG ({escape(str(lossy[0].output))}"
+            f"{' ...' if len(lossy) > 1 else ''}): JPEG re-encodes the painting lossily, so "
+            "the background is no longer byte-identical to the input; use .png, .webp or "
+            ".tif to keep it",
+            soft_wrap=True,
+        )
 
 
 def _say_fallback(engine: Backend) -> None:
@@ -202,7 +215,9 @@ def harmonize(
     out_suffix: Annotated[
         str,
         typer.Option(
-            help="Output format in folder mode (.png is lossless).", rich_help_panel=_FOLDERS
+            help="Output format in folder mode: .png, .webp, .tif and .bmp keep the background "
+            "byte-identical; .jpg does not.",
+            rich_help_panel=_FOLDERS,
         ),
     ] = ".png",
     skip_existing: Annotated[
@@ -362,6 +377,7 @@ def harmonize(
         fail(str(exc))
     if not quiet:
         _print_notes(notes)
+        _warn_lossy(jobs)
     _check_output_formats(jobs)
     if threads is None and workers > 0:
         threads = pipeline_threads(workers)

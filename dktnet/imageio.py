@@ -27,9 +27,11 @@ from dktnet.errors import ImageInputError, ImageTooLargeError
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "LOSSY_SUFFIXES",
     "MaskSizeError",
     "exif_orientation",
     "header_size",
+    "is_lossy",
     "orientation_note",
     "output_format",
     "read_image",
@@ -443,14 +445,28 @@ def _float_to_unit(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> None:
+#: Output formats that cannot store pixels exactly: a result written in one of them no longer
+#: has the painting's background byte for byte.
+LOSSY_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg"})
+
+
+def is_lossy(path: str | Path) -> bool:
+    """Whether writing ``path`` re-encodes the pixels lossily (JPEG)."""
+    return Path(path).suffix.lower() in LOSSY_SUFFIXES
+
+
+def write_image(
+    path: str | Path, image: np.ndarray, *, quality: int = 95, lossless: bool = True
+) -> None:
     """Save a result so that the final name only ever holds a complete file.
 
     The format follows the suffix (one of ``IMAGE_SUFFIXES``), missing folders are
     created, and the data goes through a temporary file that is renamed into place, so
-    a crash or Ctrl-C mid-write leaves any earlier file untouched. JPEG uses ``quality``
-    with full-resolution chroma (no 4:2:0 smearing of thin painted strokes); WebP uses
-    ``quality`` too (100 means lossless); PNG, TIFF and BMP are lossless.
+    a crash or Ctrl-C mid-write leaves any earlier file untouched. Every format that can
+    store pixels exactly does: PNG, TIFF, BMP, and WebP unless ``lossless=False`` (then
+    lossy at ``quality``). The promise is a background byte-identical to the input, and
+    Pillow's lossy WebP default broke it without a word. JPEG cannot be lossless: it uses
+    ``quality`` with full-resolution chroma (no 4:2:0 smearing of thin painted strokes).
 
     Raises ``ValueError`` for arrays that are not ``uint8`` ``(H, W)`` / ``(H, W, 3)``:
     that is a bug in the caller, not a problem with the user's input.
@@ -458,7 +474,7 @@ def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> No
     path = Path(path)
     fmt = output_format(path)
     pil_image = Image.fromarray(_checked_pixels(image))
-    options = _save_options(fmt, quality)
+    options = _save_options(fmt, quality, lossless)
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=fmt, **options)
 
@@ -490,13 +506,17 @@ def _checked_pixels(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _save_options(fmt: str, quality: int) -> dict[str, object]:
+def _save_options(fmt: str, quality: int, lossless: bool = True) -> dict[str, object]:
     if isinstance(quality, bool) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality!r}")
     if fmt == "JPEG":
         return {"quality": quality, "subsampling": 0}
     if fmt == "WEBP":
-        return {"quality": quality, "lossless": quality == 100}
+        # Lossless WebP reads ``quality`` as compression effort; ``exact`` keeps the
+        # colour of any fully transparent pixel (there are none in RGB, but be explicit).
+        return (
+            {"lossless": True, "quality": 100, "exact": True} if lossless else {"quality": quality}
+        )
     if fmt == "TIFF" and features.check("libtiff"):
         return {"compression": "tiff_lzw"}
     if fmt == "PNG":

@@ -330,3 +330,37 @@ def test_an_empty_mask_is_a_failure_not_a_success(
 def test_mask_help_states_the_label_rule() -> None:
     result = runner.invoke(app, ["harmonize", "--help"], env=WIDE)
     assert "0/1 label mask" in " ".join(result.output.split())
+
+
+# --------------------------------------------------------------------------- item 3
+
+
+def test_webp_output_keeps_the_background_byte_identical(
+    tmp_path: Path, make_pair, tiny_model: Path
+) -> None:
+    """Item 3: WebP is written losslessly, so the painting outside the mask is untouched."""
+    from PIL import features
+
+    if not features.check("webp"):
+        pytest.skip("this Pillow has no WebP support")
+    composite, mask = make_pair(64, 80)
+    write_image(tmp_path / "c.png", composite)
+    write_image(tmp_path / "m.png", mask)
+    out = tmp_path / "out.webp"
+    result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+                 *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+    written = read_image(out)
+    assert np.array_equal(written[mask == 0], composite[mask == 0])
+
+
+def test_jpeg_output_warns_once_per_run(tmp_path: Path, write_pair, tiny_model: Path) -> None:
+    """Item 3: a lossy output format says, once, that the background is no longer exact."""
+    comps, masks = folder(tmp_path, write_pair, ["a.png", "b.png", "c.png"])
+    result = dkt("harmonize", "--composites", comps, "--masks", masks, "--out", tmp_path / "out",
+                 "--out-suffix", ".jpg", *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "no longer byte-identical" in warnings[0]
