@@ -15,6 +15,10 @@ import numpy as np
 
 from dktnet.errors import DktError
 
+#: The smallest image side the network runs on: its reflection-padded convolutions need two
+#: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.
+MIN_SIDE = 9
+
 
 class BackendError(DktError):
     """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
@@ -79,6 +83,15 @@ class Backend(ABC):
     def working_size(self) -> int | None:
         """The long side the model was trained for, if the model file records it."""
         return None
+
+    @property
+    def min_input_hw(self) -> tuple[int, int]:
+        """The smallest (H, W) :meth:`run` accepts; the harmonizer pads smaller inputs up.
+
+        The network needs 9 px a side (2 positions at stride 8 for its reflection-padded
+        convolutions); an exported model may also have a shape profile with a larger minimum.
+        """
+        return MIN_SIDE, MIN_SIDE
 
     @property
     def on_cpu(self) -> bool:

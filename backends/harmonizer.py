@@ -24,6 +24,7 @@ from backends.base import Backend
 from backends.transfer import UPSAMPLERS, bounds, fit_transform, strips
 from dktnet.errors import DktError
 
+#: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
 MIN_SIDE = 8
 
 
@@ -32,11 +33,35 @@ class EmptyBackgroundError(DktError):
 
 
 def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """(h, w) with the long side scaled to ``size``, aspect kept; ``None`` or 0: unchanged."""
-    if not size:
+    """(h, w) with the long side scaled to ``size``, aspect kept; ``None`` or 0: unchanged.
+
+    Never larger than the image itself: upsampling gives the network no detail the image
+    lacks, and its memory grows with the square of ``size`` (``--size 4096`` on a 512 px
+    image took 11 GB; ``--size 100000`` was killed for memory).
+    """
+    if not size or size >= max(height, width):
         return height, width
     scale = size / max(height, width)
     return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
+
+
+def pad_to_min_side(
+    composite: np.ndarray, mask: np.ndarray, min_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (3,h,w) / (1,h,w) model inputs on the bottom and right to at least ``min_hw``.
+
+    The eager model pads any input itself (:func:`dktnet.model.pad_to_multiple`), but an
+    exported graph froze that rule at its example size, so ONNX Runtime refused a 512x8
+    working shape with "Pad reflect requires axis length >= 2". Padding here, the same way
+    (replicated pixels, mask 0 so the padding is no object), gives every backend an input
+    it accepts; the result is cropped back in :meth:`Harmonizer.finish`.
+    """
+    h, w = composite.shape[-2:]
+    pad_h, pad_w = max(0, min_hw[0] - h), max(0, min_hw[1] - w)
+    if not (pad_h or pad_w):
+        return composite, mask
+    widths = ((0, 0), (0, pad_h), (0, pad_w))
+    return np.pad(composite, widths, mode="edge"), np.pad(mask, widths)
 
 
 def covering_mask(mask: np.ndarray) -> np.ndarray:
@@ -79,13 +104,16 @@ class Prepared:
     """One image ready for the model: the full-resolution inputs and what the model sees.
 
     ``model_composite`` / ``model_mask`` are (3,h,w) / (1,h,w) float32 at the working shape,
-    or ``None`` when there is nothing for the model to do (an empty mask).
+    or ``None`` when there is nothing for the model to do (an empty mask). ``crop`` is the
+    working shape when the model inputs were padded beyond it (a side under the backend's
+    minimum); ``None`` when they are the working shape.
     """
 
     composite: np.ndarray
     mask: np.ndarray
     model_composite: np.ndarray | None
     model_mask: np.ndarray | None
+    crop: tuple[int, int] | None = None
 
     @property
     def needs_model(self) -> bool:
@@ -93,15 +121,20 @@ class Prepared:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """The working shape: items of one shape can share a batch."""
+        """The model inputs' shape: items of one shape can share a batch."""
         if self.model_composite is None:
             return self.mask.shape
         return self.model_composite.shape[-2:]
 
     @property
+    def working(self) -> tuple[int, int]:
+        """The working shape: the model's output cropped to this is the low-resolution result."""
+        return self.crop or self.shape
+
+    @property
     def direct(self) -> bool:
         """The model runs at the full size: its output is the result, no transfer needed."""
-        return self.model_composite is not None and self.shape == self.mask.shape
+        return self.model_composite is not None and tuple(self.working) == self.mask.shape
 
 
 class Harmonizer:
@@ -143,15 +176,21 @@ class Harmonizer:
         shape = working_shape(height, width, self.size)
         if shape == (height, width):
             comp = composite.transpose(2, 0, 1).astype(np.float32) / 255.0
-            return Prepared(composite, mask, comp, mask[None].astype(np.float32))
-        low_mask = covering_mask(downsample_mask(mask, shape))
-        return Prepared(composite, mask, downsample_image(composite, shape), low_mask)
+            low_mask = mask[None].astype(np.float32)
+        else:
+            comp = downsample_image(composite, shape)
+            low_mask = covering_mask(downsample_mask(mask, shape))
+        comp_in, mask_in = pad_to_min_side(comp, low_mask, self.backend.min_input_hw)
+        crop = shape if comp_in.shape[-2:] != comp.shape[-2:] else None
+        return Prepared(composite, mask, comp_in, mask_in, crop)
 
     def finish(self, prepared: Prepared, output: np.ndarray | None) -> np.ndarray:
         """The full-resolution uint8 result from the model's (3,h,w) ``output`` (any thread)."""
         composite, mask = prepared.composite, prepared.mask
         if output is None:
             return composite.copy()
+        h, w = prepared.working
+        output = output[:, :h, :w]
         if prepared.direct:
             out = _to_uint8(output).transpose(1, 2, 0)
             return np.where(mask[..., None] > 0, out, composite)
@@ -159,9 +198,9 @@ class Harmonizer:
         box = bounds(inside)
         transform = fit_transform(
             self.upsample,
-            prepared.model_composite,
+            prepared.model_composite[:, :h, :w],
             output,
-            prepared.model_mask[0],
+            prepared.model_mask[0, :h, :w],
             mask.shape,
             box,
         )

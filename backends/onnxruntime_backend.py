@@ -209,6 +209,10 @@ class OnnxRuntimeBackend(Backend):
         return int(size) if size else None
 
     @property
+    def min_input_hw(self) -> tuple[int, int]:
+        return self.profile.min_hw if self.profile is not None else super().min_input_hw
+
+    @property
     def on_cpu(self) -> bool:
         return not self.providers or self.providers[0] == CPU
 

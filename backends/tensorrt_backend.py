@@ -187,6 +187,10 @@ class TensorRTBackend(Backend):
         }
 
     @property
+    def min_input_hw(self) -> tuple[int, int]:
+        return self.profile.min_hw
+
+    @property
     def working_size(self) -> int | None:
         return self.metadata.working_size
 

@@ -78,8 +78,20 @@ class RunSummary:
 
 
 #: Exceptions that belong to one file and must not stop a run: bad input (DktError), disk
-#: full or permissions (OSError), a backend refusing one input (ValueError, RuntimeError).
-FILE_ERRORS: tuple[type[BaseException], ...] = (DktError, OSError, ValueError, RuntimeError)
+#: full or permissions (OSError), a backend refusing one input (ValueError, RuntimeError), an
+#: image too big for this machine's memory (MemoryError: the next, smaller one may fit).
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    DktError, OSError, ValueError, RuntimeError, MemoryError
+)  # fmt: skip
+
+#: How allocators word running out of memory when they raise something else (torch's CPU
+#: allocator and CUDA raise RuntimeError subclasses).
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(words in text for words in _OUT_OF_MEMORY)
 
 
 def failure_for(job: Job, exc: BaseException) -> Failure:
@@ -90,6 +102,11 @@ def failure_for(job: Job, exc: BaseException) -> Failure:
         message = str(exc)
     elif isinstance(exc, DktError):  # not tied to a file by itself (a full mask): name it
         message = f"{job.composite}: {exc}"
+    elif _out_of_memory(exc):
+        message = (
+            f"{job.composite}: not enough memory to harmonize it at this working size; "
+            "pass a smaller --size (and --batch 1)"
+        )
     else:
         message = f"{job.composite}: {type(exc).__name__}: {exc}"
     return Failure(job.key, str(job.composite), message)

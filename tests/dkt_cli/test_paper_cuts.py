@@ -364,3 +364,59 @@ def test_jpeg_output_warns_once_per_run(tmp_path: Path, write_pair, tiny_model: 
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, result.stderr
     assert "no longer byte-identical" in warnings[0]
+
+
+# --------------------------------------------------------------------------- item 1
+
+
+class _GreedyBackend:
+    """Runs out of memory on images wider than 60 px, as a model on a huge working size does."""
+
+    on_cpu = True
+    working_size = None
+    min_input_hw = (9, 9)
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if composite.shape[-1] > 60:
+            raise MemoryError
+        return np.clip(composite + 0.2 * mask, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, workers: int) -> None:
+    """Item 1: a MemoryError is that file's failure, in one line; the folder goes on."""
+    from backends.harmonizer import Harmonizer
+    from dkt_cli.jobs import run_jobs
+    from dkt_cli.pairing import plan_folder
+    from dkt_cli.pipeline import run_pipelined
+
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
+    write_pair(comps / "big.png", masks / "big.png", height=64, width=80)
+    write_pair(comps / "small.png", masks / "small.png", height=40, width=48)
+    jobs = plan_folder(comps, masks, tmp_path / "out")
+    harmonizer = Harmonizer(_GreedyBackend(), 0)  # type: ignore[arg-type]
+    if workers:
+        summary = run_pipelined(jobs, harmonizer, workers=workers, batch=2)
+    else:
+        summary = run_jobs(jobs, harmonizer)
+    assert (summary.done, summary.failed) == (1, 1)
+    error = summary.failures[0].error
+    assert error.startswith(f"{comps / 'big.png'}: not enough memory") and "--size" in error
+    assert "\n" not in error
+    assert (tmp_path / "out" / "small.png").is_file()
+    assert not (tmp_path / "out" / "big.png").exists()
+
+
+def test_size_far_above_the_image_runs_at_the_images_size(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    """Item 1: ``--size 100000`` on a 64x80 image gives what ``--size 0`` gives, at once."""
+    write_pair(tmp_path / "c.png", tmp_path / "m.png")
+    outputs = []
+    for size in (0, 100_000):
+        out = tmp_path / f"out-{size}.png"
+        result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+                     "--size", size, *model_args(tiny_model))  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs.append(read_image(out))
+    assert np.array_equal(outputs[0], outputs[1])
