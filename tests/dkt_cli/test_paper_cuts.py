@@ -420,3 +420,49 @@ def test_size_far_above_the_image_runs_at_the_images_size(
         assert result.exit_code == 0, result.output
         outputs.append(read_image(out))
     assert np.array_equal(outputs[0], outputs[1])
+
+
+# --------------------------------------------------------------------------- item 12
+
+
+def _train_args(data: Path, run: Path, *extra: object) -> list[object]:
+    from tests.conftest import TINY_TRAIN_SETS
+
+    args = ["train", "--paintings", data / "paintings", "--photos", data / "photos",
+            "--masks", data / "masks", "--steps", 1, "--run-dir", run]  # fmt: skip
+    for item in TINY_TRAIN_SETS:
+        args += ["--set", item]
+    return [*args, *extra]
+
+
+def test_a_corrupt_painting_stops_training_before_the_first_step(
+    train_data: Path, tmp_path: Path
+) -> None:
+    """Item 12: every file's header is checked at the start, not when the file is drawn."""
+    bad = train_data / "paintings" / "p3.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n but then nothing an image has")
+    run = tmp_path / "run"
+    result = dkt(*_train_args(train_data, run))
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and str(bad) in lines[0], result.stderr
+    assert "1 of 12 image files fail to open" in lines[0]
+    assert not run.exists()  # stopped before the run directory, let alone a step
+
+
+def test_skip_bad_names_the_files_it_leaves_out(train_data: Path, tmp_path: Path) -> None:
+    """Item 12: ``--skip-bad`` says which files it skipped, in the log and in the run folder."""
+    bad_painting = train_data / "paintings" / "p3.png"
+    bad_painting.write_bytes(b"")
+    bad_mask = train_data / "masks" / "ph1_obj01.png"
+    bad_mask.write_bytes(b"GIF89a, or so it claims")
+    run = tmp_path / "run"
+    result = dkt(*_train_args(train_data, run, "--skip-bad"))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.split())
+    assert "checked 12 image files: 2 fail to open" in text
+    line = next(line for line in result.stderr.splitlines() if "skipped 2 unreadable" in line)
+    assert str(bad_painting) in line and str(bad_mask) in line
+    listed = (run / "skipped-files.txt").read_text().splitlines()
+    assert [entry.split(":")[0] for entry in listed] == [str(bad_painting), str(bad_mask)]
+    assert "5 paintings, 2 foregrounds" in text
