@@ -81,14 +81,28 @@ def covering_mask(mask: np.ndarray) -> np.ndarray:
     return grown[None].astype(np.float32)
 
 
+def full_scale(image: np.ndarray) -> float:
+    """The value of white in ``image``: 255 for uint8, 65535 for a 16-bit input's uint16."""
+    return float(np.iinfo(image.dtype).max)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, rounded (round(v * 255 / 65535), exactly); uint8 unchanged."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def downsample_image(composite: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 (H,W,3) -> float32 (3,h,w) in [0,1]: antialiased bilinear, on the uint8 data.
+    """uint8 or uint16 (H,W,3) -> float32 (3,h,w) in [0,1]: antialiased bilinear.
 
     Pillow resizes the 8-bit image directly (no full-size float copy, and it releases the
-    GIL, so reader threads really run in parallel).
+    GIL, so reader threads really run in parallel). A 16-bit image is resized at 8 bits:
+    the network sees 8-bit detail either way, and its full depth returns in
+    :meth:`Harmonizer.finish`, where the change is applied to the 16-bit pixels.
     """
     h, w = shape
-    small = Image.fromarray(composite).resize((w, h), Image.Resampling.BILINEAR)
+    small = Image.fromarray(to_8bit(composite)).resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(small, dtype=np.float32).transpose(2, 0, 1) / 255.0
 
 
@@ -159,7 +173,11 @@ class Harmonizer:
         return height * width * (3 + 4 + 3) + h * w * 4 * (3 + 1 + 3)
 
     def harmonize(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3)."""
+        """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3).
+
+        A uint16 composite (a 16-bit input) gives a uint16 result, its background copied at
+        16 bits.
+        """
         prepared = self.prepare(composite, mask)
         if not prepared.needs_model:
             return self.finish(prepared, None)
@@ -175,7 +193,7 @@ class Harmonizer:
         height, width = mask.shape
         shape = working_shape(height, width, self.size)
         if shape == (height, width):
-            comp = composite.transpose(2, 0, 1).astype(np.float32) / 255.0
+            comp = composite.transpose(2, 0, 1).astype(np.float32) / full_scale(composite)
             low_mask = mask[None].astype(np.float32)
         else:
             comp = downsample_image(composite, shape)
@@ -185,14 +203,16 @@ class Harmonizer:
         return Prepared(composite, mask, comp_in, mask_in, crop)
 
     def finish(self, prepared: Prepared, output: np.ndarray | None) -> np.ndarray:
-        """The full-resolution uint8 result from the model's (3,h,w) ``output`` (any thread)."""
+        """The full-resolution result, in the composite's dtype, from the model's (3,h,w)
+        ``output`` (any thread)."""
         composite, mask = prepared.composite, prepared.mask
         if output is None:
             return composite.copy()
         h, w = prepared.working
         output = output[:, :h, :w]
+        scale = full_scale(composite)
         if prepared.direct:
-            out = _to_uint8(output).transpose(1, 2, 0)
+            out = _quantise(output, composite.dtype).transpose(1, 2, 0)
             return np.where(mask[..., None] > 0, out, composite)
         inside = mask > 0
         box = bounds(inside)
@@ -207,14 +227,16 @@ class Harmonizer:
         result = composite.copy()
         for strip in strips(box):
             rows, cols = slice(strip.y0, strip.y1), slice(strip.x0, strip.x1)
-            pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / 255.0
+            pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / scale
             changed = np.clip(transform.apply(pixels, strip, mask.shape), 0.0, 1.0)
             m = mask[None, rows, cols]
             blended = pixels * (1.0 - m) + changed * m
-            out = _to_uint8(blended).transpose(1, 2, 0)
+            out = _quantise(blended, composite.dtype).transpose(1, 2, 0)
             np.copyto(result[rows, cols], out, where=inside[rows, cols, None])
         return result
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+def _quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """[0, 1] floats to ``dtype`` (uint8 or uint16) integers, rounded and clipped."""
+    top = np.iinfo(dtype).max
+    return np.clip(np.rint(values * float(top)), 0, top).astype(dtype)

@@ -140,10 +140,12 @@ def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) ->
 def read_job(
     job: Job, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The composite (uint8 HxWx3) and its mask (float32 HxW), or a file-naming error."""
+    """The composite (uint8 HxWx3, uint16 for a 16-bit file) and its mask (float32 HxW),
+    or a file-naming error."""
     if job.mask is None:
         raise PathError(job.composite, job.missing_mask_reason())
-    composite = read_image(job.composite, max_pixels=max_pixels)
+    # At the file's own depth: a 16-bit input gets a 16-bit result, background exact.
+    composite = read_image(job.composite, max_pixels=max_pixels, keep_depth=True)
     try:
         mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
     except MaskSizeError as exc:

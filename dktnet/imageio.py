@@ -23,6 +23,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dktnet.atomic import atomic_path
 from dktnet.errors import ImageInputError, ImageTooLargeError
+from dktnet.wide_io import read_wide_rgb, write_png16, write_tiff16
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -68,6 +69,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(_SAVE_FORMATS)
 _UNSAFE_FORMATS = frozenset({"EPS"})
 
 _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_WIDE_16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa"})
 # Single-channel integer modes that may hold a 0/1 label image (P: the palette indices).
 _LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -102,16 +104,30 @@ class MaskSizeError(ImageInputError):
 # --------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, keep_depth: bool = False
+) -> np.ndarray:
     """Load a picture as the model expects it: upright, 8-bit RGB, transparency on white.
 
     Returns a fresh, writable ``uint8`` array of shape ``(H, W, 3)``. Any problem with the
     file (missing, not an image, truncated, too large, exotic mode) raises
     ``ImageInputError`` so a batch run can report it and go on with the next file.
     ``max_pixels=None`` switches the decompression-bomb guard off.
+
+    ``keep_depth=True``: a 16-bit image (grey, or a colour PNG or uncompressed TIFF, see
+    :mod:`dktnet.wide_io`) comes back as ``uint16`` (H, W, 3) with all its bits, so that a
+    result can keep its background exactly; everything else is ``uint8`` as above.
     """
     path = Path(path)
-    with _open_decoded(path, max_pixels) as img:
+    tiles: list = []
+    with _open_decoded(path, max_pixels, upright=not keep_depth, tiles=tiles) as img:
+        if not keep_depth:
+            return _to_rgb(img, path)
+        orientation = _orientation_tag(img)
+        wide = _to_wide_rgb(img, path, tiles)
+        if wide is not None:
+            return np.ascontiguousarray(_orient(wide, orientation))
+        _apply_exif_orientation(img)
         return _to_rgb(img, path)
 
 
@@ -213,17 +229,23 @@ def orientation_note(orientation: int) -> str:
 
 
 @contextlib.contextmanager
-def _open_decoded(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
-    """Yield the fully decoded, upright image; the file is closed afterwards."""
+def _open_decoded(
+    path: Path, max_pixels: int | None, *, upright: bool = True, tiles: list | None = None
+) -> Iterator[Image.Image]:
+    """Yield the fully decoded image, upright unless ``upright=False``; the file is closed
+    afterwards. ``tiles`` receives ``img.tile`` as it was before decoding emptied it."""
     _check_max_pixels(max_pixels)
     _check_regular_file(path)
     with _pillow_guards(bomb_limit=None):  # our own check below gives the better message
         img = _open(path)
     try:
         _check_pixel_count(path, img, max_pixels)
+        if tiles is not None:
+            tiles.extend(getattr(img, "tile", None) or [])
         with _pillow_guards(bomb_limit=max_pixels):  # plugins re-check frames and tiles
             _decode(path, img)
-        _apply_exif_orientation(img)
+        if upright:
+            _apply_exif_orientation(img)
         yield img
     finally:
         img.close()
@@ -346,6 +368,27 @@ def _apply_exif_orientation(img: Image.Image) -> None:
         ImageOps.exif_transpose(img, in_place=True)
 
 
+def _orientation_tag(img: Image.Image) -> int:
+    with contextlib.suppress(Exception):
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        return value if value in _ORIENTATIONS else 1
+    return 1
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """What ``ImageOps.exif_transpose`` does, for arrays Pillow cannot hold (16-bit RGB)."""
+    turns = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return turns[orientation](pixels) if orientation in turns else pixels
+
+
 def _describe(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text or type(err).__name__
@@ -369,6 +412,28 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     else:
         raise ImageInputError(path, f"unsupported image mode '{mode}'")
     return np.ascontiguousarray(rgb)
+
+
+def _to_wide_rgb(img: Image.Image, path: Path, tiles: list) -> np.ndarray | None:
+    """uint16 (H, W, 3) of a 16-bit image, raw orientation; ``None`` for 8-bit ones."""
+    if img.mode in _WIDE_16_MODES:
+        return _grey_to_rgb(np.asarray(img).astype(np.uint16))
+    if img.mode not in ("RGB", "RGBA"):
+        return None
+    wide = read_wide_rgb(path, img, tiles)
+    if wide is None:
+        return None
+    if wide.shape[2] == 4:
+        return _composite_over_white_16(wide)
+    return wide
+
+
+def _composite_over_white_16(rgba: np.ndarray) -> np.ndarray:
+    """:func:`_composite_over_white` at 16 bits."""
+    colour = rgba[:, :, :3].astype(np.uint64)
+    alpha = rgba[:, :, 3:].astype(np.uint64)
+    out = (colour * alpha + 65535 * (65535 - alpha) + 32767) // 65535
+    return out.astype(np.uint16)
 
 
 def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
@@ -484,12 +549,22 @@ def write_image(
     Pillow's lossy WebP default broke it without a word. JPEG cannot be lossless: it uses
     ``quality`` with full-resolution chroma (no 4:2:0 smearing of thin painted strokes).
 
-    Raises ``ValueError`` for arrays that are not ``uint8`` ``(H, W)`` / ``(H, W, 3)``:
-    that is a bug in the caller, not a problem with the user's input.
+    A ``uint16`` image (a 16-bit input's result) keeps its 16 bits in PNG and TIFF and is
+    rounded to 8 bits for the other formats.
+
+    Raises ``ValueError`` for arrays that are not ``uint8`` or ``uint16`` ``(H, W)`` /
+    ``(H, W, 3)``: that is a bug in the caller, not a problem with the user's input.
     """
     path = Path(path)
     fmt = output_format(path)
-    pil_image = Image.fromarray(_checked_pixels(image))
+    pixels = _checked_pixels(image)
+    if pixels.dtype == np.uint16 and fmt not in _WIDE_WRITERS:
+        pixels = _wide_to_uint8(pixels, "I;16")  # this format holds 8 bits a sample
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        with atomic_path(path) as tmp:
+            _WIDE_WRITERS[fmt](tmp, pixels)
+        return
+    pil_image = Image.fromarray(pixels)
     options = _save_options(fmt, quality, lossless)
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=fmt, **options)
@@ -510,11 +585,18 @@ def output_format(path: str | Path) -> str:
     return _SAVE_FORMATS[suffix]
 
 
+#: Formats that store 16-bit colour, and how (Pillow cannot): see :mod:`dktnet.wide_io`.
+_WIDE_WRITERS = {
+    "PNG": lambda tmp, pixels: write_png16(tmp, pixels, PNG_COMPRESS_LEVEL),
+    "TIFF": write_tiff16,
+}
+
+
 def _checked_pixels(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:

@@ -466,3 +466,29 @@ def test_skip_bad_names_the_files_it_leaves_out(train_data: Path, tmp_path: Path
     listed = (run / "skipped-files.txt").read_text().splitlines()
     assert [entry.split(":")[0] for entry in listed] == [str(bad_painting), str(bad_mask)]
     assert "5 paintings, 2 foregrounds" in text
+
+
+# --------------------------------------------------------------------------- item 4
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_input_gives_a_16_bit_output_with_its_background_exact(
+    tmp_path: Path, make_pair, tiny_model: Path, suffix: str
+) -> None:
+    """Item 4: a 48-bit PNG came back as 8 bits; now the output has the input's depth."""
+    from tests.dktnet.test_wide_io import reference_png16
+
+    composite8, mask = make_pair(64, 80)
+    rng = np.random.default_rng(5)
+    composite = composite8.astype(np.uint16) * 257 + rng.integers(0, 257, composite8.shape)
+    composite = composite.astype(np.uint16)  # real low bytes: an 8-bit path loses them
+    (tmp_path / "c.png").write_bytes(reference_png16(composite, [4, 1, 2]))
+    write_image(tmp_path / "m.png", mask)
+    out = tmp_path / f"out{suffix}"
+    result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+                 *model_args(tiny_model))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = read_image(out, keep_depth=True)
+    assert written.dtype == np.uint16, "the output lost the input's 16 bits"
+    assert np.array_equal(written[mask == 0], composite[mask == 0])
+    assert not np.array_equal(written[mask > 0], composite[mask > 0])
