@@ -23,7 +23,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dktnet.atomic import atomic_path
 from dktnet.errors import ImageInputError, ImageTooLargeError
-from dktnet.wide_io import read_wide_rgb, write_png16, write_tiff16
+from dktnet.wide_io import orient, read_wide_rgb, write_png16, write_tiff16
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -114,19 +114,19 @@ def read_image(
     ``ImageInputError`` so a batch run can report it and go on with the next file.
     ``max_pixels=None`` switches the decompression-bomb guard off.
 
-    ``keep_depth=True``: a 16-bit image (grey, or a colour PNG or uncompressed TIFF, see
-    :mod:`dktnet.wide_io`) comes back as ``uint16`` (H, W, 3) with all its bits, so that a
-    result can keep its background exactly; everything else is ``uint8`` as above.
+    ``keep_depth=True``: a 16-bit image (grey, a colour PNG, or a colour TIFF whose
+    compression tifffile reads, see :mod:`dktnet.wide_io`) comes back as ``uint16``
+    (H, W, 3) with all its bits, so that a result can keep its background exactly;
+    everything else is ``uint8`` as above.
     """
     path = Path(path)
-    tiles: list = []
-    with _open_decoded(path, max_pixels, upright=not keep_depth, tiles=tiles) as img:
+    with _open_decoded(path, max_pixels, upright=not keep_depth) as img:
         if not keep_depth:
             return _to_rgb(img, path)
         orientation = _orientation_tag(img)
-        wide = _to_wide_rgb(img, path, tiles)
+        wide = _to_wide_rgb(img, path)
         if wide is not None:
-            return np.ascontiguousarray(_orient(wide, orientation))
+            return np.ascontiguousarray(orient(wide, orientation))
         _apply_exif_orientation(img)
         return _to_rgb(img, path)
 
@@ -230,18 +230,16 @@ def orientation_note(orientation: int) -> str:
 
 @contextlib.contextmanager
 def _open_decoded(
-    path: Path, max_pixels: int | None, *, upright: bool = True, tiles: list | None = None
+    path: Path, max_pixels: int | None, *, upright: bool = True
 ) -> Iterator[Image.Image]:
     """Yield the fully decoded image, upright unless ``upright=False``; the file is closed
-    afterwards. ``tiles`` receives ``img.tile`` as it was before decoding emptied it."""
+    afterwards."""
     _check_max_pixels(max_pixels)
     _check_regular_file(path)
     with _pillow_guards(bomb_limit=None):  # our own check below gives the better message
         img = _open(path)
     try:
         _check_pixel_count(path, img, max_pixels)
-        if tiles is not None:
-            tiles.extend(getattr(img, "tile", None) or [])
         with _pillow_guards(bomb_limit=max_pixels):  # plugins re-check frames and tiles
             _decode(path, img)
         if upright:
@@ -375,20 +373,6 @@ def _orientation_tag(img: Image.Image) -> int:
     return 1
 
 
-def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """What ``ImageOps.exif_transpose`` does, for arrays Pillow cannot hold (16-bit RGB)."""
-    turns = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }
-    return turns[orientation](pixels) if orientation in turns else pixels
-
-
 def _describe(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text or type(err).__name__
@@ -414,13 +398,13 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def _to_wide_rgb(img: Image.Image, path: Path, tiles: list) -> np.ndarray | None:
+def _to_wide_rgb(img: Image.Image, path: Path) -> np.ndarray | None:
     """uint16 (H, W, 3) of a 16-bit image, raw orientation; ``None`` for 8-bit ones."""
     if img.mode in _WIDE_16_MODES:
         return _grey_to_rgb(np.asarray(img).astype(np.uint16))
     if img.mode not in ("RGB", "RGBA"):
         return None
-    wide = read_wide_rgb(path, img, tiles)
+    wide = read_wide_rgb(path, img)
     if wide is None:
         return None
     if wide.shape[2] == 4:
@@ -588,7 +572,7 @@ def output_format(path: str | Path) -> str:
 #: Formats that store 16-bit colour, and how (Pillow cannot): see :mod:`dktnet.wide_io`.
 _WIDE_WRITERS = {
     "PNG": lambda tmp, pixels: write_png16(tmp, pixels, PNG_COMPRESS_LEVEL),
-    "TIFF": write_tiff16,
+    "TIFF": lambda tmp, pixels: write_tiff16(tmp, pixels, PNG_COMPRESS_LEVEL),
 }
 
 

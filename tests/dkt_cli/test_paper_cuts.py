@@ -471,21 +471,29 @@ def test_skip_bad_names_the_files_it_leaves_out(train_data: Path, tmp_path: Path
 # --------------------------------------------------------------------------- item 4
 
 
-@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize(
+    ("source", "suffix"), [(".png", ".png"), (".png", ".tif"), (".tif", ".png")]
+)
 def test_a_16_bit_input_gives_a_16_bit_output_with_its_background_exact(
-    tmp_path: Path, make_pair, tiny_model: Path, suffix: str
+    tmp_path: Path, make_pair, tiny_model: Path, source: str, suffix: str
 ) -> None:
     """Item 4: a 48-bit PNG came back as 8 bits; now the output has the input's depth."""
-    from tests.dktnet.test_wide_io import reference_png16
+    import tifffile
+
+    from tests.dktnet.test_wide_io import save_png16
 
     composite8, mask = make_pair(64, 80)
     rng = np.random.default_rng(5)
     composite = composite8.astype(np.uint16) * 257 + rng.integers(0, 257, composite8.shape)
     composite = composite.astype(np.uint16)  # real low bytes: an 8-bit path loses them
-    (tmp_path / "c.png").write_bytes(reference_png16(composite, [4, 1, 2]))
+    source_path = tmp_path / f"c{source}"
+    if source == ".png":
+        save_png16(source_path, composite)
+    else:
+        tifffile.imwrite(source_path, composite, photometric="rgb", compression="zlib")
     write_image(tmp_path / "m.png", mask)
     out = tmp_path / f"out{suffix}"
-    result = dkt("harmonize", tmp_path / "c.png", "--mask", tmp_path / "m.png", "-o", out,
+    result = dkt("harmonize", source_path, "--mask", tmp_path / "m.png", "-o", out,
                  *model_args(tiny_model))  # fmt: skip
     assert result.exit_code == 0, result.output
     written = read_image(out, keep_depth=True)
