@@ -15,6 +15,10 @@ import numpy as np
 
 from dktnet.errors import DktError
 
+#: The smallest image side the network runs on: its reflection-padded convolutions need two
+#: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.
+MIN_SIDE = 9
+
 
 class BackendError(DktError):
     """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
@@ -29,6 +33,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = ()
+    #: Set by :meth:`load` when ``allow_cpu_fallback`` made it run on the CPU instead of the
+    #: device asked for: one line saying so, which the CLI prints (a silent fallback turns a
+    #: one-hour GPU job into a two-day CPU one without a word).
+    fallback_note: str | None = None
 
     @classmethod
     @abstractmethod
@@ -50,6 +58,16 @@ class Backend(ABC):
         runtime's default).
         """
 
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """What ``model`` records about itself, read without loading it into a runtime.
+
+        For ``dkt info``: a JSON-able record with at least ``path``, ``file_size`` and
+        ``sha256``. Raise :class:`BackendError` (or another one-line ``DktError``) naming the
+        file when it is not this backend's kind of model.
+        """
+        raise BackendError(f"{model}: the {cls.name} backend cannot describe its model files")
+
     @abstractmethod
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Harmonize a batch: (B,3,H,W) and (B,1,H,W) float32 in [0,1] -> (B,3,H,W) float32.
@@ -65,6 +83,15 @@ class Backend(ABC):
     def working_size(self) -> int | None:
         """The long side the model was trained for, if the model file records it."""
         return None
+
+    @property
+    def min_input_hw(self) -> tuple[int, int]:
+        """The smallest (H, W) :meth:`run` accepts; the harmonizer pads smaller inputs up.
+
+        The network needs 9 px a side (2 positions at stride 8 for its reflection-padded
+        convolutions); an exported model may also have a shape profile with a larger minimum.
+        """
+        return MIN_SIDE, MIN_SIDE
 
     @property
     def on_cpu(self) -> bool:

@@ -24,6 +24,7 @@ from backends.base import Backend
 from backends.transfer import UPSAMPLERS, bounds, fit_transform, strips
 from dktnet.errors import DktError
 
+#: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
 MIN_SIDE = 8
 
 
@@ -32,11 +33,35 @@ class EmptyBackgroundError(DktError):
 
 
 def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """(h, w) with the long side scaled to ``size``, aspect kept; ``None`` or 0: unchanged."""
-    if not size:
+    """(h, w) with the long side scaled to ``size``, aspect kept; ``None`` or 0: unchanged.
+
+    Never larger than the image itself: upsampling gives the network no detail the image
+    lacks, and its memory grows with the square of ``size`` (``--size 4096`` on a 512 px
+    image took 11 GB; ``--size 100000`` was killed for memory).
+    """
+    if not size or size >= max(height, width):
         return height, width
     scale = size / max(height, width)
     return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
+
+
+def pad_to_min_side(
+    composite: np.ndarray, mask: np.ndarray, min_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (3,h,w) / (1,h,w) model inputs on the bottom and right to at least ``min_hw``.
+
+    The eager model pads any input itself (:func:`dktnet.model.pad_to_multiple`), but an
+    exported graph froze that rule at its example size, so ONNX Runtime refused a 512x8
+    working shape with "Pad reflect requires axis length >= 2". Padding here, the same way
+    (replicated pixels, mask 0 so the padding is no object), gives every backend an input
+    it accepts; the result is cropped back in :meth:`Harmonizer.finish`.
+    """
+    h, w = composite.shape[-2:]
+    pad_h, pad_w = max(0, min_hw[0] - h), max(0, min_hw[1] - w)
+    if not (pad_h or pad_w):
+        return composite, mask
+    widths = ((0, 0), (0, pad_h), (0, pad_w))
+    return np.pad(composite, widths, mode="edge"), np.pad(mask, widths)
 
 
 def covering_mask(mask: np.ndarray) -> np.ndarray:
@@ -56,14 +81,28 @@ def covering_mask(mask: np.ndarray) -> np.ndarray:
     return grown[None].astype(np.float32)
 
 
+def full_scale(image: np.ndarray) -> float:
+    """The value of white in ``image``: 255 for uint8, 65535 for a 16-bit input's uint16."""
+    return float(np.iinfo(image.dtype).max)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, rounded (round(v * 255 / 65535), exactly); uint8 unchanged."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def downsample_image(composite: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 (H,W,3) -> float32 (3,h,w) in [0,1]: antialiased bilinear, on the uint8 data.
+    """uint8 or uint16 (H,W,3) -> float32 (3,h,w) in [0,1]: antialiased bilinear.
 
     Pillow resizes the 8-bit image directly (no full-size float copy, and it releases the
-    GIL, so reader threads really run in parallel).
+    GIL, so reader threads really run in parallel). A 16-bit image is resized at 8 bits:
+    the network sees 8-bit detail either way, and its full depth returns in
+    :meth:`Harmonizer.finish`, where the change is applied to the 16-bit pixels.
     """
     h, w = shape
-    small = Image.fromarray(composite).resize((w, h), Image.Resampling.BILINEAR)
+    small = Image.fromarray(to_8bit(composite)).resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(small, dtype=np.float32).transpose(2, 0, 1) / 255.0
 
 
@@ -79,13 +118,16 @@ class Prepared:
     """One image ready for the model: the full-resolution inputs and what the model sees.
 
     ``model_composite`` / ``model_mask`` are (3,h,w) / (1,h,w) float32 at the working shape,
-    or ``None`` when there is nothing for the model to do (an empty mask).
+    or ``None`` when there is nothing for the model to do (an empty mask). ``crop`` is the
+    working shape when the model inputs were padded beyond it (a side under the backend's
+    minimum); ``None`` when they are the working shape.
     """
 
     composite: np.ndarray
     mask: np.ndarray
     model_composite: np.ndarray | None
     model_mask: np.ndarray | None
+    crop: tuple[int, int] | None = None
 
     @property
     def needs_model(self) -> bool:
@@ -93,15 +135,20 @@ class Prepared:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """The working shape: items of one shape can share a batch."""
+        """The model inputs' shape: items of one shape can share a batch."""
         if self.model_composite is None:
             return self.mask.shape
         return self.model_composite.shape[-2:]
 
     @property
+    def working(self) -> tuple[int, int]:
+        """The working shape: the model's output cropped to this is the low-resolution result."""
+        return self.crop or self.shape
+
+    @property
     def direct(self) -> bool:
         """The model runs at the full size: its output is the result, no transfer needed."""
-        return self.model_composite is not None and self.shape == self.mask.shape
+        return self.model_composite is not None and tuple(self.working) == self.mask.shape
 
 
 class Harmonizer:
@@ -126,7 +173,11 @@ class Harmonizer:
         return height * width * (3 + 4 + 3) + h * w * 4 * (3 + 1 + 3)
 
     def harmonize(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3)."""
+        """``composite`` uint8 (H,W,3), ``mask`` float32 (H,W) in [0,1] -> uint8 (H,W,3).
+
+        A uint16 composite (a 16-bit input) gives a uint16 result, its background copied at
+        16 bits.
+        """
         prepared = self.prepare(composite, mask)
         if not prepared.needs_model:
             return self.finish(prepared, None)
@@ -142,40 +193,50 @@ class Harmonizer:
         height, width = mask.shape
         shape = working_shape(height, width, self.size)
         if shape == (height, width):
-            comp = composite.transpose(2, 0, 1).astype(np.float32) / 255.0
-            return Prepared(composite, mask, comp, mask[None].astype(np.float32))
-        low_mask = covering_mask(downsample_mask(mask, shape))
-        return Prepared(composite, mask, downsample_image(composite, shape), low_mask)
+            comp = composite.transpose(2, 0, 1).astype(np.float32) / full_scale(composite)
+            low_mask = mask[None].astype(np.float32)
+        else:
+            comp = downsample_image(composite, shape)
+            low_mask = covering_mask(downsample_mask(mask, shape))
+        comp_in, mask_in = pad_to_min_side(comp, low_mask, self.backend.min_input_hw)
+        crop = shape if comp_in.shape[-2:] != comp.shape[-2:] else None
+        return Prepared(composite, mask, comp_in, mask_in, crop)
 
     def finish(self, prepared: Prepared, output: np.ndarray | None) -> np.ndarray:
-        """The full-resolution uint8 result from the model's (3,h,w) ``output`` (any thread)."""
+        """The full-resolution result, in the composite's dtype, from the model's (3,h,w)
+        ``output`` (any thread)."""
         composite, mask = prepared.composite, prepared.mask
         if output is None:
             return composite.copy()
+        h, w = prepared.working
+        output = output[:, :h, :w]
+        scale = full_scale(composite)
         if prepared.direct:
-            out = _to_uint8(output).transpose(1, 2, 0)
+            out = _quantise(output, composite.dtype).transpose(1, 2, 0)
             return np.where(mask[..., None] > 0, out, composite)
         inside = mask > 0
         box = bounds(inside)
         transform = fit_transform(
             self.upsample,
-            prepared.model_composite,
+            prepared.model_composite[:, :h, :w],
             output,
-            prepared.model_mask[0],
+            prepared.model_mask[0, :h, :w],
             mask.shape,
             box,
         )
         result = composite.copy()
         for strip in strips(box):
             rows, cols = slice(strip.y0, strip.y1), slice(strip.x0, strip.x1)
-            pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / 255.0
+            pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / scale
             changed = np.clip(transform.apply(pixels, strip, mask.shape), 0.0, 1.0)
             m = mask[None, rows, cols]
             blended = pixels * (1.0 - m) + changed * m
-            out = _to_uint8(blended).transpose(1, 2, 0)
+            out = _quantise(blended, composite.dtype).transpose(1, 2, 0)
             np.copyto(result[rows, cols], out, where=inside[rows, cols, None])
         return result
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+def _quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """[0, 1] floats to ``dtype`` (uint8 or uint16) integers, rounded and clipped."""
+    top = np.iinfo(dtype).max
+    return np.clip(np.rint(values * float(top)), 0, top).astype(dtype)

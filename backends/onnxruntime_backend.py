@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.base import Backend, BackendError
-from backends.export_onnx import parse_metadata
+from backends.export_onnx import parse_metadata, read_metadata
 from backends.registry import require_module
 from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dktnet.checkpoint import file_sha256
@@ -175,12 +175,42 @@ class OnnxRuntimeBackend(Backend):
                 f"device '{device}' asked for {wanted}, but onnxruntime loaded only "
                 f"{', '.join(loaded)}; fix the GPU setup, or pass --allow-cpu-fallback"
             )
-        return cls(session, model, metadata, device, [p for p, _ in plan], fallback)
+        backend = cls(session, model, metadata, device, [p for p, _ in plan], fallback)
+        if fallback:
+            backend.fallback_note = (
+                f"device '{device}' needs {wanted}, which onnxruntime did not load (it runs on "
+                f"{', '.join(loaded) or 'nothing'}); falling back to the CPU (--allow-cpu-fallback)"
+            )
+        return backend
+
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """The export's embedded ``metadata_props`` record; the weights are not loaded."""
+        model = Path(model)
+        if not model.is_file():
+            raise BackendError(f"{model}: no such file")
+        try:
+            metadata = read_metadata(model)
+        except BackendError:
+            raise
+        except Exception as exc:  # onnx's parser raises its own DecodeError, and others
+            raise BackendError(f"{model}: not an ONNX file ({type(exc).__name__})") from exc
+        return {
+            "path": str(model),
+            "format": "ONNX export" if metadata else "ONNX file without dkt metadata",
+            "file_size": model.stat().st_size,
+            "sha256": file_sha256(model),
+            "export": metadata,
+        }
 
     @property
     def working_size(self) -> int | None:
         size = self.metadata.get("working_size")
         return int(size) if size else None
+
+    @property
+    def min_input_hw(self) -> tuple[int, int]:
+        return self.profile.min_hw if self.profile is not None else super().min_input_hw
 
     @property
     def on_cpu(self) -> bool:

@@ -17,15 +17,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import BackendError
+from backends.base import MIN_SIDE, BackendError
 
 INPUT_NAMES = ("composite", "mask")
 OUTPUT_NAMES = ("harmonized",)
 CHANNELS = {"composite": 3, "mask": 1, "harmonized": 3}
 
-#: The network's reflection-padded convolutions need at least 2x2 positions at stride 8,
-#: i.e. at least 9 pixels per side before the model pads to a multiple of 8.
-MIN_SIDE = 9
+#: ``MIN_SIDE`` (9, from :mod:`backends.base`): the network's reflection-padded convolutions
+#: need at least 2x2 positions at stride 8, i.e. at least 9 pixels per side before the model
+#: pads to a multiple of 8.
 DEFAULT_MIN = (1, 16, 16)
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)(?:\s*x\s*(\d+))?\s*$", re.IGNORECASE)
@@ -99,6 +99,11 @@ class ShapeProfile:
         return tuple(  # type: ignore[return-value]
             (b, channels, h, w) for b, h, w in (self.min, self.opt, self.max)
         )
+
+    @property
+    def min_hw(self) -> tuple[int, int]:
+        """The smallest (H, W) the profile admits, never under the network's own minimum."""
+        return max(MIN_SIDE, self.min[1]), max(MIN_SIDE, self.min[2])
 
     def contains(self, batch: int, height: int, width: int) -> bool:
         value = (batch, height, width)

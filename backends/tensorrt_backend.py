@@ -172,6 +172,24 @@ class TensorRTBackend(Backend):
         backend.warm_up()
         return backend
 
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """The engine's JSON sidecar (``model.engine.json``); TensorRT is not needed."""
+        model = Path(model)
+        if not model.is_file():
+            raise BackendError(f"{model}: no such file")
+        return {
+            "path": str(model),
+            "format": "TensorRT engine",
+            "file_size": model.stat().st_size,
+            "sha256": file_sha256(model),
+            "engine": read_sidecar(model).to_dict(),
+        }
+
+    @property
+    def min_input_hw(self) -> tuple[int, int]:
+        return self.profile.min_hw
+
     @property
     def working_size(self) -> int | None:
         return self.metadata.working_size

@@ -10,7 +10,7 @@ import torch
 
 from backends.base import Backend, BackendError
 from backends.cpu import keep_freed_memory
-from dktnet.checkpoint import file_sha256, load_checkpoint
+from dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dktnet.model import DKTNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -58,12 +58,14 @@ class TorchBackend(Backend):
         precision = precision or "fp32"
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
+        note = None
         try:
             dev = resolve_device(device)
-        except BackendError:
+        except BackendError as exc:
             if not (allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
                 raise
             dev, precision = torch.device("cpu"), "fp32"
+            note = f"{exc}; falling back to the CPU in fp32 (--allow-cpu-fallback)"
         dtype = PRECISIONS[precision]
         if threads:
             torch.set_num_threads(threads)
@@ -74,7 +76,23 @@ class TorchBackend(Backend):
         network = load_checkpoint(model, device=dev).to(dtype)
         backend = cls(network, Path(model), dev, dtype)
         backend.requested_device = device
+        backend.fallback_note = note
         return backend
+
+    @classmethod
+    def inspect(cls, model: Path) -> dict[str, Any]:
+        """The checkpoint's header: config, parameter count, provenance (no tensor is read)."""
+        details = read_checkpoint_info(model)
+        return {
+            "path": str(details.path),
+            "format_version": details.format_version,
+            "parameters": details.parameter_count,
+            "tensors": details.tensor_count,
+            "file_size": details.file_size,
+            "sha256": details.sha256,
+            "config": details.config.to_dict(),
+            "provenance": details.provenance,
+        }
 
     @property
     def working_size(self) -> int | None:

@@ -61,8 +61,10 @@ def demo(
     after = colour_distance(result, sample.mask)
     unchanged = bool(np.array_equal(result[sample.mask == 0], sample.composite[sample.mask == 0]))
     err.print(
-        f"model: {description['model']} ({description['backend']} on {description['device']})"
+        f"model: {description['model']} ({description['backend']} on {description['device']})",
+        markup=False,
+        soft_wrap=True,  # off a terminal rich wraps at 80 columns, splitting the path
     )
     err.print(f"object-to-painting colour distance: {before:.3f} -> {after:.3f}")
     err.print(f"painting outside the object unchanged: {'yes' if unchanged else 'NO'}")
-    err.print(f"wrote {output}")
+    err.print(f"wrote {output}", markup=False, soft_wrap=True)

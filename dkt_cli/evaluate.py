@@ -418,7 +418,7 @@ def evaluate(
     vgg_weights: Annotated[
         Path | None,
         typer.Option(
-            help="Pretrained VGG-19 weights for METHOD.md's style/content losses.",
+            help="Pretrained VGG-19 weights for the style/content losses of docs/method.md.",
             rich_help_panel=_METRICS,
         ),
     ] = None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import dktnet
@@ -18,11 +20,11 @@ from backends.transfer import UPSAMPLERS
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.jobs import Existing, RunSummary, run_jobs
 from dkt_cli.manifest import plan_manifest
-from dkt_cli.pairing import Job, PairingError, plan_folder, plan_single
+from dkt_cli.pairing import Job, PairingError, mark_output_folder, plan_folder, plan_single
 from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
 from dkt_cli.sharding import Shard, ShardError, parse_shard, select
 from dktnet.errors import DktError
-from dktnet.imageio import DEFAULT_MAX_PIXELS
+from dktnet.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format
 
 _FOLDERS = "Folders"
 _MODEL = "Model"
@@ -38,6 +40,7 @@ def _plan(
     out: Path | None,
     patterns: dict[str, str],
     manifest: Path | None = None,
+    notes: list[str] | None = None,
 ) -> list[Job]:
     """Jobs for single-image, folder or manifest mode; a mix of them is a usage error."""
     single = [composite, mask, output]
@@ -54,7 +57,7 @@ def _plan(
         return [plan_single(composite, mask, output)]
     if composites is None or masks is None or out is None:
         fail("give COMPOSITE --mask MASK -o OUTPUT, or --composites DIR --masks DIR --out DIR")
-    jobs = plan_folder(composites, masks, out, **patterns)
+    jobs = plan_folder(composites, masks, out, **patterns, notes=notes)
     if not jobs:
         fail(f"{composites}: no composites found matching '{patterns['composite_pattern']}'")
     return jobs
@@ -86,19 +89,81 @@ def _shard(text: str | None, single: bool) -> Shard | None:
         fail(str(exc))
 
 
-def _report(summary: RunSummary, shard: Shard | None = None) -> None:
-    if summary.failures:
+def _check_output_formats(jobs: list[Job]) -> None:
+    """Refuse an output suffix no writer knows before the model loads, not after it ran."""
+    for job in jobs:
+        try:
+            output_format(job.output)
+        except DktError as exc:
+            fail(str(exc))
+
+
+def _mark_output_folders(jobs: list[Job], out: Path | None) -> None:
+    """Mark the folders results go to, so a later scan of a folder around them skips them.
+
+    Folder mode marks ``--out``. With one image or a manifest only folders dkt is about to
+    create are marked: an existing folder may be the very one holding the composites.
+    """
+    folders = {out} if out is not None else {job.output.parent for job in jobs}
+    for folder in sorted(folders):
+        if folder == out or not folder.exists():
+            # An unwritable folder is reported by each write that fails, naming its file.
+            with contextlib.suppress(OSError):
+                mark_output_folder(folder)
+
+
+def _warn_lossy(jobs: list[Job]) -> None:
+    """Once per run: a JPEG output cannot keep the painting's pixels as they were."""
+    lossy = [job for job in jobs if is_lossy(job.output)]
+    if lossy:
+        err.print(
+            f"[yellow]warning:[/] {len(lossy)} output(s) are JPEG ({escape(str(lossy[0].output))}"
+            f"{' ...' if len(lossy) > 1 else ''}): JPEG re-encodes the painting lossily, so "
+            "the background is no longer byte-identical to the input; use .png, .webp or "
+            ".tif to keep it",
+            soft_wrap=True,
+        )
+
+
+def _say_fallback(engine: Backend) -> None:
+    """One line when --allow-cpu-fallback was used: a CPU run is far slower than asked for."""
+    if engine.fallback_note:
+        err.print(f"[yellow]warning:[/] {escape(engine.fallback_note)}", soft_wrap=True)
+
+
+def _print_failures(summary: RunSummary) -> None:
+    """A table on a terminal; elsewhere (logs, pipes, CI) one whole ``path: error`` line each.
+
+    A table is sized to the terminal; written to a file it is cut at 80 columns, which
+    truncates the very file names a log reader needs to find.
+    """
+    if err.is_terminal:
         table = Table(title=f"{summary.failed} file(s) failed", title_justify="left")
         table.add_column("item", style="bold")
         table.add_column("error")
         for failure in summary.failures:
             table.add_row(failure.key, failure.error)
         err.print(table)
+        return
+    for failure in summary.failures:
+        err.print(failure.error, markup=False, soft_wrap=True)
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"[cyan]note:[/] {escape(note)}", soft_wrap=True)
+
+
+def _report(summary: RunSummary, shard: Shard | None = None) -> None:
+    _print_notes(summary.notes)
+    if summary.failures:
+        _print_failures(summary)
     note = " (interrupted)" if summary.interrupted else ""
     where = f" in shard {shard}" if shard else ""
     err.print(
         f"{summary.done} harmonized, {summary.skipped} skipped, {summary.failed} failed "
-        f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s"
+        f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s",
+        soft_wrap=True,
     )
 
 
@@ -111,7 +176,13 @@ def harmonize(
     ] = None,
     mask: Annotated[
         Path | None,
-        typer.Option("--mask", "-m", help="Mask of the pasted object (white = object)."),
+        typer.Option(
+            "--mask",
+            "-m",
+            help="Mask of the pasted object: white (or opaque alpha) is the object, grey is "
+            "blended softly. A grey or palette mask whose largest value is 1 is a 0/1 label "
+            "mask (as segmentation tools write): 1 is the object. An empty mask is an error.",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output image file.")
@@ -144,7 +215,9 @@ def harmonize(
     out_suffix: Annotated[
         str,
         typer.Option(
-            help="Output format in folder mode (.png is lossless).", rich_help_panel=_FOLDERS
+            help="Output format in folder mode: .png, .webp, .tif and .bmp keep the background "
+            "byte-identical; .jpg does not.",
+            rich_help_panel=_FOLDERS,
         ),
     ] = ".png",
     skip_existing: Annotated[
@@ -156,7 +229,8 @@ def harmonize(
     model: Annotated[
         Path,
         typer.Option(
-            help="Model file (.safetensors). Default: the bundled model.",
+            help="Model file: a checkpoint (.safetensors), an ONNX export (.onnx) or a "
+            "TensorRT engine (.engine, .plan) from `dkt export`. Default: the bundled model.",
             show_default="bundled model",
             rich_help_panel=_MODEL,
         ),
@@ -295,11 +369,16 @@ def harmonize(
     if upsample not in UPSAMPLERS:
         fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
     part = _shard(shard, single=composite is not None)
+    notes: list[str] = []
     try:
-        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest),
-                      part)  # fmt: skip
+        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest,
+                            notes), part)  # fmt: skip
     except PairingError as exc:
         fail(str(exc))
+    if not quiet:
+        _print_notes(notes)
+        _warn_lossy(jobs)
+    _check_output_formats(jobs)
     if threads is None and workers > 0:
         threads = pipeline_threads(workers)
     load_start = time.perf_counter()
@@ -315,11 +394,13 @@ def harmonize(
     except DktError as exc:
         fail(str(exc))
     load_seconds = time.perf_counter() - load_start
+    _say_fallback(engine)
     limit = max_pixels or None
     if batch is None:
         batch = 1 if engine.on_cpu else 4
     pipeline = {"workers": workers, "batch": batch, "threads": threads,
                 "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
+    _mark_output_folders(jobs, out)
     with engine, progress_bar(quiet) as progress:
         task = progress.add_task("harmonizing", total=len(jobs))
         harmonizer = Harmonizer(engine, size, upsample)

@@ -1,53 +1,89 @@
-"""``dkt info``: what a model file is, without running it."""
+"""``dkt info``: what a model file is, without running it.
+
+Each backend reads its own kind of file (:meth:`backends.base.Backend.inspect`): a checkpoint's
+header, an ONNX export's embedded metadata, a TensorRT engine's JSON sidecar. This command only
+picks the backend by the file's suffix and prints the record.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 import dktnet
+from backends.base import BackendError
+from backends.registry import get, name_for_model
 from dkt_cli.console import err, fail, human_bytes, print_json
-from dktnet.checkpoint import read_checkpoint_info
 from dktnet.errors import DktError
+
+#: Table labels of record keys that read better in words.
+_LABELS = {"file_size": "file size", "provenance": "trained", "format_version": "format version"}
+#: Used for a file no backend claims: its reader explains what a .pth or unknown file is.
+_FALLBACK_BACKEND = "torch"
+
+
+def inspect_model(model: Path) -> dict[str, Any]:
+    """The record of ``model`` from the backend its suffix implies."""
+    try:
+        name = name_for_model(model)
+    except BackendError:
+        name = _FALLBACK_BACKEND
+    return get(name).inspect(model)
+
+
+def _shown(key: str, value: Any) -> str:
+    if key == "file_size" and isinstance(value, int):
+        return human_bytes(value)
+    if key == "parameters" and isinstance(value, int):
+        return f"{value:,}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _rows(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(label, text) per entry; a nested record shows one row per key (``config.size``)."""
+    for key, value in record.items():
+        if key == "path":
+            continue
+        label = _LABELS.get(key, key)
+        if isinstance(value, dict) and value:
+            for sub, item in value.items():
+                yield f"{label}.{sub}", _shown(sub, item)
+        else:
+            yield label, _shown(key, value)
 
 
 def info(
     model: Annotated[
-        Path, typer.Argument(help="Model file.", show_default="bundled model", metavar="MODEL")
+        Path,
+        typer.Argument(
+            help="Model file: .safetensors checkpoint, .onnx export or .engine/.plan TensorRT "
+            "engine (with its .json sidecar).",
+            show_default="bundled model",
+            metavar="MODEL",
+        ),
     ] = dktnet.BUNDLED_MODEL,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Show a model's config, parameter count, file size, sha256 and training provenance."""
+    """Show what a model file records: config, parameters, size, sha256, provenance.
+
+    For an ONNX export, the metadata `dkt export` embedded in it; for a TensorRT engine, its
+    JSON sidecar (TensorRT version, GPU, precision, shape profile, source checkpoint).
+    """
     try:
-        details = read_checkpoint_info(model)
+        record = inspect_model(model)
     except DktError as exc:
         fail(str(exc))
-    record = {
-        "path": str(details.path),
-        "format_version": details.format_version,
-        "parameters": details.parameter_count,
-        "tensors": details.tensor_count,
-        "file_size": details.file_size,
-        "sha256": details.sha256,
-        "config": details.config.to_dict(),
-        "provenance": details.provenance,
-    }
     if json_output:
         print_json(record)
         return
-    table = Table(show_header=False, title=str(details.path), title_justify="left")
+    table = Table(show_header=False, title=record["path"], title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("parameters", f"{details.parameter_count:,}")
-    table.add_row("file size", human_bytes(details.file_size))
-    table.add_row("sha256", details.sha256)
-    table.add_row("format", f"dkt-dktnet v{details.format_version}")
-    for key, value in details.config.to_dict().items():
-        table.add_row(f"config.{key}", json.dumps(value))
-    for key, value in details.provenance.items():
-        table.add_row(f"trained.{key}", value if isinstance(value, str) else json.dumps(value))
+    for label, text in _rows(record):
+        table.add_row(label, text)
     err.print(table)

@@ -21,8 +21,18 @@ import numpy as np
 from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
-from dktnet.errors import DktError, ImageTooLargeError, PathError
-from dktnet.imageio import DEFAULT_MAX_PIXELS, header_size, read_image, read_mask, write_image
+from dktnet.errors import DktError, ImageInputError, ImageTooLargeError, PathError
+from dktnet.imageio import (
+    DEFAULT_MAX_PIXELS,
+    MaskSizeError,
+    exif_orientation,
+    header_size,
+    orientation_note,
+    read_image,
+    read_mask,
+    verify_image,
+    write_image,
+)
 
 
 class Existing(str, Enum):
@@ -50,6 +60,7 @@ class RunSummary:
     seconds_total: float = 0.0
     seconds_model: float = 0.0
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)  # one line each, for the user
 
     @property
     def failed(self) -> int:
@@ -67,8 +78,20 @@ class RunSummary:
 
 
 #: Exceptions that belong to one file and must not stop a run: bad input (DktError), disk
-#: full or permissions (OSError), a backend refusing one input (ValueError, RuntimeError).
-FILE_ERRORS: tuple[type[BaseException], ...] = (DktError, OSError, ValueError, RuntimeError)
+#: full or permissions (OSError), a backend refusing one input (ValueError, RuntimeError), an
+#: image too big for this machine's memory (MemoryError: the next, smaller one may fit).
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    DktError, OSError, ValueError, RuntimeError, MemoryError
+)  # fmt: skip
+
+#: How allocators word running out of memory when they raise something else (torch's CPU
+#: allocator and CUDA raise RuntimeError subclasses).
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(words in text for words in _OUT_OF_MEMORY)
 
 
 def failure_for(job: Job, exc: BaseException) -> Failure:
@@ -79,16 +102,32 @@ def failure_for(job: Job, exc: BaseException) -> Failure:
         message = str(exc)
     elif isinstance(exc, DktError):  # not tied to a file by itself (a full mask): name it
         message = f"{job.composite}: {exc}"
+    elif _out_of_memory(exc):
+        message = (
+            f"{job.composite}: not enough memory to harmonize it at this working size; "
+            "pass a smaller --size (and --batch 1)"
+        )
     else:
         message = f"{job.composite}: {type(exc).__name__}: {exc}"
     return Failure(job.key, str(job.composite), message)
 
 
 def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) -> bool:
-    """Apply the existing-output policy; ``True`` (and recorded) when the job must not run."""
+    """Apply the existing-output policy; ``True`` (and recorded) when the job must not run.
+
+    Under ``SKIP`` an output counts as done only if it decodes: a 0-byte or truncated file
+    (another tool's interrupted copy, a full disk) is redone, with a note saying so.
+    """
     if not job.output.exists() or existing is Existing.OVERWRITE:
         return False
     if existing is Existing.SKIP:
+        try:
+            verify_image(job.output)
+        except DktError as exc:
+            reason = exc.reason if isinstance(exc, PathError) else str(exc)
+            summary.notes.append(f"{job.output}: existing output does not decode ({reason}); "
+                                 "redoing it")  # fmt: skip
+            return False
         summary.skipped += 1
     else:
         summary.failures.append(
@@ -101,11 +140,26 @@ def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) ->
 def read_job(
     job: Job, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The composite (uint8 HxWx3) and its mask (float32 HxW), or a file-naming error."""
+    """The composite (uint8 HxWx3, uint16 for a 16-bit file) and its mask (float32 HxW),
+    or a file-naming error."""
     if job.mask is None:
         raise PathError(job.composite, job.missing_mask_reason())
-    composite = read_image(job.composite, max_pixels=max_pixels)
-    mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
+    # At the file's own depth: a 16-bit input gets a 16-bit result, background exact.
+    composite = read_image(job.composite, max_pixels=max_pixels, keep_depth=True)
+    try:
+        mask = read_mask(job.mask, expected_hw=composite.shape[:2], max_pixels=max_pixels)
+    except MaskSizeError as exc:
+        note = orientation_note(exif_orientation(job.composite))
+        if not note:
+            raise
+        raise MaskSizeError(exc.path, f"{exc.reason}; {note}") from None
+    if not mask.any():
+        # Writing the composite back unchanged and counting it harmonized hid wrong masks.
+        raise ImageInputError(
+            job.mask,
+            "mask is empty (every pixel is 0: no object to harmonize; white, or 1 "
+            "in a 0/1 label mask, marks the object)",
+        )
     return composite, mask
 
 

@@ -23,10 +23,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dktnet.atomic import atomic_write_bytes
+
 __all__ = [
     "IMAGE_SUFFIXES",
+    "OUTPUT_MARKER",
     "Job",
     "PairingError",
+    "mark_output_folder",
     "plan_folder",
     "plan_single",
 ]
@@ -39,6 +43,15 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".
 _MASK_SUFFIX_ORDER: tuple[str, ...] = (".png", *sorted(IMAGE_SUFFIXES - {".png"}))
 
 _KEY = "{key}"
+
+#: The file ``dkt harmonize`` leaves in each folder of results it writes. A folder scan skips
+#: folders holding it: a results folder inside the input folder (``--out data/run1``) is not
+#: a folder of composites, whatever ``--out`` the next run is given.
+OUTPUT_MARKER = ".dkt-output"
+_MARKER_TEXT = (
+    b"This folder holds results written by dkt harmonize.\n"
+    b"Folder scans (--composites) skip it; delete this file to use its images as inputs.\n"
+)
 
 #: Example shown whenever the user needs to tell composites and masks apart by name.
 _PATTERN_HINT = "--composite-pattern '{key}_comp' --mask-pattern '{key}_mask'"
@@ -189,6 +202,17 @@ def _check_dirs(composites: Path, masks: Path, out: Path) -> tuple[Path, Path, P
     return comp_r, mask_r, out_r
 
 
+def mark_output_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and leave :data:`OUTPUT_MARKER` in it (atomically, once)."""
+    marker = Path(folder) / OUTPUT_MARKER
+    if not marker.is_file():
+        atomic_write_bytes(marker, _MARKER_TEXT)
+
+
+def _is_output_folder(path: Path) -> bool:
+    return (path / OUTPUT_MARKER).is_file()
+
+
 # --------------------------------------------------------------------------- masks
 
 
@@ -251,6 +275,7 @@ def plan_folder(
     mask_pattern: str = "{key}",
     out_pattern: str = "{key}",
     out_suffix: str = ".png",
+    notes: list[str] | None = None,
 ) -> list[Job]:
     """Pair every composite under ``composites`` with its mask and an output path.
 
@@ -258,7 +283,8 @@ def plan_folder(
     ``composites``, recursively, whose stem matches ``composite_pattern``. Hidden files
     and folders are skipped (atomic writers leave ``.name.*.tmp`` behind), and so is
     ``out`` when it is nested inside the input, so a second run never treats the first
-    run's results as new composites.
+    run's results as new composites. Sub-folders holding :data:`OUTPUT_MARKER` (results of an
+    earlier run, whatever its ``--out``) are skipped too, each with a line in ``notes``.
 
     When the masks live in the composites tree (same folder, or nested in it), a file
     there that matches the mask pattern is a mask, not a composite -- unless the
@@ -303,6 +329,7 @@ def plan_folder(
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and _resolve(root_path / d) != out_r
         )
+        dirnames[:] = _without_output_folders(root_path, dirnames, notes)
         rel_dir = root_path.relative_to(composites).parts
         in_masks_tree = masks_in_input and _is_within(root_r, mask_r)
         for name in sorted(filenames):
@@ -336,6 +363,21 @@ def plan_folder(
     jobs.sort(key=lambda j: (j.key, str(j.composite)))
     _check_outputs(jobs, composites)
     return jobs
+
+
+def _without_output_folders(root: Path, dirnames: list[str], notes: list[str] | None) -> list[str]:
+    """``dirnames`` less the folders an earlier run marked as results, noting each one."""
+    kept = []
+    for name in dirnames:
+        if _is_output_folder(root / name):
+            if notes is not None:
+                notes.append(
+                    f"skipping {root / name}: it holds {OUTPUT_MARKER}, results of an earlier "
+                    "dkt run (delete that file to use its images as composites)"
+                )
+            continue
+        kept.append(name)
+    return kept
 
 
 def _check_outputs(jobs: list[Job], composites: Path) -> None:

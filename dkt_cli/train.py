@@ -8,20 +8,22 @@ the data and run-length options below are shortcuts for the matching ``--set`` k
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from dkt_cli.console import err, fail, shown_warnings
-from dktnet.errors import DktError
+from dktnet.atomic import atomic_write_bytes
+from dktnet.errors import DktError, ImageInputError
 from training.config import ConfigError, TrainConfig, load_config
 from training.data import CompositeConfig, CompositeDataset
 from training.distributed import DistContext, init_distributed
 from training.loop import Trainer, run_training
 from training.lossnet import load_loss_network
 from training.rundir import new_run_dir, read_run_config
-from training.sources import load_foregrounds, load_paintings
+from training.sources import bad_headers, drop_bad, load_foregrounds, load_paintings
 
 _DATA = "Data (shortcuts for --set data.*)"
 _RUN = "Run (shortcuts for --set run.* / data.*)"
@@ -56,7 +58,20 @@ def _resolve_config(config: str, resume: Path | None, overrides: list[str]) -> T
     return load_config(config, overrides)
 
 
-def _dataset(cfg: TrainConfig) -> CompositeDataset:
+#: The list of files ``--skip-bad`` left out at the start, in the run directory.
+SKIPPED_FILES = "skipped-files.txt"
+#: How many skipped files the log names before pointing to :data:`SKIPPED_FILES`.
+_NAMED_IN_LOG = 20
+
+
+@dataclass
+class _Data:
+    dataset: CompositeDataset
+    checked: int
+    skipped: list[ImageInputError]
+
+
+def _dataset(cfg: TrainConfig) -> _Data:
     data = cfg.data
     if data.paintings is None and data.paintings_csv is None:
         raise ConfigError("no paintings: pass --paintings DIR or --paintings-csv FILE")
@@ -73,11 +88,41 @@ def _dataset(cfg: TrainConfig) -> CompositeDataset:
         yolo=Path(data.yolo) if data.yolo else None,
         ratio=data.filter_ratio,
     )
+    checked, bad = bad_headers(paintings, foregrounds)
+    if bad and not data.skip_bad:
+        raise ImageInputError(
+            bad[0].path,
+            f"{bad[0].reason} ({len(bad)} of {checked} image files fail to open; "
+            "--skip-bad leaves them out)",
+        )
+    paintings, foregrounds = drop_bad(paintings, foregrounds, (exc.path for exc in bad))
     composite = CompositeConfig(
         size=data.size, fg_ratio=data.fg_ratio, random_position_prob=data.random_position_prob,
         flip_prob=data.flip_prob, seed=cfg.run.seed,
     )  # fmt: skip
-    return CompositeDataset(paintings, foregrounds, composite, skip_bad=data.skip_bad)
+    dataset = CompositeDataset(paintings, foregrounds, composite, skip_bad=data.skip_bad)
+    return _Data(dataset, checked, bad)
+
+
+def _record_skipped(run_dir: Path, skipped: list[ImageInputError], say: Any) -> None:
+    """Name the files --skip-bad left out: in the log, and all of them in the run directory."""
+    if not skipped:
+        return
+    listing = run_dir / SKIPPED_FILES
+    atomic_write_bytes(listing, "".join(f"{exc}\n" for exc in skipped).encode())
+    names = ", ".join(str(exc.path) for exc in skipped[:_NAMED_IN_LOG])
+    more = f" and {len(skipped) - _NAMED_IN_LOG} more" if len(skipped) > _NAMED_IN_LOG else ""
+    say(
+        f"skipped {len(skipped)} unreadable file(s) (listed in {listing}): {names}{more}",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+def _run_shape(steps: int, batch_size: int, processes: int) -> str:
+    """``12 steps, batch 2 per process x 1 process``: "2 x 1" alone read as a size."""
+    plural = "es" if processes != 1 else ""
+    return f"{steps} steps, batch {batch_size} per process x {processes} process{plural}"
 
 
 def _config_name(config: str) -> str:
@@ -154,14 +199,44 @@ def train(
         typer.Option(help="Start from this model's weights (fine-tuning; same model config)."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    steps: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, rich_help_panel=_RUN)] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Optimiser steps to train for (run.steps); with --resume, the new total.",
+            min=1,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Composites per step in each process (data.batch_size); under torchrun each "
+            "GPU takes this many.",
+            min=1,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     size: Annotated[
         int | None,
         typer.Option(help="Training resolution (multiple of 8).", min=32, rich_help_panel=_RUN),
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=0, rich_help_panel=_RUN)] = None,
-    seed: Annotated[int | None, typer.Option(rich_help_panel=_RUN)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="DataLoader processes that make composites (data.workers); 0 makes them in "
+            "the training process.",
+            min=0,
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the weights' initialisation and of every random draw (run.seed): "
+            "the same seed and data give the same run.",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
 ) -> None:
     """Train DKTNet: style, content, adversarial, consistency and reconstruction losses."""
     shortcut_values = {
@@ -211,7 +286,8 @@ def _train(
     say = err.print if dist.is_main else (lambda *a, **k: None)
     try:
         with shown_warnings() if dist.is_main else contextlib.nullcontext():
-            dataset = _dataset(cfg)
+            data = _dataset(cfg)
+        dataset = data.dataset
         loss_net = load_loss_network(cfg.loss.network, download=download_weights)
         trainer = Trainer(cfg, loss_net, dist)
         provenance = {"initialised_from": trainer.init_from(init)} if init and not resume else {}
@@ -226,11 +302,14 @@ def _train(
     target = Path(str(dist.from_main(str(target))))
     say(
         f"{len(dataset.paintings)} paintings, {len(dataset.foregrounds)} foregrounds; "
-        f"{cfg.run.steps} steps of {cfg.data.batch_size} x {dist.world_size} at {cfg.data.size} px "
-        f"on {dist.device}",
+        f"{_run_shape(cfg.run.steps, cfg.data.batch_size, dist.world_size)} at "
+        f"{cfg.data.size} px on {dist.device}",
         soft_wrap=True,
     )
     say(f"run directory: {target}", soft_wrap=True)
+    say(f"checked {data.checked} image files: {len(data.skipped)} fail to open")
+    if dist.is_main:
+        _record_skipped(target, data.skipped, say)
     try:
         result = run_training(
             trainer, dataset, target, resume=resume is not None, provenance=provenance

@@ -23,13 +23,22 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dktnet.atomic import atomic_path
 from dktnet.errors import ImageInputError, ImageTooLargeError
+from dktnet.wide_io import orient, read_wide_rgb, write_png16, write_tiff16
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "LOSSY_SUFFIXES",
+    "MaskSizeError",
+    "check_header",
+    "exif_orientation",
     "header_size",
+    "is_lossy",
+    "orientation_note",
+    "output_format",
     "read_image",
     "read_mask",
+    "verify_image",
     "write_image",
 ]
 
@@ -60,7 +69,10 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(_SAVE_FORMATS)
 _UNSAFE_FORMATS = frozenset({"EPS"})
 
 _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_WIDE_16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa"})
+# Single-channel integer modes that may hold a 0/1 label image (P: the palette indices).
+_LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Modes Pillow itself converts to RGB correctly (palette lookup, colour-space maths).
 _CONVERTIBLE_MODES = frozenset({"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 # A tRNS chunk / GIF transparency index turns these into images with an alpha channel.
@@ -72,19 +84,50 @@ _TRANSPARENCY_MODES = frozenset({"P", "L", "RGB"})
 _PILLOW_GLOBALS_LOCK = threading.Lock()
 
 
+#: EXIF orientation tag values and how a viewer (and :func:`read_image`) turns the pixels.
+_ORIENTATIONS: dict[int, str] = {
+    2: "mirrored left-right",
+    3: "rotated 180 degrees",
+    4: "mirrored top-bottom",
+    5: "mirrored and rotated 90 degrees",
+    6: "rotated 90 degrees clockwise",
+    7: "mirrored and rotated 270 degrees",
+    8: "rotated 90 degrees counter-clockwise",
+}
+_ORIENTATION_TAG = 0x0112
+
+
+class MaskSizeError(ImageInputError):
+    """A mask whose size is not its composite's (as read: upright)."""
+
+
 # --------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, keep_depth: bool = False
+) -> np.ndarray:
     """Load a picture as the model expects it: upright, 8-bit RGB, transparency on white.
 
     Returns a fresh, writable ``uint8`` array of shape ``(H, W, 3)``. Any problem with the
     file (missing, not an image, truncated, too large, exotic mode) raises
     ``ImageInputError`` so a batch run can report it and go on with the next file.
     ``max_pixels=None`` switches the decompression-bomb guard off.
+
+    ``keep_depth=True``: a 16-bit image (grey, a colour PNG, or a colour TIFF whose
+    compression tifffile reads, see :mod:`dktnet.wide_io`) comes back as ``uint16``
+    (H, W, 3) with all its bits, so that a result can keep its background exactly;
+    everything else is ``uint8`` as above.
     """
     path = Path(path)
-    with _open_decoded(path, max_pixels) as img:
+    with _open_decoded(path, max_pixels, upright=not keep_depth) as img:
+        if not keep_depth:
+            return _to_rgb(img, path)
+        orientation = _orientation_tag(img)
+        wide = _to_wide_rgb(img, path)
+        if wide is not None:
+            return np.ascontiguousarray(orient(wide, orientation))
+        _apply_exif_orientation(img)
         return _to_rgb(img, path)
 
 
@@ -98,7 +141,9 @@ def read_mask(
 
     Returns ``float32`` ``(H, W)`` in ``[0, 1]``. Masks come from many tools, so a grey
     PNG, a black-and-white bitmap, an RGB export and a cut-out saved as transparency all
-    work. ``expected_hw`` (the composite's height and width) turns the otherwise cryptic
+    work. A grey or palette mask whose largest value is exactly 1 is a label mask, as
+    segmentation tools write them: 1 is the object, 0 the rest. ``expected_hw`` (the
+    composite's height and width) turns the otherwise cryptic
     broadcasting failure later on into a message naming both sizes.
     """
     path = Path(path)
@@ -106,7 +151,7 @@ def read_mask(
         mask = _to_mask(img, path)
     if expected_hw is not None and mask.shape != tuple(expected_hw):
         (h, w), (eh, ew) = mask.shape, expected_hw
-        raise ImageInputError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
+        raise MaskSizeError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
     return mask
 
 
@@ -129,9 +174,66 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     return height, width
 
 
+def check_header(path: str | Path) -> None:
+    """Open ``path`` as an image, header only; ``ImageInputError`` if that fails.
+
+    Milliseconds a file, so a training run can check every file before its first step
+    instead of finding a corrupt one when it is drawn, hours in. A file whose header is
+    fine but whose pixels are cut short still only fails when decoded.
+    """
+    path = Path(path)
+    _check_regular_file(path)
+    with _pillow_guards(bomb_limit=None), _open(path) as img:
+        width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageInputError(path, f"image is {width}x{height}: no pixels")
+
+
+def verify_image(path: str | Path) -> None:
+    """Decode ``path`` fully and drop the pixels; ``ImageInputError`` if it does not decode.
+
+    For telling a finished output from one cut short (0 bytes, a truncated write by another
+    tool, a full disk): the header alone says nothing about the missing rows.
+    """
+    with _open_decoded(Path(path), None):
+        pass
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of an image file (1, upright, when absent or unreadable).
+
+    Header only. Lets a size mismatch between a phone photo and its mask say *why*: the
+    photo is stored sideways and read upright, while the mask was drawn on the raw pixels.
+    """
+    path = Path(path)
+    try:
+        _check_regular_file(path)
+        with _pillow_guards(bomb_limit=None):
+            img = _open(path)
+    except ImageInputError:
+        return 1
+    with img, contextlib.suppress(Exception):
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        return value if value in _ORIENTATIONS else 1
+    return 1
+
+
+def orientation_note(orientation: int) -> str:
+    """Why an upright composite and a mask drawn on its raw pixels differ ('' when upright)."""
+    if orientation not in _ORIENTATIONS:
+        return ""
+    return (
+        f"the composite has EXIF orientation {orientation} ({_ORIENTATIONS[orientation]} "
+        "when read, as viewers show it): the mask must match the rotated image"
+    )
+
+
 @contextlib.contextmanager
-def _open_decoded(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
-    """Yield the fully decoded, upright image; the file is closed afterwards."""
+def _open_decoded(
+    path: Path, max_pixels: int | None, *, upright: bool = True
+) -> Iterator[Image.Image]:
+    """Yield the fully decoded image, upright unless ``upright=False``; the file is closed
+    afterwards."""
     _check_max_pixels(max_pixels)
     _check_regular_file(path)
     with _pillow_guards(bomb_limit=None):  # our own check below gives the better message
@@ -140,7 +242,8 @@ def _open_decoded(path: Path, max_pixels: int | None) -> Iterator[Image.Image]:
         _check_pixel_count(path, img, max_pixels)
         with _pillow_guards(bomb_limit=max_pixels):  # plugins re-check frames and tiles
             _decode(path, img)
-        _apply_exif_orientation(img)
+        if upright:
+            _apply_exif_orientation(img)
         yield img
     finally:
         img.close()
@@ -263,6 +366,13 @@ def _apply_exif_orientation(img: Image.Image) -> None:
         ImageOps.exif_transpose(img, in_place=True)
 
 
+def _orientation_tag(img: Image.Image) -> int:
+    with contextlib.suppress(Exception):
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        return value if value in _ORIENTATIONS else 1
+    return 1
+
+
 def _describe(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text or type(err).__name__
@@ -288,8 +398,33 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def _to_wide_rgb(img: Image.Image, path: Path) -> np.ndarray | None:
+    """uint16 (H, W, 3) of a 16-bit image, raw orientation; ``None`` for 8-bit ones."""
+    if img.mode in _WIDE_16_MODES:
+        return _grey_to_rgb(np.asarray(img).astype(np.uint16))
+    if img.mode not in ("RGB", "RGBA"):
+        return None
+    wide = read_wide_rgb(path, img)
+    if wide is None:
+        return None
+    if wide.shape[2] == 4:
+        return _composite_over_white_16(wide)
+    return wide
+
+
+def _composite_over_white_16(rgba: np.ndarray) -> np.ndarray:
+    """:func:`_composite_over_white` at 16 bits."""
+    colour = rgba[:, :, :3].astype(np.uint64)
+    alpha = rgba[:, :, 3:].astype(np.uint64)
+    out = (colour * alpha + 65535 * (65535 - alpha) + 32767) // 65535
+    return out.astype(np.uint16)
+
+
 def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
     mode = img.mode
+    labels = _label_mask(img)
+    if labels is not None:
+        return labels
     if _has_alpha(img):
         grey = _alpha_or_luminance(img.convert("RGBA"))
     elif mode == "L":
@@ -304,6 +439,21 @@ def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
     else:
         raise ImageInputError(path, f"unsupported mask mode '{mode}'")
     return np.ascontiguousarray(grey, dtype=np.float32)
+
+
+def _label_mask(img: Image.Image) -> np.ndarray | None:
+    """A 0/1 label image (largest value exactly 1) as a hard 0/1 mask; ``None`` otherwise.
+
+    Segmentation tools write masks with the object as 1 and the rest as 0. Read as grey
+    levels that is a weight of 1/255, which changes nothing and looked like a success; no
+    real soft mask peaks at 1/255, so an integer mask whose maximum is 1 means "1 = object".
+    """
+    if img.mode not in _LABEL_MODES or _has_alpha(img):
+        return None
+    values = np.asarray(img)
+    if values.size == 0 or values.max() != 1:
+        return None
+    return np.ascontiguousarray(values > 0, dtype=np.float32)
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -360,27 +510,57 @@ def _float_to_unit(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def write_image(path: str | Path, image: np.ndarray, *, quality: int = 95) -> None:
+#: Output formats that cannot store pixels exactly: a result written in one of them no longer
+#: has the painting's background byte for byte.
+LOSSY_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg"})
+
+
+def is_lossy(path: str | Path) -> bool:
+    """Whether writing ``path`` re-encodes the pixels lossily (JPEG)."""
+    return Path(path).suffix.lower() in LOSSY_SUFFIXES
+
+
+def write_image(
+    path: str | Path, image: np.ndarray, *, quality: int = 95, lossless: bool = True
+) -> None:
     """Save a result so that the final name only ever holds a complete file.
 
     The format follows the suffix (one of ``IMAGE_SUFFIXES``), missing folders are
     created, and the data goes through a temporary file that is renamed into place, so
-    a crash or Ctrl-C mid-write leaves any earlier file untouched. JPEG uses ``quality``
-    with full-resolution chroma (no 4:2:0 smearing of thin painted strokes); WebP uses
-    ``quality`` too (100 means lossless); PNG, TIFF and BMP are lossless.
+    a crash or Ctrl-C mid-write leaves any earlier file untouched. Every format that can
+    store pixels exactly does: PNG, TIFF, BMP, and WebP unless ``lossless=False`` (then
+    lossy at ``quality``). The promise is a background byte-identical to the input, and
+    Pillow's lossy WebP default broke it without a word. JPEG cannot be lossless: it uses
+    ``quality`` with full-resolution chroma (no 4:2:0 smearing of thin painted strokes).
 
-    Raises ``ValueError`` for arrays that are not ``uint8`` ``(H, W)`` / ``(H, W, 3)``:
-    that is a bug in the caller, not a problem with the user's input.
+    A ``uint16`` image (a 16-bit input's result) keeps its 16 bits in PNG and TIFF and is
+    rounded to 8 bits for the other formats.
+
+    Raises ``ValueError`` for arrays that are not ``uint8`` or ``uint16`` ``(H, W)`` /
+    ``(H, W, 3)``: that is a bug in the caller, not a problem with the user's input.
     """
     path = Path(path)
-    fmt = _format_for(path)
-    pil_image = Image.fromarray(_checked_pixels(image))
-    options = _save_options(fmt, quality)
+    fmt = output_format(path)
+    pixels = _checked_pixels(image)
+    if pixels.dtype == np.uint16 and fmt not in _WIDE_WRITERS:
+        pixels = _wide_to_uint8(pixels, "I;16")  # this format holds 8 bits a sample
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        with atomic_path(path) as tmp:
+            _WIDE_WRITERS[fmt](tmp, pixels)
+        return
+    pil_image = Image.fromarray(pixels)
+    options = _save_options(fmt, quality, lossless)
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=fmt, **options)
 
 
-def _format_for(path: Path) -> str:
+def output_format(path: str | Path) -> str:
+    """Pillow's format name for an output path's suffix, or ``ImageInputError`` naming it.
+
+    Public so a command can check every output path before it does any work, instead of
+    failing on the first write after the model has run.
+    """
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _SAVE_FORMATS:
         choices = ", ".join(sorted(_SAVE_FORMATS))
@@ -389,11 +569,18 @@ def _format_for(path: Path) -> str:
     return _SAVE_FORMATS[suffix]
 
 
+#: Formats that store 16-bit colour, and how (Pillow cannot): see :mod:`dktnet.wide_io`.
+_WIDE_WRITERS = {
+    "PNG": lambda tmp, pixels: write_png16(tmp, pixels, PNG_COMPRESS_LEVEL),
+    "TIFF": lambda tmp, pixels: write_tiff16(tmp, pixels, PNG_COMPRESS_LEVEL),
+}
+
+
 def _checked_pixels(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
@@ -401,13 +588,17 @@ def _checked_pixels(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _save_options(fmt: str, quality: int) -> dict[str, object]:
+def _save_options(fmt: str, quality: int, lossless: bool = True) -> dict[str, object]:
     if isinstance(quality, bool) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality!r}")
     if fmt == "JPEG":
         return {"quality": quality, "subsampling": 0}
     if fmt == "WEBP":
-        return {"quality": quality, "lossless": quality == 100}
+        # Lossless WebP reads ``quality`` as compression effort; ``exact`` keeps the
+        # colour of any fully transparent pixel (there are none in RGB, but be explicit).
+        return (
+            {"lossless": True, "quality": 100, "exact": True} if lossless else {"quality": quality}
+        )
     if fmt == "TIFF" and features.check("libtiff"):
         return {"compression": "tiff_lzw"}
     if fmt == "PNG":

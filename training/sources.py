@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dktnet.errors import ImageInputError, PathError
-from dktnet.imageio import IMAGE_SUFFIXES, read_mask
+from dktnet.imageio import IMAGE_SUFFIXES, check_header, read_mask
 from training.data import (
     Foreground,
     PolygonMask,
@@ -46,6 +46,8 @@ from training.data import (
 __all__ = [
     "DEFAULT_RATIO",
     "PATH_COLUMNS",
+    "bad_headers",
+    "drop_bad",
     "load_foregrounds",
     "load_paintings",
     "polygon_fraction",
@@ -513,3 +515,35 @@ def _yolo_foregrounds(
         raise PathError(labels, f"no polygon label belongs to a photo under {photos}")
     found.sort(key=lambda item: str(item[0].image))  # stable: line order per photo
     return found
+
+
+# ------------------------------------------------------------------ header check
+
+
+def bad_headers(
+    paintings: Sequence[Path], foregrounds: Sequence[Foreground]
+) -> tuple[int, list[ImageInputError]]:
+    """(files checked, one error per file) for the paintings, photos and mask images.
+
+    Header only (:func:`~dktnet.imageio.check_header`): fast enough to run over a whole
+    collection before the first step, so that a corrupt file stops a run at once, named,
+    instead of when it is first drawn, possibly hours in. Each file is checked once.
+    """
+    files = dict.fromkeys([*paintings, *(fg.image for fg in foregrounds)])
+    files.update(dict.fromkeys(fg.mask for fg in foregrounds if isinstance(fg.mask, Path)))
+    errors = []
+    for path in files:
+        try:
+            check_header(path)
+        except ImageInputError as exc:
+            errors.append(exc)
+    return len(files), errors
+
+
+def drop_bad(
+    paintings: Sequence[Path], foregrounds: Sequence[Foreground], bad: Iterable[Path]
+) -> tuple[list[Path], list[Foreground]]:
+    """``paintings`` and ``foregrounds`` without those that use a file in ``bad``."""
+    bad = set(bad)
+    kept_fg = [fg for fg in foregrounds if fg.image not in bad and fg.mask not in bad]
+    return [p for p in paintings if p not in bad], kept_fg

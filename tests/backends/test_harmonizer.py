@@ -98,7 +98,71 @@ def test_output_keeps_the_input_size_at_any_working_size(pair, size: int | None)
     effective = 40 if size is None else size
     assert backend.shapes == [(1, 3, *working_shape(50, 75, effective))]
     if effective:
-        assert max(backend.shapes[0][-2:]) == effective
+        assert max(backend.shapes[0][-2:]) == min(effective, 75)  # never above the image's
+
+
+@pytest.mark.parametrize("size", [75, 76, 4096, 100_000])
+def test_a_working_size_above_the_image_runs_at_the_images_own_size(pair, size: int) -> None:
+    """Issue 12 item 1: ``--size 4096`` on a small image took 11 GB; 100000 was OOM-killed."""
+    composite, masks = pair(50, 75)
+    backend = FakeBackend(delta=0.1)
+    harmonizer = Harmonizer(backend, size)
+    assert working_shape(50, 75, size) == (50, 75)
+    assert harmonizer.item_bytes(50, 75) == Harmonizer(backend, 0).item_bytes(50, 75)
+    out = harmonizer.harmonize(composite, masks["hard"])
+    assert backend.shapes == [(1, 3, 50, 75)]
+    own_size = Harmonizer(FakeBackend(delta=0.1), 0).harmonize(composite, masks["hard"])
+    assert np.array_equal(out, own_size)
+
+
+# --------------------------------------------------------------------------- small inputs
+
+
+class MinimumBackend(FakeBackend):
+    """Refuses what an exported graph cannot run: a side under the network's minimum."""
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        low_h, low_w = self.min_input_hw
+        if composite.shape[-2] < low_h or composite.shape[-1] < low_w:
+            raise RuntimeError("Pad reflect requires axis length >= 2")
+        return super().run(composite, mask)
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(5000, 20, 64), (64, 80, 8), (4, 6, 0)])
+def test_inputs_under_the_networks_minimum_are_padded_for_every_backend(
+    height: int, width: int, size: int
+) -> None:
+    """Issue 12 item 6: a 5000x20 strip and ``--size 8`` reach the backend padded to 9 px."""
+    rng = np.random.default_rng(0)
+    composite = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = np.zeros((height, width), np.float32)
+    mask[height // 4 : height // 2, width // 4 : width // 2 + 1] = 1.0
+    backend = MinimumBackend(delta=0.2)
+    out = Harmonizer(backend, size).harmonize(composite, mask)
+    assert out.shape == composite.shape
+    assert min(backend.shapes[0][-2:]) >= 9
+    assert np.array_equal(out[mask == 0], composite[mask == 0])
+    changed = out.astype(np.int16) - composite.astype(np.int16)
+    assert (changed[mask == 1] > 0).mean() > 0.9  # the object got the change, not the padding
+
+
+def test_onnxruntime_runs_what_eager_runs(torchscript_odd_onnx: Path) -> None:
+    """Issue 12 item 6: ORT's raw "Pad reflect requires axis length >= 2" is gone."""
+    pytest.importorskip("onnxruntime")
+    from backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    rng = np.random.default_rng(1)
+    strip = rng.integers(0, 256, (5000, 20, 3), dtype=np.uint8)
+    strip_mask = np.zeros((5000, 20), np.float32)
+    strip_mask[2000:3000, 4:16] = 1.0
+    small = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    small_mask = np.zeros((64, 80), np.float32)
+    small_mask[20:40, 20:50] = 1.0
+    with OnnxRuntimeBackend.load(torchscript_odd_onnx, device="cpu") as ort_backend:
+        for composite, mask, size in ((strip, strip_mask, 64), (small, small_mask, 8)):
+            out = Harmonizer(ort_backend, size).harmonize(composite, mask)
+            assert out.shape == composite.shape
+            assert np.array_equal(out[mask == 0], composite[mask == 0])
 
 
 @pytest.mark.parametrize("kind", ["hard", "soft"])

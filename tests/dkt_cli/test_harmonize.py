@@ -22,6 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dkt_cli.app import app
+from dkt_cli.pairing import OUTPUT_MARKER
 from dktnet.imageio import read_image, read_mask, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,11 +44,21 @@ def flat(text: str) -> str:
 
 
 def leftovers(root: Path) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    """Temporary files left behind (the output-folder marker is meant to stay)."""
+    return [
+        str(p)
+        for p in root.rglob("*")
+        if p.name != OUTPUT_MARKER and (p.name.startswith(".") or p.name.endswith(".tmp"))
+    ]
 
 
 def files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The results under ``root``, without the output-folder marker."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != OUTPUT_MARKER
+    )
 
 
 def assert_harmonized(output: Path, composite: np.ndarray, mask: np.ndarray) -> None:
@@ -595,8 +606,9 @@ def test_sigkill_midway_then_skip_existing_completes_every_output(
     data = json.loads(stdout)
     assert (data["skipped"], data["done"], data["failed"]) == (
         len(present), many_pairs - len(present), 0)  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(many_pairs)]
-    for path in out.iterdir():  # complete, and no temporary file left from the killed run
+    assert sorted(files(out)) == [f"{i:02d}.png" for i in range(many_pairs)]
+    assert leftovers(out) == []  # no temporary file left from the killed run
+    for path in out.glob("*.png"):  # complete
         _assert_complete_png(path)
 
 
@@ -610,7 +622,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_a_summary(
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    written = sorted(out.iterdir())
+    written = sorted(p for p in out.iterdir() if p.name != OUTPUT_MARKER)
     assert f"{len(written)} harmonized, 0 skipped, 0 failed of {many_pairs} (interrupted)" in (
         " ".join(stderr.split())
     )

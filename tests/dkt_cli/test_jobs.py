@@ -13,7 +13,7 @@ from backends.base import Backend
 from backends.harmonizer import Harmonizer
 from dkt_cli.jobs import Existing, run_jobs
 from dkt_cli.pairing import Job
-from dktnet.imageio import read_image
+from dktnet.imageio import read_image, write_image
 
 SENTINEL = b"an earlier result the user wants to keep"
 
@@ -103,13 +103,13 @@ def test_existing_output_fails_by_default_and_is_left_alone(make_job) -> None:
 
 def test_existing_output_is_skipped_with_skip(make_job) -> None:
     job = make_job("a")
-    job.output.parent.mkdir(parents=True)
-    job.output.write_bytes(SENTINEL)
+    write_image(job.output, np.zeros((4, 4, 3), np.uint8))  # a whole image (it must decode)
+    kept = job.output.read_bytes()
     backend = ShiftBackend()
     summary = run_jobs([job], Harmonizer(backend, 24), Existing.SKIP)
     assert (summary.done, summary.skipped, summary.failed) == (0, 1, 0)
     assert backend.calls == 0
-    assert job.output.read_bytes() == SENTINEL
+    assert job.output.read_bytes() == kept
 
 
 def test_existing_output_is_replaced_with_overwrite(make_job) -> None:

@@ -93,7 +93,7 @@ def test_same_outputs_and_summary_as_the_sequential_run(make_jobs, tmp_path: Pat
     jobs[2].composite.write_bytes(bad[: len(bad) // 2])
     jobs[4] = Job(jobs[4].key, jobs[4].composite, None, jobs[4].output, ("004_m.png",))
     write_image(jobs[5].mask, np.full((40, 48), 255, np.uint8))  # full mask: no painting
-    write_image(jobs[6].mask, np.zeros((40, 48), np.uint8))  # empty mask: copied as is
+    write_image(jobs[6].mask, np.zeros((40, 48), np.uint8))  # empty mask: a failure too
     parallel = [replace(j, output=tmp_path / "par" / j.output.name) for j in jobs]
 
     seq = run_jobs(jobs, Harmonizer(RecordingBackend(), 24))
@@ -102,8 +102,8 @@ def test_same_outputs_and_summary_as_the_sequential_run(make_jobs, tmp_path: Pat
     expected = _comparable(seq)
     expected["outputs"] = [o.replace(f"{tmp_path}/out", f"{tmp_path}/par") for o in seq.outputs]
     assert _comparable(par) == expected
-    assert (par.done, par.failed) == (4, 3)
-    assert [f.key for f in par.failures] == ["002", "004", "005"]  # job order
+    assert (par.done, par.failed) == (3, 4)
+    assert [f.key for f in par.failures] == ["002", "004", "005", "006"]  # job order
     for a, b in zip(jobs, parallel, strict=True):
         if a.output.exists():
             assert a.output.read_bytes() == b.output.read_bytes(), a.key
@@ -236,12 +236,12 @@ def test_interrupt_writes_what_the_model_finished_and_nothing_partial(
 @pytest.mark.parametrize("existing", [Existing.SKIP, Existing.FAIL])
 def test_existing_outputs_follow_the_policy(make_jobs, existing: Existing) -> None:
     jobs = make_jobs(3)
-    jobs[1].output.parent.mkdir(parents=True)
-    jobs[1].output.write_bytes(b"keep me")
+    write_image(jobs[1].output, np.zeros((4, 4, 3), np.uint8))  # a whole image: kept
+    kept = jobs[1].output.read_bytes()
     backend = RecordingBackend()
     summary = run_pipelined(jobs, Harmonizer(backend, 24), existing, workers=2, batch=2)
     assert summary.done == 2
-    assert jobs[1].output.read_bytes() == b"keep me"
+    assert jobs[1].output.read_bytes() == kept
     if existing is Existing.SKIP:
         assert (summary.skipped, summary.failed) == (1, 0)
     else:
