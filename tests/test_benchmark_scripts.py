@@ -1,0 +1,72 @@
+"""The PHDNet timing stand-in and the model speed benchmark (tiny sizes, a few seconds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.phdnet_standin import PHDNET_PARAMETERS, build_phdnet_standin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def standin() -> torch.nn.Module:
+    return build_phdnet_standin(seed=0)
+
+
+def test_standin_has_phdnets_parameter_count(standin: torch.nn.Module) -> None:
+    assert PHDNET_PARAMETERS == 82_999_249
+    assert sum(p.numel() for p in standin.parameters()) == PHDNET_PARAMETERS
+
+
+def test_standin_maps_composite_and_mask_to_an_image(standin: torch.nn.Module) -> None:
+    composite = torch.rand(1, 3, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 20:44] = 1.0
+    with torch.inference_mode():
+        out = standin(composite, mask)
+    assert out.shape == (1, 3, 64, 64)
+    assert torch.isfinite(out).all()
+
+
+def test_standin_weights_are_seeded(standin: torch.nn.Module) -> None:
+    again = build_phdnet_standin(seed=0)
+    first = next(iter(standin.state_dict().values()))
+    assert torch.equal(first, next(iter(again.state_dict().values())))
+
+
+def test_model_speed_runs_end_to_end(tmp_path: Path) -> None:
+    out_json = tmp_path / "speed.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = ["--size", "32", "--repeats", "1", "--warmup", "0", "--threads", "1"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "model_speed.py"),
+            *args,
+            "--json",
+            str(out_json),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| model"))
+    assert "1 thr speed-up" in header
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| dktnet-lite")]
+    assert len(rows) == 1 and rows[0].rstrip(" |").endswith("x")
+    assert "82,999,249" in result.stdout
+    assert out_json.is_file() and '"speedup_vs_phdnet"' in out_json.read_text()
