@@ -10,8 +10,9 @@ no colour-science dependency is needed and the maths is in one readable place.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-__all__ = ["lab_to_srgb", "luma", "srgb_to_lab"]
+__all__ = ["lab_to_srgb", "luma", "srgb_to_lab", "srgb_to_lab_tensor"]
 
 #: Linear sRGB -> CIE XYZ, D65 white (IEC 61966-2-1).
 _RGB_TO_XYZ = np.array(
@@ -59,6 +60,25 @@ def srgb_to_lab(image: np.ndarray) -> np.ndarray:
     xyz = _srgb_to_linear(_as_unit_float(image)) @ _RGB_TO_XYZ.T / _WHITE
     fx, fy, fz = _f(xyz[..., 0]), _f(xyz[..., 1]), _f(xyz[..., 2])
     return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def srgb_to_lab_tensor(image: torch.Tensor) -> torch.Tensor:
+    """:func:`srgb_to_lab` for a (B, 3, H, W) tensor in [0, 1], differentiable (training).
+
+    Values are clamped to [0, 1] first, as the numpy version does; the cube root's slope is
+    bounded by the linear segment near black, so gradients stay finite.
+    """
+    c = image.float().clamp(0.0, 1.0)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).pow(2.4))
+    matrix = torch.as_tensor(_RGB_TO_XYZ / _WHITE[:, None], dtype=c.dtype, device=c.device)
+    xyz = torch.einsum("ij,bjhw->bihw", matrix, linear)
+    f = torch.where(
+        xyz > _DELTA**3,
+        xyz.clamp_min(_DELTA**3).pow(1.0 / 3.0),
+        xyz / (3 * _DELTA**2) + 4.0 / 29.0,
+    )
+    fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from torch import nn
 
 from dktnet.model import MULTIPLE, DKTNet, RenderOutput
 from dktnet.stats import RegionStats, masked_adain, masked_covariance, masked_stats, resize_mask
+from evaluation.colour import srgb_to_lab_tensor
 
 _EPS = 1e-6
 
@@ -52,18 +53,27 @@ def style_loss(
     return total / len(output_feats)
 
 
-def colour_loss(output: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L_colour: the output's foreground pixels should have the painting's colour statistics.
+#: Lab units that count as 1 in the colour loss: a 10-unit error of a channel's mean (about
+#: the gap between a Lab transfer and a VGG-only model on the example composites) gives 1.
+COLOUR_UNIT = 10.0
 
-    Per-channel mean and std of the RGB pixels themselves (the image as a tap before the
-    loss network), relative to the painting's own scale, like one term of :func:`style_loss`.
-    VGG statistics match colour only loosely (relu1_1 is a bank of edge and colour filters
-    after a ReLU), which left a pretrained-VGG model's objects further from the painting's
-    colours than a plain Lab transfer; this term asks for the colours directly.
+
+def colour_loss(output: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L_colour: the output's foreground should have the painting's colour statistics, in Lab.
+
+    Per-channel mean and std of CIELAB pixel values (the image as a tap before the loss
+    network), in units of :data:`COLOUR_UNIT`. Lab because it separates lightness from the
+    two opponent colour axes, so matching each axis's mean and std moves hue and saturation
+    as well as brightness (RGB channels are so correlated that matching them one by one
+    cannot); it is also the space of the colour metric and of Reinhard's transfer. VGG
+    statistics match colour only loosely (relu1_1 is a bank of edge and colour filters after
+    a ReLU), which left pretrained-VGG models further from the painting's colours than a
+    plain Lab transfer.
     """
-    fg = masked_stats(output, mask)
-    bg = masked_stats(composite, 1.0 - mask)
-    return _stats_distance(fg, bg) * 2.0 / _stats_scale(bg)
+    out_lab, comp_lab = srgb_to_lab_tensor(output), srgb_to_lab_tensor(composite)
+    fg = masked_stats(out_lab, mask)
+    bg = masked_stats(comp_lab, 1.0 - mask)
+    return _stats_distance(fg, bg) / COLOUR_UNIT**2
 
 
 def content_target(composite_feat: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:

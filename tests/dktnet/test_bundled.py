@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import numpy as np
+import pytest
+import torch
 
 import dktnet
-from backends.harmonizer import Harmonizer
+from backends.harmonizer import Harmonizer, downsample_image, downsample_mask, working_shape
 from backends.torch_backend import TorchBackend
 from dkt_cli.demo import colour_distance
-from dktnet.checkpoint import read_checkpoint_info
+from dktnet.checkpoint import load_checkpoint, read_checkpoint_info
+from dktnet.imageio import read_image, read_mask
+from dktnet.kernels import Kernels
+from dktnet.model import DKTNet, pad_to_multiple
 from dktnet.samples import make_demo_sample
+from dktnet.stats import background_weight, masked_stats, resize_mask, standardize
+
+#: Mean pairwise total-variation distance of the prototype mixes over 20 example paintings,
+#: per kernel generator, that the bundled model must keep. The model that collapsed (every
+#: painting on one prototype with weight >= 0.9995) had 0.000; this one has about 0.5.
+MIN_MIX_SPREAD = 0.2
+#: Relative difference of tau_s's P.K_c.V for two very different paintings (0.000 for the
+#: collapsed model, about 1.3 for this one).
+MIN_KERNEL_DIFFERENCE = 0.2
 
 
 def test_bundled_model_ships_with_its_card_and_honest_provenance() -> None:
     assert dktnet.BUNDLED_MODEL.is_file()
     assert dktnet.BUNDLED_MODEL_CARD.is_file()
     info = read_checkpoint_info(dktnet.BUNDLED_MODEL)
-    assert info.file_size < 10_000_000  # "a few MB"
-    assert info.config.encoder == "lite"
-    assert info.provenance["loss_network"]["pretrained"] is False
+    assert info.file_size < 20_000_000
+    assert info.config.encoder == "vgg19-relu3"
+    lossnet = info.provenance["loss_network"]
+    assert lossnet["pretrained"] is True
+    assert lossnet["taps"] == ["relu1_1", "relu2_1", "relu3_1"]
     assert info.provenance["steps"] > 0
-    assert "random-weight" in dktnet.BUNDLED_MODEL_CARD.read_text()
+    card = dktnet.BUNDLED_MODEL_CARD.read_text()
+    for credit in ("Simonyan", "Zisserman", "CC BY 4.0", "Li et al.", "Apache-2.0"):
+        assert credit in card, credit
 
 
 def test_bundled_model_moves_the_demo_object_toward_the_painting() -> None:
@@ -33,3 +54,61 @@ def test_bundled_model_moves_the_demo_object_toward_the_painting() -> None:
     assert after < 0.5 * before
     outside = sample.mask == 0
     assert np.array_equal(result[outside], sample.composite[outside])
+
+
+# ---------------------------------------------------------------------------- dynamic kernels
+
+
+@pytest.fixture(scope="module")
+def bundled() -> DKTNet:
+    return load_checkpoint(dktnet.BUNDLED_MODEL).eval()
+
+
+def _inputs(folder: Path, key: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An example composite at 256 px: image, zero-padded mask, validity map (padded)."""
+    comp = read_image(folder / f"{key}_comp.jpg")
+    mask = read_mask(folder / f"{key}_mask.png", expected_hw=comp.shape[:2])
+    shape = working_shape(*mask.shape, 256)
+    x = torch.from_numpy(downsample_image(comp, shape))[None]
+    m = torch.from_numpy(downsample_mask(mask, shape))[None]
+    return (
+        pad_to_multiple(x),
+        pad_to_multiple(m, mode="constant"),
+        pad_to_multiple(torch.ones_like(m), mode="constant"),
+    )
+
+
+def _keys(folder: Path, count: int) -> list[str]:
+    return sorted(p.name[: -len("_comp.jpg")] for p in folder.glob("*_comp.jpg"))[:count]
+
+
+@torch.no_grad()
+def test_prototype_mixes_differ_across_paintings(bundled: DKTNet, shared_data: Path) -> None:
+    folder = shared_data / "example_composites"
+    mixes: list[list[np.ndarray]] = [[], [], []]
+    for key in _keys(folder, 20):
+        rendered = bundled.render(*_inputs(folder, key))
+        for generator, weights in enumerate(rendered.kernel_weights):
+            mixes[generator].append(weights[0].numpy())
+    for generator, weights in enumerate(mixes):
+        spread = np.mean([0.5 * np.abs(a - b).sum() for a, b in itertools.combinations(weights, 2)])
+        assert spread > MIN_MIX_SPREAD, f"generator {generator}: mean pairwise TV {spread:.3f}"
+
+
+@torch.no_grad()
+def _painting_kernels(model: DKTNet, folder: Path, key: str) -> Kernels:
+    x, m, valid = _inputs(folder, key)
+    feat = model.encode(x)[-1]
+    stride = model.strides[-1]
+    weight = background_weight(resize_mask(m, stride), resize_mask(valid, stride))
+    stats = masked_stats(feat, weight)
+    return model.bitransform.to_painting(stats, standardize(feat, stats), weight)
+
+
+def test_kernels_of_two_very_different_paintings_differ(bundled: DKTNet, shared_data: Path) -> None:
+    """A blue-and-white mosaic and a warm portrait get different tau_s kernels."""
+    folder = shared_data / "example_composites"
+    a, b = (_painting_kernels(bundled, folder, key) for key in ("dph_0", "artopih_2"))
+    ta, tb = (k.P @ k.K_c @ k.V for k in (a, b))
+    difference = ((ta - tb).norm() / (0.5 * (ta.norm() + tb.norm()))).item()
+    assert difference > MIN_KERNEL_DIFFERENCE

@@ -42,3 +42,18 @@ def test_luma_shifts_by_a_constant_under_a_grey_shift() -> None:
 def test_rejects_non_rgb() -> None:
     with pytest.raises(ValueError, match="3 channels"):
         srgb_to_lab(np.zeros((4, 4), dtype=np.uint8))
+
+
+def test_tensor_version_matches_numpy_and_has_finite_gradients() -> None:
+    import torch
+
+    from evaluation.colour import srgb_to_lab_tensor
+
+    rgb = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    rgb[0, :, 0, 0] = 0.0  # black: the cube root's steep end
+    lab = srgb_to_lab_tensor(rgb).numpy()
+    expected = srgb_to_lab(rgb.permute(0, 2, 3, 1).numpy()).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(lab, expected, atol=1e-3)
+    rgb.requires_grad_(True)
+    srgb_to_lab_tensor(rgb).sum().backward()
+    assert torch.isfinite(rgb.grad).all()

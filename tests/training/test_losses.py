@@ -16,6 +16,7 @@ from tests.tiny import tiny_config
 from training.losses import (
     adversarial_loss,
     autoencoder_loss,
+    colour_loss,
     consistency_loss,
     content_loss,
     content_target,
@@ -488,3 +489,22 @@ def test_kernel_diversity_prefers_confident_and_spread_mixes() -> None:
     assert low < mid
     one = torch.ones(3, 1)
     assert kernel_diversity_loss((one,)).item() == 0.0
+
+
+# ---------------------------------------------------------------------------- colour
+
+
+def test_colour_loss_is_zero_when_the_object_has_the_paintings_lab_statistics() -> None:
+    """The object (16 px) holds the same 16 colours the painting (48 px) holds three times."""
+    torch.manual_seed(11)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1.0
+    inside = mask[0, 0] > 0
+    colours = torch.rand(3, 16)
+    image = torch.zeros(1, 3, 8, 8)
+    image[0][:, inside] = colours
+    image[0][:, ~inside] = colours.repeat(1, 3)
+    assert colour_loss(image, image, mask).item() == pytest.approx(0.0, abs=1e-6)
+    darker = image.clone()
+    darker[0][:, inside] = colours * 0.5
+    assert colour_loss(darker, image, mask).item() > 0.5
