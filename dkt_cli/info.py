@@ -44,8 +44,26 @@ def _shown(key: str, value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def loss_network_line(provenance: dict[str, Any]) -> str | None:
+    """One line on the loss network a checkpoint was trained with, its taps first.
+
+    The taps matter: a truncated VGG-19 file gives relu1_1..relu3_1 only, and a reader must
+    not assume the paper's four taps.
+    """
+    lossnet = provenance.get("loss_network")
+    if not isinstance(lossnet, dict):
+        return None
+    taps = ", ".join(lossnet.get("taps") or ["(not recorded)"])
+    kind = "pretrained" if lossnet.get("pretrained") else "NOT pretrained (random weights)"
+    source = f", {lossnet['file']}" if lossnet.get("file") else ""
+    return f"taps {taps} ({lossnet.get('kind', '?')} {kind}{source})"
+
+
 def _rows(record: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(label, text) per entry; a nested record shows one row per key (``config.size``)."""
+    line = loss_network_line(record.get("provenance") or {})
+    if line:
+        yield "loss network", line
     for key, value in record.items():
         if key == "path":
             continue

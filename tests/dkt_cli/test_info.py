@@ -64,3 +64,20 @@ def test_info_refuses_a_non_checkpoint_in_one_line(
     assert lines[0].startswith("error: ")
     assert str(path) in lines[0] and reason in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_info_names_the_loss_networks_taps(tmp_path: Path) -> None:
+    """A model trained on a truncated VGG-19 says relu3_1 is its deepest tap, on one row."""
+    from dktnet.checkpoint import save_checkpoint
+    from dktnet.model import DKTNet
+    from tests.tiny import tiny_config
+
+    lossnet = {"kind": "vgg19", "pretrained": True, "file": "vgg_normalised_conv3_1.pth",
+               "taps": ["relu1_1", "relu2_1", "relu3_1"]}  # fmt: skip
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, DKTNet(tiny_config()), provenance={"loss_network": lossnet, "steps": 1})
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.replace("│", " ").split())  # the table may fold the row
+    assert "loss network taps relu1_1, relu2_1, relu3_1 (vgg19 pretrained" in text
+    assert "relu4_1" not in text

@@ -28,7 +28,9 @@ def test_named_folder_then_env_then_cache(tmp_path: Path) -> None:
     env = {ENV_DIR: str(env_dir), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     found = find_relu3_weights(named, env=env)
     assert (found.vgg, found.inverter, found.source) == (
-        named / VGG_RELU3_FILE, named / INVERTER_FILE, "path"
+        named / VGG_RELU3_FILE,
+        named / INVERTER_FILE,
+        "path",
     )
     assert find_relu3_weights(env=env).vgg.parent == env_dir
     assert find_relu3_weights(env={"XDG_CACHE_HOME": str(tmp_path / "xdg")}).vgg.parent == cache
