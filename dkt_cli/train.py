@@ -37,6 +37,7 @@ _SHORTCUTS = {
     "coco": "data.coco",
     "yolo": "data.yolo",
     "loss_network": "loss.network",
+    "decoder_init": "run.decoder_init",
     "steps": "run.steps",
     "batch_size": "data.batch_size",
     "size": "data.size",
@@ -133,7 +134,7 @@ def train(
     config: Annotated[
         str,
         typer.Option(
-            "--config", "-c", help="Preset name (dktnet-lite, dktnet-vgg19) or YAML file."
+            "--config", "-c", help="Preset name (dktnet-lite, dktnet-relu3, dktnet-vgg19) or YAML file."
         ),
     ] = "dktnet-lite",
     sets: Annotated[
@@ -176,9 +177,18 @@ def train(
     loss_network: Annotated[
         str | None,
         typer.Option(
-            help="Pretrained VGG-19 weights (AdaIN vgg_normalised.pth or torchvision vgg19), or "
-            "'random:SEED' for the seeded random-weight stand-in (recorded in the model). "
-            "Default: $DKT_VGG19_WEIGHTS, then the cache folder.",
+            help="Pretrained VGG-19 weights (AdaIN vgg_normalised.pth, torchvision vgg19, or a "
+            "file truncated after conv3_1 such as vgg_normalised_conv3_1.pth: then the loss "
+            "uses relu1_1..relu3_1 only), or 'random:SEED' for the seeded random-weight "
+            "stand-in (recorded in the model). Default: $DKT_VGG19_WEIGHTS, then the cache "
+            "folder.",
+        ),
+    ] = None,
+    decoder_init: Annotated[
+        str | None,
+        typer.Option(
+            help="vgg19-relu3 only: the pretrained relu3_1 feature inverter "
+            "(feature_invertor_conv3_1.pth) the decoder starts from.",
         ),
     ] = None,
     download_weights: Annotated[
@@ -241,7 +251,8 @@ def train(
     """Train DKTNet: style, content, adversarial, consistency and reconstruction losses."""
     shortcut_values = {
         "paintings": paintings, "paintings_csv": paintings_csv, "photos": photos, "masks": masks,
-        "coco": coco, "yolo": yolo, "loss_network": loss_network, "steps": steps,
+        "coco": coco, "yolo": yolo, "loss_network": loss_network, "decoder_init": decoder_init,
+        "steps": steps,
         "batch_size": batch_size, "size": size, "workers": workers, "seed": seed,
         "skip_bad": skip_bad,
     }  # fmt: skip

@@ -63,7 +63,7 @@ class LossWeights:
     colour: float = 0.0
     # Kernel usage: each image's prototype mix confident, the batch's mix spread over the
     # prototypes (training.losses.kernel_diversity_loss); 0 turns it off.
-    diversity: float = 0.0
+    diversity: float = 0.05
     # Loss network Φ: a VGG-19 weights path, "random:SEED", or null to look it up
     # ($DKT_VGG19_WEIGHTS, then the cache folder, then a checksum-verified download).
     network: str | None = None
@@ -143,7 +143,9 @@ class RunSettings:
 class TrainConfig:
     """Everything a training run needs besides the machine it runs on."""
 
-    model: DKTNetConfig = field(default_factory=DKTNetConfig)
+    # cov_rank 16 for new runs; DKTNetConfig's own default (0) is what checkpoints made before
+    # the covariance summary existed load with.
+    model: DKTNetConfig = field(default_factory=lambda: DKTNetConfig(cov_rank=16))
     loss: LossWeights = field(default_factory=LossWeights)
     adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
     data: DataSettings = field(default_factory=DataSettings)
