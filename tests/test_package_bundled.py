@@ -25,8 +25,9 @@ def test_stages_are_listed_with_totals_and_the_working_size_is_set(tmp_path: Pat
     model = DKTNet(tiny_config())
     first, last = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     save_checkpoint(first, model, provenance={"steps": 10, "train_seconds": 5.0, "size": 32})
-    save_checkpoint(last, model, provenance={"steps": 20, "train_seconds": 7.5, "size": 32,
-                                             "initialised_from": {"file": "a.safetensors"}})  # fmt: skip
+    later = {"steps": 20, "train_seconds": 7.5, "size": 32,
+             "initialised_from": {"file": "a.safetensors"}}  # fmt: skip
+    save_checkpoint(last, model, provenance=later)
     out = tmp_path / "bundled.safetensors"
     _script().package(last, [first], 64, out)
     info = read_checkpoint_info(out)
