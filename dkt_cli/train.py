@@ -134,7 +134,9 @@ def train(
     config: Annotated[
         str,
         typer.Option(
-            "--config", "-c", help="Preset name (dktnet-lite, dktnet-relu3, dktnet-vgg19) or YAML file."
+            "--config",
+            "-c",
+            help="Preset name (dktnet-lite, dktnet-relu3, dktnet-vgg19) or YAML file.",
         ),
     ] = "dktnet-lite",
     sets: Annotated[
