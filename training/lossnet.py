@@ -38,8 +38,9 @@ __all__ = [
 ENV_VAR = "DKT_VGG19_WEIGHTS"
 #: The random stand-in is always a full VGG-19 to relu4_1.
 RANDOM_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-#: AdaIN's file first (the layout the method's reference code uses), then torchvision's.
-CACHE_NAMES = ("vgg_normalised.pth", "vgg19-dcbb9e9d.pth")
+#: AdaIN's file first (the layout the method's reference code uses), then torchvision's, then
+#: WCT's truncated relu3_1 file (three taps only, so any full VGG-19 is preferred to it).
+CACHE_NAMES = ("vgg_normalised.pth", "vgg19-dcbb9e9d.pth", "vgg_normalised_conv3_1.pth")
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 #: torchvision names its files after the first hex digits of their sha256.
 TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from dktnet.downloads import WeightsDownloadError
 from dktnet.errors import CheckpointError
@@ -68,3 +69,30 @@ def test_random_stand_in_only_by_name_and_recorded() -> None:
     assert net.provenance["pretrained"] is False and net.provenance["seed"] == 3
     with pytest.raises(ValueError, match="integer seed"):
         load_loss_network("random:x")
+
+
+def test_the_truncated_relu3_file_is_found_in_the_cache_after_any_full_vgg(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "dkt"
+    cache.mkdir(parents=True)
+    (cache / "vgg_normalised_conv3_1.pth").write_bytes(b"a")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert find_vgg19_weights(env=env) == (cache / "vgg_normalised_conv3_1.pth", "cache")
+    (cache / "vgg19-dcbb9e9d.pth").write_bytes(b"b")  # a full VGG-19 is preferred
+    assert find_vgg19_weights(env=env)[0] == cache / "vgg19-dcbb9e9d.pth"
+
+
+def test_a_truncated_file_gives_a_three_tap_loss_network_that_says_so(shared_weights: Path) -> None:
+    lossnet = load_loss_network(str(shared_weights / "vgg_normalised_conv3_1.pth"))
+    assert lossnet.provenance["taps"] == ["relu1_1", "relu2_1", "relu3_1"]
+    assert lossnet.provenance["pretrained"] is True
+    feats = lossnet.network(torch.rand(1, 3, 32, 32))
+    assert len(feats) == 3
+
+
+def test_the_random_stand_in_records_its_four_taps() -> None:
+    assert load_loss_network("random:0").provenance["taps"] == [
+        "relu1_1",
+        "relu2_1",
+        "relu3_1",
+        "relu4_1",
+    ]
