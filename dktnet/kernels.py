@@ -7,8 +7,13 @@ Reading of METHOD.md taken here (and why):
   instead of only the prototypes' span.
 - tau has rank d << C, so it cannot represent the identity on its own. Each use of tau is
   therefore a residual on standardised features (see :mod:`dktnet.bitransform`): with V
-  initialised small the whole bi-transformation starts as masked AdaIN and training only
-  learns the cross-channel (whitening/colouring) correction AdaIN lacks.
+  initialised at about 1% of the features the whole bi-transformation starts close to masked
+  AdaIN and training learns the cross-channel (whitening/colouring) correction AdaIN lacks.
+- Why the kernels must be able to move: with V at 1e-3, a classifier whose last layer was
+  1e-3 and one gradient clip shared with the decoder, the bundled model's generators picked
+  the same prototype for every painting (weight >= 0.9995) and P, K_c got gradients below
+  Adam's eps. The fixes are here (initial scales, covariance summary) and in training
+  (per-group clipping, the kernel-diversity term of :mod:`training.losses`).
 """
 
 from __future__ import annotations
@@ -92,7 +97,9 @@ class KernelGenerator(nn.Module):
         if self.cov_rank:
             nn.init.orthogonal_(self.cov_proj)
 
-    def summary(self, stats: RegionStats, z: torch.Tensor | None, weight: torch.Tensor | None):
+    def summary(
+        self, stats: RegionStats, z: torch.Tensor | None, weight: torch.Tensor | None
+    ) -> torch.Tensor:
         """The classifier's input: mean, log-std and (with ``cov_rank``) the low-rank covariance.
 
         ``z`` is the region's standardised feature map and ``weight`` its (B,1,H,W) weight;
