@@ -9,5 +9,5 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-BUNDLED_MODEL = Path(__file__).parent / "weights" / "dktnet-lite.safetensors"
+BUNDLED_MODEL = Path(__file__).parent / "weights" / "dktnet-relu3.safetensors"
 BUNDLED_MODEL_CARD = BUNDLED_MODEL.with_name("MODEL_CARD.md")
