@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import dktnet
 from benchmarks.phdnet_standin import PHDNET_PARAMETERS, build_phdnet_standin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,8 @@ def test_model_speed_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if line.startswith("| model"))
     assert "1 thr speed-up" in header
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| dktnet-lite")]
+    name = f"| {dktnet.BUNDLED_MODEL.name}"
+    rows = [line for line in result.stdout.splitlines() if line.startswith(name)]
     assert len(rows) == 1 and rows[0].rstrip(" |").endswith("x")
     assert "82,999,249" in result.stdout
     assert out_json.is_file() and '"speedup_vs_phdnet"' in out_json.read_text()

@@ -70,7 +70,7 @@ def _inputs(folder: Path, key: str) -> tuple[torch.Tensor, torch.Tensor, torch.T
     mask = read_mask(folder / f"{key}_mask.png", expected_hw=comp.shape[:2])
     shape = working_shape(*mask.shape, 256)
     x = torch.from_numpy(downsample_image(comp, shape))[None]
-    m = torch.from_numpy(downsample_mask(mask, shape))[None]
+    m = torch.from_numpy(downsample_mask(mask, shape).copy())[None]
     return (
         pad_to_multiple(x),
         pad_to_multiple(m, mode="constant"),
