@@ -51,7 +51,7 @@ def test_colliding_names_get_parent_folders(tmp_path: Path) -> None:
     [
         ("", "empty"),
         ("composite,composite", "listed twice"),
-        ("reinhardt", "not one of composite, reinhard, bundled"),
+        ("reinhardt", "not one of composite, reinhard, adain, bundled"),
         ("missing/model.onnx", "no such file or folder"),
     ],
 )

@@ -100,7 +100,7 @@ def test_patterns_limit_and_save_outputs(tmp_path: Path, evalset: EvalSet) -> No
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--methods", "nonsense"], "not one of composite, reinhard, bundled"),
+        (["--methods", "nonsense"], "not one of composite, reinhard, adain, bundled"),
         (["--methods", "composite", "--references", "/no/such/dir"], "no such folder"),
         (["--methods", "composite", "--inception-weights", "/no/w.pth",
           "--references", "{comps}"], "no such file"),
