@@ -96,14 +96,14 @@ class InverterDecoder(nn.Module):
         level = len(skips)
         *body, (last, _, _, _) = INVERTER_LAYERS
         for name, _, _, upsample in body:
-            x = torch.relu(self.convs[name](x))
+            x = self.convs[name](x).relu_()
             if upsample:
                 x = _up(x)
                 level -= 1
                 skip = skips[level]
                 if self.skip_adain:
                     skip = masked_adain(skip, masks[level], valids[level] if valids else None)
-                x = x + self.skips[level](skip)
+                x = x.add_(self.skips[level](skip))  # in place: a full-size map less
         return self.convs[last](x)
 
 

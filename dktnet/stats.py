@@ -59,21 +59,25 @@ def region_stats(
     Why this form: on a full-resolution skip (64 channels at 512 x 512) the element-wise
     formula (multiply, sum, subtract, square, multiply, sum per region) made the masked
     statistics cost more than the convolutions. Every weighted sum here is a matrix product
-    instead, and the variance stays two-pass (centred on the region's own mean), so values
+    instead, over positions as rows (a view, no copy, of the NHWC maps the encoders
+    produce), and the variance stays two-pass (centred on the region's own mean), so values
     outside the region, however large, cannot leak into it through cancellation.
     """
-    feat32 = feat.float()
-    b, c = feat32.shape[:2]
-    rows = feat32.reshape(b, c, -1)
+    b, c = feat.shape[:2]
+    cols = feat.float().permute(0, 2, 3, 1).reshape(b, -1, c)  # (B, HW, C)
     out = []
     for weight in weights:
-        w = weight.float().reshape(b, -1, 1)
-        total = w.sum(dim=1, keepdim=True).clamp_min(eps)  # (B, 1, 1)
-        mean = torch.bmm(rows, w) / total  # (B, C, 1)
-        centred = rows - mean
-        var = torch.bmm(centred * centred, w) / total
-        out.append(RegionStats(mean[..., None], (var[..., None] + eps).sqrt()))
+        w = weight.float().reshape(b, 1, -1)
+        total = w.sum(dim=2, keepdim=True).clamp_min(eps)  # (B, 1, 1)
+        mean = torch.bmm(w, cols) / total  # (B, 1, C)
+        var = torch.bmm(w, (cols - mean).square_()) / total
+        out.append(RegionStats(_channel_map(mean), (_channel_map(var) + eps).sqrt()))
     return out
+
+
+def _channel_map(row: torch.Tensor) -> torch.Tensor:
+    """(B, 1, C) per-channel values as a (B, C, 1, 1) map."""
+    return row.transpose(1, 2).unsqueeze(-1)
 
 
 def background_weight(mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
