@@ -84,6 +84,15 @@ class Backend(ABC):
         """The long side the model was trained for, if the model file records it."""
         return None
 
+    def working_bytes(self, height: int, width: int) -> int | None:
+        """Estimated peak bytes of :meth:`run` on one image of this working shape.
+
+        The harmonizer refuses a file whose estimate exceeds the memory left (a CPU backend
+        past it is killed by the kernel, taking the whole run along). ``None``: unknown,
+        nothing is refused up front (a GPU runtime raises a clean out-of-memory instead).
+        """
+        return None
+
     @property
     def min_input_hw(self) -> tuple[int, int]:
         """The smallest (H, W) :meth:`run` accepts; the harmonizer pads smaller inputs up.

@@ -33,6 +33,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 _P = ParamSpec("_P")
@@ -160,3 +161,35 @@ def keep_freed_memory() -> bool:
     arena_set = bool(mallopt(_M_ARENA_MAX, 1))
     _kept = mmap_set and trim_set and arena_set
     return _kept
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without being killed, or ``None`` if unknown.
+
+    The smaller of the kernel's ``MemAvailable`` and what the cgroup (a container's or a
+    job's memory limit) leaves: under a limit the cgroup's OOM killer strikes long before
+    the machine runs short.
+    """
+    limits = [value for value in (_meminfo_available(), _cgroup_left()) if value is not None]
+    return min(limits) if limits else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_left(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """cgroup v2's ``memory.max`` minus ``memory.current``; ``None`` without a limit."""
+    try:
+        limit = (root / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(int(limit) - int((root / "memory.current").read_text()), 0)
+    except (OSError, ValueError):
+        return None

@@ -15,14 +15,16 @@ the middle one: :meth:`Harmonizer.prepare` (validate, downsample: CPU, no model)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from backends.base import Backend
+from backends.cpu import available_memory
 from backends.transfer import UPSAMPLERS, bounds, fit_transform, strips
-from dktnet.errors import DktError
+from dktnet.errors import DktError, WorkingMemoryError
 
 #: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
 MIN_SIDE = 8
@@ -160,6 +162,8 @@ class Harmonizer:
         self.backend = backend
         self.size = size if size is not None else backend.working_size
         self.upsample = upsample
+        #: Bytes left to allocate, read before each image (tests pass their own).
+        self.memory_left: Callable[[], int | None] = available_memory
 
     def item_bytes(self, height: int, width: int) -> int:
         """Bytes one image's arrays hold between being read and being written.
@@ -192,6 +196,7 @@ class Harmonizer:
             raise EmptyBackgroundError("the mask covers the whole image: no painting to match")
         height, width = mask.shape
         shape = working_shape(height, width, self.size)
+        self.check_memory(shape)
         if shape == (height, width):
             comp = composite.transpose(2, 0, 1).astype(np.float32) / full_scale(composite)
             low_mask = mask[None].astype(np.float32)
@@ -201,6 +206,25 @@ class Harmonizer:
         comp_in, mask_in = pad_to_min_side(comp, low_mask, self.backend.min_input_hw)
         crop = shape if comp_in.shape[-2:] != comp.shape[-2:] else None
         return Prepared(composite, mask, comp_in, mask_in, crop)
+
+    def check_memory(self, shape: tuple[int, int]) -> None:
+        """Refuse a working shape the CPU cannot hold, before any of its memory is taken.
+
+        Past the memory left, a CPU run is not an exception but the kernel's OOM killer,
+        which ends the whole folder run without a word; a refusal fails this file alone.
+        A GPU backend raises its own out-of-memory error, which fails the file as well.
+        """
+        if not self.backend.on_cpu:
+            return
+        need = self.backend.working_bytes(*shape)
+        left = self.memory_left()
+        if need is None or left is None or need <= left:
+            return
+        h, w = shape
+        raise WorkingMemoryError(
+            f"working size {w}x{h} needs about {need / 2**30:.1f} GiB, "
+            f"only {left / 2**30:.1f} GiB of memory is free"
+        )
 
     def finish(self, prepared: Prepared, output: np.ndarray | None) -> np.ndarray:
         """The full-resolution result, in the composite's dtype, from the model's (3,h,w)

@@ -98,6 +98,10 @@ class TorchBackend(Backend):
     def working_size(self) -> int | None:
         return self.model.config.working_size
 
+    def working_bytes(self, height: int, width: int) -> int | None:
+        fp32 = self.model.working_bytes(height, width)
+        return fp32 * torch.finfo(self.dtype).bits // 32
+
     @property
     def on_cpu(self) -> bool:
         return self.device.type == "cpu"

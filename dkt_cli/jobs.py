@@ -21,7 +21,13 @@ import numpy as np
 from backends.harmonizer import Harmonizer, Prepared
 from dkt_cli.pairing import Job
 from dktnet.atomic import remove_stale_temps
-from dktnet.errors import DktError, ImageInputError, ImageTooLargeError, PathError
+from dktnet.errors import (
+    DktError,
+    ImageInputError,
+    ImageTooLargeError,
+    PathError,
+    WorkingMemoryError,
+)
 from dktnet.imageio import (
     DEFAULT_MAX_PIXELS,
     MaskSizeError,
@@ -100,6 +106,8 @@ def failure_for(job: Job, exc: BaseException) -> Failure:
         message = f"{exc}; if the image is genuine, raise --max-pixels (0: no limit)"
     elif isinstance(exc, PathError):
         message = str(exc)
+    elif isinstance(exc, WorkingMemoryError):
+        message = f"{job.composite}: {exc}; pass a smaller --size"
     elif isinstance(exc, DktError):  # not tied to a file by itself (a full mask): name it
         message = f"{job.composite}: {exc}"
     elif _out_of_memory(exc):

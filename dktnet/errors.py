@@ -32,3 +32,7 @@ class ImageTooLargeError(ImageInputError):
 
 class CheckpointError(PathError):
     """A model file that cannot be loaded (wrong format, missing or unexpected tensors)."""
+
+
+class WorkingMemoryError(DktError):
+    """An image whose working size needs more memory than is left: refused before the run."""

@@ -23,6 +23,8 @@ STRIDES = (1, 2, 4, 8)
 #: Inputs are padded to a multiple of the deepest stride any encoder has (8; vgg19-relu3's
 #: deepest is 4, and a multiple of 8 is one of 4 too), so one padding rule serves all.
 MULTIPLE = STRIDES[-1]
+#: Full-resolution feature maps alive at once at the peak of a forward pass (measured 6.4).
+FULL_RESOLUTION_MAPS = 8
 MIN_SIDE = 2 * MULTIPLE  # the stride-8 map needs 2 px for its reflection-padded convs
 
 
@@ -123,6 +125,20 @@ class DKTNet(nn.Module):
         taps = self.encode(padded)
         empty = [torch.zeros_like(padded[:, :1, ::s, ::s]) for s in self.strides[:-1]]
         return self.decoder(taps[-1], taps[:-1], empty)[..., :h, :w]
+
+    def working_bytes(self, height: int, width: int, batch: int = 1) -> int:
+        """Estimated peak bytes of one float32 forward pass at ``height`` x ``width``.
+
+        Why: a working size far above what the machine holds is not an exception but the
+        kernel's OOM killer, which takes the whole folder run with it; callers compare this
+        estimate with the memory they have before they start. The peak is the
+        full-resolution maps (the first encoder level's channels at stride 1):
+        measured on the bundled model (64 channels), 1,650 bytes per pixel at 1536 x 1536,
+        about 6.4 such maps alive at once; the estimate counts 8 and adds the inputs.
+        """
+        h, w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
+        maps = FULL_RESOLUTION_MAPS * self.config.channels[0]
+        return 4 * batch * h * w * (maps + 3 + 1 + 3)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -103,3 +103,25 @@ def test_a_failing_step_gives_its_core_back() -> None:
 def test_impossible_core_counts_are_refused(cores: int, threads: int) -> None:
     with pytest.raises(ValueError, match="cores"):
         CoreShare(cores, threads)
+
+
+def test_cgroup_limit_counts_what_is_left_under_it(tmp_path) -> None:
+    from backends.cpu import _cgroup_left
+
+    (tmp_path / "memory.max").write_text("1000000\n")
+    (tmp_path / "memory.current").write_text("400000\n")
+    assert _cgroup_left(tmp_path) == 600000
+    (tmp_path / "memory.max").write_text("max\n")
+    assert _cgroup_left(tmp_path) is None
+    assert _cgroup_left(tmp_path / "absent") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")
+def test_available_memory_is_a_positive_byte_count_below_the_machines_total() -> None:
+    from pathlib import Path
+
+    from backends.cpu import available_memory
+
+    total = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) * 1024
+    left = available_memory()
+    assert left is not None and 0 < left <= total

@@ -350,3 +350,46 @@ def test_a_4000x3000_scan_comes_back_4000x3000_with_bounded_memory(
     assert np.array_equal(out[mask == 0], composite[mask == 0])
     assert not np.array_equal(out[mask == 1], composite[mask == 1])
     assert peak < 6 * composite.nbytes, peak / composite.nbytes  # 36 MB image, < 216 MB
+
+
+class HungryBackend(FakeBackend):
+    """A CPU backend that needs 1 kB per working pixel."""
+
+    on_cpu = True
+
+    def working_bytes(self, height: int, width: int) -> int | None:
+        return 1000 * height * width
+
+
+def test_a_working_size_the_memory_cannot_hold_is_refused_before_the_model_runs(pair) -> None:
+    from dktnet.errors import WorkingMemoryError
+
+    composite, masks = pair(64, 80)
+    backend = HungryBackend(delta=0.1)
+    harmonizer = Harmonizer(backend, 0)
+    harmonizer.memory_left = lambda: 1000 * 64 * 80 - 1
+    with pytest.raises(WorkingMemoryError, match=r"working size 80x64 needs about .* GiB"):
+        harmonizer.harmonize(composite, masks["hard"])
+    assert backend.calls == 0
+    harmonizer.memory_left = lambda: 1000 * 64 * 80
+    harmonizer.harmonize(composite, masks["hard"])
+    assert backend.calls == 1
+
+
+def test_a_smaller_working_size_fits_where_the_full_size_does_not(pair) -> None:
+    composite, masks = pair(64, 80)
+    backend = HungryBackend(delta=0.1)
+    harmonizer = Harmonizer(backend, 40)
+    harmonizer.memory_left = lambda: 1000 * 64 * 80 - 1
+    out = harmonizer.harmonize(composite, masks["hard"])
+    assert out.shape == composite.shape and backend.calls == 1
+
+
+def test_a_gpu_backend_is_not_refused_by_host_memory(pair) -> None:
+    composite, masks = pair(32, 32)
+    backend = HungryBackend(delta=0.1)
+    backend.on_cpu = False  # type: ignore[misc]
+    harmonizer = Harmonizer(backend, 0)
+    harmonizer.memory_left = lambda: 0
+    harmonizer.harmonize(composite, masks["hard"])
+    assert backend.calls == 1

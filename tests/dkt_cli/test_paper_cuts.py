@@ -376,6 +376,9 @@ class _GreedyBackend:
     working_size = None
     min_input_hw = (9, 9)
 
+    def working_bytes(self, height: int, width: int) -> int | None:
+        return None  # no estimate: only the MemoryError tells
+
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if composite.shape[-1] > 60:
             raise MemoryError
@@ -403,6 +406,44 @@ def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, worke
     error = summary.failures[0].error
     assert error.startswith(f"{comps / 'big.png'}: not enough memory") and "--size" in error
     assert "\n" not in error
+    assert (tmp_path / "out" / "small.png").is_file()
+    assert not (tmp_path / "out" / "big.png").exists()
+
+
+class _EstimatingBackend(_GreedyBackend):
+    """Says up front that it needs 1 kB per working pixel, and never runs out itself."""
+
+    def working_bytes(self, height: int, width: int) -> int:
+        return 1000 * height * width
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.clip(composite + 0.2 * mask, 0.0, 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_over_the_memory_budget_is_refused_alone_before_it_runs(
+    tmp_path: Path, write_pair, workers: int
+) -> None:
+    """Item 1, the budget: the file the memory cannot hold fails in one line, unrun."""
+    from backends.harmonizer import Harmonizer
+    from dkt_cli.jobs import run_jobs
+    from dkt_cli.pairing import plan_folder
+    from dkt_cli.pipeline import run_pipelined
+
+    comps, masks = tmp_path / "comps", tmp_path / "masks"
+    write_pair(comps / "big.png", masks / "big.png", height=64, width=80)
+    write_pair(comps / "small.png", masks / "small.png", height=40, width=48)
+    jobs = plan_folder(comps, masks, tmp_path / "out")
+    harmonizer = Harmonizer(_EstimatingBackend(), 0)  # type: ignore[arg-type]
+    harmonizer.memory_left = lambda: 1000 * 50 * 50
+    if workers:
+        summary = run_pipelined(jobs, harmonizer, workers=workers, batch=2)
+    else:
+        summary = run_jobs(jobs, harmonizer)
+    assert (summary.done, summary.failed) == (1, 1)
+    error = summary.failures[0].error
+    assert error.startswith(f"{comps / 'big.png'}: working size 80x64 needs about")
+    assert error.endswith("pass a smaller --size") and "\n" not in error
     assert (tmp_path / "out" / "small.png").is_file()
     assert not (tmp_path / "out" / "big.png").exists()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -282,3 +285,41 @@ def test_fp16_model_with_a_flat_object_gives_a_finite_result() -> None:
     assert torch.isfinite(out).all()
     outside = mask[0, 0] == 0
     assert torch.equal(out[..., outside], composite.half()[..., outside])
+
+
+_PEAK_CHILD = """
+import resource, sys, torch
+import dktnet
+from dktnet.checkpoint import load_checkpoint
+side = int(sys.argv[1])
+model = load_checkpoint(dktnet.BUNDLED_MODEL)
+model = (model[0] if isinstance(model, tuple) else model).eval()
+x = torch.rand(1, 3, side, side)
+m = torch.zeros(1, 1, side, side)
+m[..., side // 4 : side // 2, side // 4 : side // 2] = 1
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.inference_mode():
+    model(x, m)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024, model.working_bytes(side, side))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in kB is Linux's")
+def test_the_working_memory_estimate_covers_a_real_run_of_the_bundled_model() -> None:
+    """The budget check relies on it: an estimate below the real peak lets the OOM killer in."""
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_CHILD, "768"], capture_output=True, text=True, check=True
+    )
+    peak, estimate = (int(v) for v in run.stdout.split())
+    assert peak > 0
+    assert peak <= estimate, (peak, estimate)
+    # Not so loose that a machine with room is refused: the README's "about 2 kB per
+    # working pixel" (the measured peak itself varies with threads and the allocator).
+    assert estimate <= 2200 * 768 * 768
+
+
+def test_the_working_memory_estimate_grows_with_the_area() -> None:
+    model = DKTNet(tiny_config())
+    assert model.working_bytes(512, 512) == 4 * model.working_bytes(256, 256)
+    assert model.working_bytes(100, 100, batch=2) == 2 * model.working_bytes(100, 100)
