@@ -385,10 +385,8 @@ class _GreedyBackend:
         return np.clip(composite + 0.2 * mask, 0.0, 1.0).astype(np.float32)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, workers: int) -> None:
-    """Item 1: a MemoryError is that file's failure, in one line; the folder goes on."""
-    from backends.harmonizer import Harmonizer
+def _run_big_and_small(tmp_path: Path, write_pair, harmonizer, workers: int):
+    """A folder of an 80x64 and a 48x40 pair, run serially (0) or pipelined; (comps, summary)."""
     from dkt_cli.jobs import run_jobs
     from dkt_cli.pairing import plan_folder
     from dkt_cli.pipeline import run_pipelined
@@ -397,11 +395,18 @@ def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, worke
     write_pair(comps / "big.png", masks / "big.png", height=64, width=80)
     write_pair(comps / "small.png", masks / "small.png", height=40, width=48)
     jobs = plan_folder(comps, masks, tmp_path / "out")
-    harmonizer = Harmonizer(_GreedyBackend(), 0)  # type: ignore[arg-type]
     if workers:
-        summary = run_pipelined(jobs, harmonizer, workers=workers, batch=2)
-    else:
-        summary = run_jobs(jobs, harmonizer)
+        return comps, run_pipelined(jobs, harmonizer, workers=workers, batch=2)
+    return comps, run_jobs(jobs, harmonizer)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, workers: int) -> None:
+    """Item 1: a MemoryError is that file's failure, in one line; the folder goes on."""
+    from backends.harmonizer import Harmonizer
+
+    harmonizer = Harmonizer(_GreedyBackend(), 0)  # type: ignore[arg-type]
+    comps, summary = _run_big_and_small(tmp_path, write_pair, harmonizer, workers)
     assert (summary.done, summary.failed) == (1, 1)
     error = summary.failures[0].error
     assert error.startswith(f"{comps / 'big.png'}: not enough memory") and "--size" in error
@@ -426,20 +431,10 @@ def test_a_file_over_the_memory_budget_is_refused_alone_before_it_runs(
 ) -> None:
     """Item 1, the budget: the file the memory cannot hold fails in one line, unrun."""
     from backends.harmonizer import Harmonizer
-    from dkt_cli.jobs import run_jobs
-    from dkt_cli.pairing import plan_folder
-    from dkt_cli.pipeline import run_pipelined
 
-    comps, masks = tmp_path / "comps", tmp_path / "masks"
-    write_pair(comps / "big.png", masks / "big.png", height=64, width=80)
-    write_pair(comps / "small.png", masks / "small.png", height=40, width=48)
-    jobs = plan_folder(comps, masks, tmp_path / "out")
     harmonizer = Harmonizer(_EstimatingBackend(), 0)  # type: ignore[arg-type]
     harmonizer.memory_left = lambda: 1000 * 50 * 50
-    if workers:
-        summary = run_pipelined(jobs, harmonizer, workers=workers, batch=2)
-    else:
-        summary = run_jobs(jobs, harmonizer)
+    comps, summary = _run_big_and_small(tmp_path, write_pair, harmonizer, workers)
     assert (summary.done, summary.failed) == (1, 1)
     error = summary.failures[0].error
     assert error.startswith(f"{comps / 'big.png'}: working size 80x64 needs about")
