@@ -127,21 +127,27 @@ class DKTNet(nn.Module):
         return self.decoder(taps[-1], taps[:-1], empty)[..., :h, :w]
 
     def working_bytes(self, height: int, width: int, batch: int = 1) -> int:
-        """Estimated peak bytes of one float32 forward pass at ``height`` x ``width``.
-
-        Why: a working size far above what the machine holds is not an exception but the
-        kernel's OOM killer, which takes the whole folder run with it; callers compare this
-        estimate with the memory they have before they start. The peak is the
-        full-resolution maps (the first encoder level's channels at stride 1):
-        measured on the bundled model (64 channels), 1,650 bytes per pixel at 1536 x 1536,
-        about 6.4 such maps alive at once; the estimate counts 8 and adds the inputs.
-        """
-        h, w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
-        maps = FULL_RESOLUTION_MAPS * self.config.channels[0]
-        return 4 * batch * h * w * (maps + 3 + 1 + 3)
+        """Estimated peak bytes of one float32 forward pass: :func:`estimate_working_bytes`."""
+        return estimate_working_bytes(self.config, height, width, batch)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def estimate_working_bytes(config: DKTNetConfig, height: int, width: int, batch: int = 1) -> int:
+    """Estimated peak bytes of one float32 forward pass at ``height`` x ``width``.
+
+    Why: a working size far above what the machine holds is not an exception but the
+    kernel's OOM killer, which takes the whole folder run with it; callers compare this
+    estimate with the memory they have before they start. It needs only the config, so an
+    exported graph (whose metadata records the config) is estimated without its weights.
+    The peak is the full-resolution maps (the first encoder level's channels at stride 1):
+    measured on the bundled model (64 channels), 1,650 bytes per pixel at 1536 x 1536,
+    about 6.4 such maps alive at once; the estimate counts 8 and adds the inputs.
+    """
+    h, w = height + (-height) % MULTIPLE, width + (-width) % MULTIPLE
+    maps = FULL_RESOLUTION_MAPS * config.channels[0]
+    return 4 * batch * h * w * (maps + 3 + 1 + 3)

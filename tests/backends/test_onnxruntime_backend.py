@@ -122,3 +122,37 @@ def test_missing_extra_names_the_install_command(
     message = str(info.value)
     assert message.endswith("install it with: pip install 'dkt[onnx]'")
     assert "\n" not in message
+
+
+def test_memory_estimate_comes_from_the_exports_recorded_config(
+    dynamo_onnx: Path, fp16_onnx: Path
+) -> None:
+    """Issue 12 item 1 under ORT: the budget is known without the weights, fp16 halves it."""
+    from backends.export_onnx import read_metadata
+    from backends.onnxruntime_backend import ORT_ARENA_FACTOR
+    from dktnet.config import DKTNetConfig
+    from dktnet.model import estimate_working_bytes
+
+    config = DKTNetConfig.from_dict(read_metadata(dynamo_onnx)["config"])
+    eager = estimate_working_bytes(config, 256, 320)
+    with registry.open_backend(dynamo_onnx, device="cpu") as fp32:
+        assert fp32.working_bytes(256, 320) == int(eager * ORT_ARENA_FACTOR)
+    with registry.open_backend(fp16_onnx, device="cpu") as fp16:
+        assert fp16.working_bytes(256, 320) == int(eager * ORT_ARENA_FACTOR / 2)
+
+
+def test_a_working_size_over_the_budget_is_refused_before_ort_runs(dynamo_onnx: Path) -> None:
+    """A size the memory cannot hold fails in one line naming the size, not in ORT's arena."""
+    from backends.harmonizer import WorkingMemoryError
+
+    with registry.open_backend(dynamo_onnx, device="cpu") as backend:
+        harmonizer = Harmonizer(backend, 0)
+        need = backend.working_bytes(64, 96)
+        harmonizer.memory_left = lambda: need - 1
+        composite = np.full((64, 96, 3), 128, np.uint8)
+        mask = np.zeros((64, 96), np.float32)
+        mask[16:40, 20:60] = 1.0
+        with pytest.raises(WorkingMemoryError, match=r"^working size 96x64 needs about"):
+            harmonizer.harmonize(composite, mask)
+        harmonizer.memory_left = lambda: need
+        assert harmonizer.harmonize(composite, mask).shape == (64, 96, 3)
