@@ -2,7 +2,7 @@
 
 A backend turns a model file into something that harmonizes batches of float32 NCHW arrays.
 It knows nothing of files of images, folders or the CLI: resizing, full-resolution transfer
-and the final exact blend live above it in :mod:`backends.harmonizer`, shared by all.
+and the final exact blend live above it in :mod:`dkt.inference.harmonizer`, shared by all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dktnet.errors import DktError
+from dkt.dktnet.errors import DktError
 
 #: The smallest image side the network runs on: its reflection-padded convolutions need two
 #: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Backend
+from dkt.backends.base import Backend
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -166,9 +166,9 @@ def model_for_backend(
 ) -> tuple[Path, str | None]:
     """The model file ``backend`` loads: one of ``models`` with its suffix, else one exported
     from the ``.safetensors`` among them into ``workdir``. Returns (path, note)."""
-    from backends.base import BackendError
-    from backends.registry import available, load_class
-    from backends.shapes import ShapeProfile
+    from dkt.backends.base import BackendError
+    from dkt.backends.registry import available, load_class
+    from dkt.backends.shapes import ShapeProfile
 
     specs = available()
     if backend not in specs:
@@ -185,14 +185,14 @@ def model_for_backend(
     profile = ShapeProfile.static((batch, size, size))
     export_precision = "fp16" if precision in ("fp16", "bf16") else "fp32"
     if backend == "onnxruntime":
-        from backends.export_onnx import export_onnx
+        from dkt.backends.export_onnx import export_onnx
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.onnx"
         if not out.exists():
             export_onnx(checkpoints[0], out, profile=profile, precision=export_precision)
     else:
-        from backends.tensorrt_backend import cuda_index
-        from backends.trt_build import export_engine
+        from dkt.backends.tensorrt_backend import cuda_index
+        from dkt.backends.trt_build import export_engine
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.engine"
         if not out.exists():

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
-from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
-from dktnet.atomic import atomic_write_bytes
+from dkt.backends.base import BackendError
+from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.dktnet.atomic import atomic_write_bytes
 
 SIDECAR_FORMAT = "dkt-tensorrt-engine"
 SIDECAR_VERSION = 1

@@ -39,13 +39,13 @@ from typing import Any
 import torch
 from torch import nn
 
-import dktnet
-from backends.base import BackendError
-from backends.registry import require_module
-from backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
-from dktnet.atomic import atomic_path
-from dktnet.checkpoint import file_sha256, load_checkpoint
-from dktnet.model import DKTNet, blend
+from dkt import dktnet
+from dkt.backends.base import BackendError
+from dkt.backends.registry import require_module
+from dkt.backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.dktnet.atomic import atomic_path
+from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
+from dkt.dktnet.model import DKTNet, blend
 
 METADATA_KEY = "dkt"
 METADATA_FORMAT = "dkt-onnx"

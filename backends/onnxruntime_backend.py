@@ -22,13 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Backend, BackendError
-from backends.export_onnx import parse_metadata, read_metadata
-from backends.registry import require_module
-from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
-from dktnet.checkpoint import file_sha256
-from dktnet.config import DKTNetConfig
-from dktnet.model import estimate_working_bytes
+from dkt.backends.base import Backend, BackendError
+from dkt.backends.export_onnx import parse_metadata, read_metadata
+from dkt.backends.registry import require_module
+from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.dktnet.checkpoint import file_sha256
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import estimate_working_bytes
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 GPU_KINDS = {"cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from backends.base import Backend, BackendError
+from dkt.backends.base import Backend, BackendError
 
 ENTRY_POINT_GROUP = "dkt.backends"
 
@@ -31,16 +31,16 @@ class BackendSpec:
 
 
 BUILTIN: tuple[BackendSpec, ...] = (
-    BackendSpec("torch", "backends.torch_backend:TorchBackend", (".safetensors",)),
+    BackendSpec("torch", "dkt.backends.torch_backend:TorchBackend", (".safetensors",)),
     BackendSpec(
         "onnxruntime",
-        "backends.onnxruntime_backend:OnnxRuntimeBackend",
+        "dkt.backends.onnxruntime_backend:OnnxRuntimeBackend",
         (".onnx",),
         "pip install 'dkt[onnx]'",
     ),
     BackendSpec(
         "tensorrt",
-        "backends.tensorrt_backend:TensorRTBackend",
+        "dkt.backends.tensorrt_backend:TensorRTBackend",
         (".engine", ".plan"),
         "pip install 'dkt[trt]'",
     ),

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from backends.base import Backend, BackendError
-from backends.cpu import keep_freed_memory
-from dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
-from dktnet.model import DKTNet
+from dkt.backends.base import Backend, BackendError
+from dkt.backends.cpu import keep_freed_memory
+from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
+from dkt.dktnet.model import DKTNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dktnet
-from backends.base import BackendError
-from backends.engine_sidecar import EngineMetadata, write_sidecar
-from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
-from backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
-from dktnet.atomic import atomic_write_bytes
+from dkt import dktnet
+from dkt.backends.base import BackendError
+from dkt.backends.engine_sidecar import EngineMetadata, write_sidecar
+from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
+from dkt.dktnet.atomic import atomic_write_bytes
 
 DEFAULT_WORKSPACE_MIB = 4096
 CACHE_DIR = Path.home() / ".cache" / "dkt" / "tensorrt"
@@ -186,7 +186,7 @@ def export_engine(
     keep_onnx: Path | None = None,
 ) -> BuildReport:
     """Checkpoint -> ONNX (with the precision in the graph) -> TensorRT engine + sidecar."""
-    from backends.export_onnx import export_onnx
+    from dkt.backends.export_onnx import export_onnx
 
     trt = import_tensorrt()  # fail before the slow ONNX export if TensorRT is missing
     with tempfile.TemporaryDirectory(prefix="dkt-trt-") as tmp:

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backends.benchmark import interleaved_timings
-from backends.export_onnx import export_onnx
-from backends.registry import open_backend
-from backends.shapes import ShapeProfile
-from dktnet.checkpoint import save_checkpoint
-from dktnet.config import DKTNetConfig
-from dktnet.model import DKTNet
+from dkt.backends.benchmark import interleaved_timings
+from dkt.backends.export_onnx import export_onnx
+from dkt.backends.registry import open_backend
+from dkt.backends.shapes import ShapeProfile
+from dkt.dktnet.checkpoint import save_checkpoint
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import DKTNet
 
 CONFIGS = {
     "lite": DKTNetConfig(),

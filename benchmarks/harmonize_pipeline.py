@@ -8,7 +8,7 @@ painterly composites of ``--full-size`` (default 200 images of 1024x768):
 
 * for ``--size 512`` (the network at 512, the result carried back to 1024x768) and for
   ``--size 0`` (the network at the full 1024x768):
-  - the real CLI, ``python -m dkt_cli harmonize``, with ``--workers 0`` (one image at a time)
+  - the real CLI, ``python -m dkt harmonize``, with ``--workers 0`` (one image at a time)
     and with the pipeline (``--workers W``): wall time of the run (model loading excluded:
     the CLI reports it apart), images/s, the model's time inside the run, and the process's
     peak resident memory (``ru_maxrss`` of that child alone, from ``os.wait4``);
@@ -29,7 +29,7 @@ painterly composites of ``--full-size`` (default 200 images of 1024x768):
 
 Each measurement runs in its own child process so peaks do not mix. The folder is written
 under ``--workdir`` (a temporary folder by default): ``--distinct`` samples are generated
-with :func:`dktnet.samples.make_demo_sample` (seconds each on a slow CPU) and the rest are
+with :func:`dkt.demo.samples.make_demo_sample` (seconds each on a slow CPU) and the rest are
 flipped, rolled and re-tinted variants of them, so every file differs and costs the same to
 decode and encode as a fresh sample would. The model is ``--model``, else the bundled model
 if it exists, else a randomly initialised default-size DKTNet saved into the workdir (speed
@@ -66,8 +66,8 @@ def _log(message: str) -> None:
 
 def make_folder(root: Path, count: int, height: int, width: int, distinct: int) -> None:
     """``count`` composites and masks under ``root/comps`` and ``root/masks`` (PNG)."""
-    from dktnet.imageio import write_image
-    from dktnet.samples import make_demo_sample
+    from dkt.demo.samples import make_demo_sample
+    from dkt.imaging.imageio import write_image
 
     comps, masks = root / "comps", root / "masks"
     if comps.is_dir() and len(list(comps.glob("*.png"))) == count:
@@ -103,15 +103,15 @@ def _mask_uint8(mask: np.ndarray) -> np.ndarray:
 
 def model_path(given: Path | None, workdir: Path) -> tuple[Path, str]:
     """The model to time, and a line saying which it is."""
-    import dktnet
+    from dkt import dktnet
 
     if given is not None:
         return given, f"model: {given}"
     if dktnet.BUNDLED_MODEL.is_file():
         return dktnet.BUNDLED_MODEL, f"model: the bundled model ({dktnet.BUNDLED_MODEL})"
-    from dktnet.checkpoint import save_checkpoint
-    from dktnet.config import DKTNetConfig
-    from dktnet.model import DKTNet
+    from dkt.dktnet.checkpoint import save_checkpoint
+    from dkt.dktnet.config import DKTNetConfig
+    from dkt.dktnet.model import DKTNet
 
     path = workdir / "random-default.safetensors"
     if not path.is_file():
@@ -128,10 +128,10 @@ def model_path(given: Path | None, workdir: Path) -> tuple[Path, str]:
 
 def child_model_time(args: argparse.Namespace) -> dict[str, object]:
     """Seconds inside ``backend.run`` alone for the folder's images, in batches of ``batch``."""
-    from backends.harmonizer import Harmonizer
-    from backends.registry import open_backend
-    from dkt_cli.jobs import prepare_job
-    from dkt_cli.pairing import plan_folder
+    from dkt.backends.registry import open_backend
+    from dkt.inference.harmonizer import Harmonizer
+    from dkt.inference.jobs import prepare_job
+    from dkt.inference.pairing import plan_folder
 
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", args.folder / "unused")
     backend = open_backend(args.model, device=args.device, threads=args.threads or None)
@@ -153,12 +153,12 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
 
 def child_memory(args: argparse.Namespace) -> dict[str, object]:
     """Peak resident memory after the first 20 images and after all of them, pipelined."""
-    from backends.cpu import CoreShare, usable_cores
-    from backends.harmonizer import Harmonizer
-    from backends.registry import open_backend
-    from dkt_cli.jobs import Existing
-    from dkt_cli.pairing import plan_folder
-    from dkt_cli.pipeline import run_pipelined
+    from dkt.backends.cpu import CoreShare, usable_cores
+    from dkt.backends.registry import open_backend
+    from dkt.inference.harmonizer import Harmonizer
+    from dkt.inference.jobs import Existing
+    from dkt.inference.pairing import plan_folder
+    from dkt.inference.pipeline import run_pipelined
 
     out = args.folder / "out-memory"
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", out)
@@ -212,7 +212,7 @@ def run_cli(folder: Path, model: Path, size: int, workers: int, batch: int, thre
             device: str, env: dict[str, str]) -> dict[str, object]:  # fmt: skip
     out = folder / f"out-{size}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [sys.executable, "-m", "dkt_cli", "harmonize", "--composites", str(folder / "comps"),
+    argv = [sys.executable, "-m", "dkt", "harmonize", "--composites", str(folder / "comps"),
             "--masks", str(folder / "masks"), "--out", str(out), "--size", str(size),
             "--workers", str(workers), "--batch", str(batch), "--threads", str(threads),
             "--model", str(model), "--device", device, "--json", "--quiet"]  # fmt: skip
@@ -252,7 +252,7 @@ def _median(values: list[float]) -> float:
 
 
 def main_benchmark(args: argparse.Namespace) -> None:
-    from backends.cpu import pipeline_threads, usable_cores
+    from dkt.backends.cpu import pipeline_threads, usable_cores
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dkt-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import dktnet
-from dktnet.checkpoint import load_checkpoint
+from dkt import dktnet
+from dkt.dktnet.checkpoint import load_checkpoint
 
 try:
     from benchmarks.phdnet_standin import PHDNetStandIn, build_phdnet_standin

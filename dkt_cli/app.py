@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dkt_cli import benchmark, data, demo, evaluate, export, harmonize, info, study, train
+from dkt.cli import benchmark, data, demo, evaluate, export, harmonize, info, study, train
 
 app = typer.Typer(
     name="dkt",

@@ -10,11 +10,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import dktnet
-from backends.benchmark import BenchmarkResult, benchmark_backend, model_for_backend
-from backends.registry import open_backend
-from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
-from dktnet.errors import DktError
+from dkt import dktnet
+from dkt.backends.benchmark import BenchmarkResult, benchmark_backend, model_for_backend
+from dkt.backends.registry import open_backend
+from dkt.cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
+from dkt.dktnet.errors import DktError
 
 
 def parse_backends(text: str) -> list[str]:

@@ -22,15 +22,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
-from dkt_cli.eval_methods import MethodError, OpenMethod, open_methods, parse_methods
-from dkt_cli.eval_run import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
-from dkt_cli.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
-from dktnet.atomic import atomic_write_bytes
-from dktnet.errors import DktError
-from dktnet.figures import contact_sheet
-from dktnet.imageio import read_image, write_image
-from evaluation import inception as fid_inception
+from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt.demo.figures import contact_sheet
+from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.dktnet.errors import DktError
+from dkt.evaluation import inception as fid_inception
+from dkt.evaluation.methods import MethodError, OpenMethod, open_methods, parse_methods
+from dkt.evaluation.runner import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
+from dkt.imaging.imageio import read_image, write_image
+from dkt.inference.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
 
 _INPUTS = "Inputs"
 _METRICS = "Metrics"
@@ -106,7 +106,7 @@ def _perceptual(vgg_weights: Path | None, device: str) -> PerceptualScorer | Non
         return None
     if str(vgg_weights).startswith("random:"):
         fail("--vgg-weights needs pretrained weights; a random VGG's losses are not measurements")
-    from training.lossnet import load_loss_network
+    from dkt.training.lossnet import load_loss_network
 
     try:
         network = load_loss_network(str(vgg_weights)).network
@@ -355,7 +355,7 @@ def write_sheet(path: Path, report: EvalReport) -> None:
 
 
 def _resolve_device(device: str) -> str:
-    from backends.torch_backend import resolve_device
+    from dkt.backends.torch_backend import resolve_device
 
     try:
         return str(resolve_device(device))

@@ -16,13 +16,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import dktnet
-from backends.export_onnx import DEFAULT_OPSET, EXPORTERS, export_onnx
-from backends.parity import FP16_NOTE, ParityReport, folder_images, verify_export
-from backends.shapes import build_profile
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json
-from dktnet.checkpoint import read_checkpoint_info
-from dktnet.errors import DktError
+from dkt import dktnet
+from dkt.backends.export_onnx import DEFAULT_OPSET, EXPORTERS, export_onnx
+from dkt.backends.shapes import build_profile
+from dkt.cli.console import EXIT_FAILED, err, fail, print_json
+from dkt.dktnet.checkpoint import read_checkpoint_info
+from dkt.dktnet.errors import DktError
+from dkt.inference.parity import FP16_NOTE, ParityReport, folder_images, verify_export
 
 FORMATS = {"onnx": "onnx", "trt": "trt", "tensorrt": "trt", "engine": "trt"}
 SUFFIXES = {"onnx": (".onnx",), "trt": (".engine", ".plan")}
@@ -218,7 +218,7 @@ def export(
             for note in result.notes:
                 summary += f"; {note}"
         else:
-            from backends.trt_build import export_engine
+            from dkt.backends.trt_build import export_engine
 
             index = _device_index(device)
             cache: Path | bool = False if no_timing_cache else (timing_cache or True)

@@ -11,20 +11,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import dktnet
-from backends.base import Backend
-from backends.cpu import CoreShare, pipeline_threads, usable_cores
-from backends.harmonizer import Harmonizer
-from backends.registry import open_backend
-from backends.transfer import UPSAMPLERS
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
-from dkt_cli.jobs import Existing, RunSummary, run_jobs
-from dkt_cli.manifest import plan_manifest
-from dkt_cli.pairing import Job, PairingError, mark_output_folder, plan_folder, plan_single
-from dkt_cli.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
-from dkt_cli.sharding import Shard, ShardError, parse_shard, select
-from dktnet.errors import DktError
-from dktnet.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format
+from dkt import dktnet
+from dkt.backends.base import Backend
+from dkt.backends.cpu import CoreShare, pipeline_threads, usable_cores
+from dkt.backends.registry import open_backend
+from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt.dktnet.errors import DktError
+from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format
+from dkt.inference.full_resolution import UPSAMPLERS
+from dkt.inference.harmonizer import Harmonizer
+from dkt.inference.jobs import Existing, RunSummary, run_jobs
+from dkt.inference.manifest import plan_manifest
+from dkt.inference.pairing import Job, PairingError, mark_output_folder, plan_folder, plan_single
+from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
+from dkt.inference.sharding import Shard, ShardError, parse_shard, select
 
 _FOLDERS = "Folders"
 _MODEL = "Model"

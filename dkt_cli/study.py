@@ -20,18 +20,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dkt_cli.console import err, fail, print_json
-from dkt_cli.pairing import IMAGE_SUFFIXES
-from dktnet.atomic import atomic_write_bytes
-from evaluation.bradley_terry import (
+from dkt.cli.console import err, fail, print_json
+from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.evaluation.bradley_terry import (
     PRIOR_VARIANCE,
     REQUIRED_COLUMNS,
     BTResult,
     JudgmentError,
     parse_judgments,
 )
-from evaluation.bradley_terry import fit as fit_bt
-from evaluation.pairs import balanced_pairs
+from dkt.evaluation.bradley_terry import fit as fit_bt
+from dkt.evaluation.pairs import balanced_pairs
+from dkt.inference.pairing import IMAGE_SUFFIXES
 
 app = typer.Typer(
     help="User studies: balanced pairwise comparisons and Bradley-Terry scores.",

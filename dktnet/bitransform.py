@@ -19,8 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dktnet.kernels import KernelGenerator, Kernels, dynamic_kernel_transform
-from dktnet.stats import (
+from dkt.dktnet.kernels import KernelGenerator, Kernels, dynamic_kernel_transform
+from dkt.dktnet.stats import (
     RegionStats,
     background_weight,
     destandardize,

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dktnet.encoders import conv3x3
-from dktnet.stats import masked_adain
+from dkt.dktnet.encoders import conv3x3
+from dkt.dktnet.stats import masked_adain
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ class Decoder(nn.Module):
 
 
 #: The inverter's layers: (name, in, out, upsample after). Its pretrained file's
-#: ``nn.Sequential`` indices are in :data:`dktnet.vgg_weights.INVERTER_INDEX`.
+#: ``nn.Sequential`` indices are in :data:`dkt.dktnet.vgg_weights.INVERTER_INDEX`.
 INVERTER_LAYERS: tuple[tuple[str, int, int, bool], ...] = (
     ("conv3_1", 256, 128, True),
     ("conv2_2", 128, 128, False),

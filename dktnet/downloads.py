@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from dktnet.atomic import atomic_path
-from dktnet.errors import DktError
+from dkt.dktnet.atomic import atomic_path
+from dkt.dktnet.errors import DktError
 
 __all__ = ["WeightsDownloadError", "cache_dir", "download_file"]
 

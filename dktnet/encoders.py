@@ -5,7 +5,7 @@ network truncated after relu3_1 (three taps at strides 1, 2, 4), the depth for w
 pretrained weights and a pretrained feature inverter are public and small. Its first layer
 is a fixed 1x1 convolution that maps RGB in [0, 1] to whatever input the weights expect, which
 is how both AdaIN's ``vgg_normalised.pth`` and torchvision's ImageNet ``vgg19`` load into the same
-module (see :mod:`dktnet.vgg_weights`). ``lite`` is a compact trainable encoder with the same
+module (see :mod:`dkt.dktnet.vgg_weights`). ``lite`` is a compact trainable encoder with the same
 taps and fewer channels.
 """
 

@@ -6,14 +6,14 @@ Reading of METHOD.md taken here (and why):
   A bias residual predicted directly from the statistics lets K_b follow the exact target
   instead of only the prototypes' span.
 - tau has rank d << C, so it cannot represent the identity on its own. Each use of tau is
-  therefore a residual on standardised features (see :mod:`dktnet.bitransform`): with V
+  therefore a residual on standardised features (see :mod:`dkt.dktnet.bitransform`): with V
   initialised at about 1% of the features the whole bi-transformation starts close to masked
   AdaIN and training learns the cross-channel (whitening/colouring) correction AdaIN lacks.
 - Why the kernels must be able to move: with V at 1e-3, a classifier whose last layer was
   1e-3 and one gradient clip shared with the decoder, the bundled model's generators picked
   the same prototype for every painting (weight >= 0.9995) and P, K_c got gradients below
   Adam's eps. The fixes are here (initial scales, covariance summary) and in training
-  (per-group clipping, the kernel-diversity term of :mod:`training.losses`).
+  (per-group clipping, the kernel-diversity term of :mod:`dkt.training.losses`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from dktnet.stats import RegionStats, masked_covariance
+from dkt.dktnet.stats import RegionStats, masked_covariance
 
 #: V's initial scale: tau starts at about 1% of the standardised features (close to masked
 #: AdaIN, so training is stable from step one) without scaling every gradient upstream of V

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dktnet.bitransform import BiTransformation
-from dktnet.config import DKTNetConfig
-from dktnet.decoder import build_decoder
-from dktnet.encoders import build_encoder
-from dktnet.stats import RegionStats, resize_mask
+from dkt.dktnet.bitransform import BiTransformation
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.decoder import build_decoder
+from dkt.dktnet.encoders import build_encoder
+from dkt.dktnet.stats import RegionStats, resize_mask
 
 STRIDES = (1, 2, 4, 8)
 #: Inputs are padded to a multiple of the deepest stride any encoder has (8; vgg19-relu3's
@@ -47,7 +47,7 @@ def pad_to_multiple(
     Images are replicate-padded (the encoder sees no artificial edge); masks and validity
     maps are zero-padded (``mode="constant"``), so padding belongs to neither region. The
     pad is applied even when it is zero: a shape-dependent early return would be frozen
-    into an exported graph at the example input's size (see :mod:`backends.export_onnx`).
+    into an exported graph at the example input's size (see :mod:`dkt.backends.export_onnx`).
     The minimum side only concerns inputs under 16 px, which export profiles never admit.
     """
     h, w = x.shape[-2:]

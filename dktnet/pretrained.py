@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dktnet.downloads import cache_dir
-from dktnet.errors import PathError
+from dkt.dktnet.downloads import cache_dir
+from dkt.dktnet.errors import PathError
 
 __all__ = [
     "ENV_DIR",

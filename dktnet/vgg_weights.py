@@ -1,4 +1,4 @@
-"""Loading VGG-19 weights into :class:`~dktnet.encoders.VGG19Encoder`.
+"""Loading VGG-19 weights into :class:`~dkt.dktnet.encoders.VGG19Encoder`.
 
 Two public layouts exist and users hold one or the other:
 - AdaIN's ``vgg_normalised.pth``: an ``nn.Sequential`` whose keys are bare indices
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from dktnet.decoder import INVERTER_LAYERS
-from dktnet.encoders import VGG19_DEPTHS, VGG19_LAYERS, VGG19Encoder, vgg19_layers
-from dktnet.errors import CheckpointError
+from dkt.dktnet.decoder import INVERTER_LAYERS
+from dkt.dktnet.encoders import VGG19_DEPTHS, VGG19_LAYERS, VGG19Encoder, vgg19_layers
+from dkt.dktnet.errors import CheckpointError
 
 ADAIN_INDEX = {
     "conv0": 0, "conv1_1": 2, "conv1_2": 5, "conv2_1": 9, "conv2_2": 12, "conv3_1": 16,

@@ -2,5 +2,5 @@
 
 Pure functions on arrays (numpy / torch) that know nothing of files, folders or the CLI, so
 each can be tested on constructed cases with a known answer. ``dkt evaluate`` and
-``dkt study`` (in :mod:`dkt_cli`) put them together.
+``dkt study`` (in :mod:`dkt.cli`) put them together.
 """

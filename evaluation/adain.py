@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dktnet.decoder import InverterDecoder
-from dktnet.model import blend, pad_to_multiple
-from dktnet.stats import masked_adain, resize_mask
-from dktnet.vgg_weights import load_inverter_state, load_vgg19_encoder
+from dkt.dktnet.decoder import InverterDecoder
+from dkt.dktnet.model import blend, pad_to_multiple
+from dkt.dktnet.stats import masked_adain, resize_mask
+from dkt.dktnet.vgg_weights import load_inverter_state, load_vgg19_encoder
 
 __all__ = ["MaskedAdaIN"]
 

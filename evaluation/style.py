@@ -4,7 +4,7 @@ Both compare the output's foreground with its own background (the painting), so 
 no reference image and no downloaded weights: a harmonized result should have a smaller
 distance than the composite it came from. Lower means more harmonized. They are blind to
 content, so they must be read together with content preservation
-(:mod:`evaluation.fidelity`): painting the object over with the background scores 0 here.
+(:mod:`dkt.evaluation.fidelity`): painting the object over with the background scores 0 here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evaluation.colour import luma, srgb_to_lab
+from dkt.evaluation.colour import luma, srgb_to_lab
 
 __all__ = [
     "TextureRegions",

@@ -18,7 +18,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info, save_checkpoint
+from dkt.dktnet.checkpoint import (
+    file_sha256,
+    load_checkpoint,
+    read_checkpoint_info,
+    save_checkpoint,
+)
 
 #: Credits of the pretrained tensors a vgg19-relu3 model embeds (../shared/weights/MANIFEST.md).
 RELU3_CREDITS = (

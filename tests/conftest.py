@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.export_fixtures import (  # noqa: F401 - fixtures for every test folder
+    dynamo_onnx,
+    fp16_onnx,
+    tiny_checkpoint,
+    torchscript_odd_onnx,
+)
+
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_DATA = Path(os.environ.get("DKT_SHARED_DATA", _DEFAULT))
 SHARED_WEIGHTS = Path(os.environ.get("DKT_SHARED_WEIGHTS", _DEFAULT.parent / "weights"))
@@ -28,7 +35,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
     """The real pretrained relu3_1 VGG-19 and its inverter; skips the test where absent."""
-    from dktnet.pretrained import INVERTER_FILE, VGG_RELU3_FILE
+    from dkt.dktnet.pretrained import INVERTER_FILE, VGG_RELU3_FILE
 
     if not all((SHARED_WEIGHTS / name).is_file() for name in (VGG_RELU3_FILE, INVERTER_FILE)):
         pytest.skip(f"pretrained relu3_1 weights not found at {SHARED_WEIGHTS}")
@@ -86,9 +93,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised tiny DKTNet checkpoint (working size 64) with provenance."""
     import torch
 
-    from dktnet.checkpoint import save_checkpoint
-    from dktnet.config import DKTNetConfig
-    from dktnet.model import DKTNet
+    from dkt.dktnet.checkpoint import save_checkpoint
+    from dkt.dktnet.config import DKTNetConfig
+    from dkt.dktnet.model import DKTNet
 
     torch.manual_seed(0)
     model = DKTNet(DKTNetConfig(**TINY_CONFIG)).eval()
@@ -137,7 +144,7 @@ def make_pair():
 @pytest.fixture
 def write_pair():
     """Write a synthetic composite and its mask as PNG; returns the (composite, mask) arrays."""
-    from dktnet.imageio import write_image
+    from dkt.imaging.imageio import write_image
 
     def _write(composite_path: Path, mask_path: Path, *, height=64, width=80, seed=0):
         composite, mask = synthetic_pair(height, width, seed)
@@ -170,7 +177,7 @@ TINY_TRAIN_SETS = [
 @pytest.fixture
 def train_data(tmp_path: Path) -> Path:
     """6 paintings (48x48) and 3 photos, each with one ``_obj01`` instance mask."""
-    from dktnet.imageio import write_image
+    from dkt.imaging.imageio import write_image
 
     rng = np.random.default_rng(0)
     root = tmp_path / "data"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from backends.shapes import ShapeProfile
-from dktnet.checkpoint import save_checkpoint
-from dktnet.config import DKTNetConfig
-from dktnet.model import DKTNet
+from dkt.backends.shapes import ShapeProfile
+from dkt.dktnet.checkpoint import save_checkpoint
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import DKTNet
 
 TINY_CONFIG = DKTNetConfig(
     lite_channels=(4, 8, 8, 16), kernel_dim=4, prototypes=2, generator_hidden=8, working_size=64
@@ -39,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _export(tmp_path_factory, checkpoint, name, **kwargs) -> Path:
     pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
-    from backends.export_onnx import export_onnx
+    from dkt.backends.export_onnx import export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / name
     export_onnx(checkpoint, out, **kwargs)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import dktnet
 from benchmarks.phdnet_standin import PHDNET_PARAMETERS, build_phdnet_standin
+from dkt import dktnet
 
 ROOT = Path(__file__).resolve().parents[1]
 

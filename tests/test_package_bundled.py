@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from dktnet.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
-from dktnet.model import DKTNet
+from dkt.dktnet.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from dkt.dktnet.model import DKTNet
 from tests.tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dktnet.config import DKTNetConfig
+from dkt.dktnet.config import DKTNetConfig
 
 
 def tiny_config(**overrides: object) -> DKTNetConfig:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from dktnet.config import DKTNetConfig
+from dkt.dktnet.config import DKTNetConfig
 
 __all__ = [
     "AdversarialSettings",
@@ -59,17 +59,17 @@ class LossWeights:
     consistency: float = 1.0
     identity: float = 10.0
     autoencoder: float = 10.0
-    # Pixel colour statistics of the object vs the painting (training.losses.colour_loss).
+    # Pixel colour statistics of the object vs the painting (dkt.training.losses.colour_loss).
     colour: float = 0.0
     # Kernel usage: each image's prototype mix confident, the batch's mix spread over the
-    # prototypes (training.losses.kernel_diversity_loss); 0 turns it off.
+    # prototypes (dkt.training.losses.kernel_diversity_loss); 0 turns it off.
     diversity: float = 0.05
     # Loss network Φ: a VGG-19 weights path, "random:SEED", or null to look it up
     # ($DKT_VGG19_WEIGHTS, then the cache folder, then a checksum-verified download).
     network: str | None = None
     # What L_c compares the output's deepest Φ features with: "composite" (the composite's
     # own, METHOD.md) or "transformed" (the composite's with the foreground re-normalised to
-    # the background's statistics, as AdaIN trains): see training.losses.content_target.
+    # the background's statistics, as AdaIN trains): see dkt.training.losses.content_target.
     content_target: str = "composite"
 
 

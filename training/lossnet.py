@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dktnet.checkpoint import file_sha256
-from dktnet.downloads import cache_dir, download_file
-from dktnet.encoders import VGG19Encoder
-from dktnet.errors import CheckpointError
-from dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder
+from dkt.dktnet.checkpoint import file_sha256
+from dkt.dktnet.downloads import cache_dir, download_file
+from dkt.dktnet.encoders import VGG19Encoder
+from dkt.dktnet.errors import CheckpointError
+from dkt.dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder
 
 __all__ = [
     "ENV_VAR",

@@ -17,8 +17,8 @@ import re
 import time
 from pathlib import Path
 
-from dktnet.atomic import atomic_path
-from training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
+from dkt.dktnet.atomic import atomic_path
+from dkt.training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
 
 __all__ = [
     "CONFIG_NAME",

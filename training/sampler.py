@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from dktnet.errors import DktError
-from training.data import CompositeDataset
+from dkt.dktnet.errors import DktError
+from dkt.training.data import CompositeDataset
 
 __all__ = ["EpochItems", "ResumableSampler", "check_batch", "collate_items"]
 

@@ -3,8 +3,8 @@
 Paintings come from a folder or from a CSV list such as WikiArt's split files. Objects
 come from photos plus one of three common annotation layouts: a folder of instance mask
 images, a COCO instances JSON (polygons and RLE) or YOLO segmentation label files. All of
-them end up as :class:`~training.data.Foreground` values that
-:class:`~training.data.CompositeDataset` draws from, so the dataset never needs to know
+them end up as :class:`~dkt.training.data.Foreground` values that
+:class:`~dkt.training.data.CompositeDataset` draws from, so the dataset never needs to know
 which layout the data came in.
 
 Objects are filtered by how much of their photo they cover (``ratio``, 5% to 30% by
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from dktnet.errors import ImageInputError, PathError
-from dktnet.imageio import IMAGE_SUFFIXES, check_header, read_mask
-from training.data import (
+from dkt.dktnet.errors import ImageInputError, PathError
+from dkt.imaging.imageio import IMAGE_SUFFIXES, check_header, read_mask
+from dkt.training.data import (
     Foreground,
     PolygonMask,
     RleMask,
@@ -82,7 +82,7 @@ def load_paintings(
     files, ``Style/artist_title.jpg,label``, have no header). Paths are relative to
     ``root``, by default the CSV's folder. Listed files that do not exist are left out
     with one warning naming how many and the first few, since big scraped collections
-    always lose some; a list with none left raises :class:`~dktnet.errors.PathError`
+    always lose some; a list with none left raises :class:`~dkt.dktnet.errors.PathError`
     naming it. A painting listed twice is drawn twice as often.
     """
     if (folder is None) == (csv is None):
@@ -166,7 +166,7 @@ def load_foregrounds(
     """Objects of the photos under ``photos``, with masks from exactly one source.
 
     * ``masks``: a folder of instance mask images, paired by name as in
-      :func:`~training.data.find_foregrounds` (``<photo>_objNN.png``).
+      :func:`~dkt.training.data.find_foregrounds` (``<photo>_objNN.png``).
     * ``coco``: a COCO instances JSON; ``file_name`` is relative to ``photos``. Polygons
       and RLE (compressed or not, crowd regions included) are all used.
     * ``yolo``: a folder of YOLO segmentation labels, ``<photo stem>.txt`` at the photo's
@@ -182,7 +182,7 @@ def load_foregrounds(
 
     Masks, label files or COCO images without a photo are ignored with one warning and
     appended to ``unmatched`` when a list is given. Returns objects sorted by photo, then
-    in the order of their source. Raises :class:`~dktnet.errors.PathError` naming the file
+    in the order of their source. Raises :class:`~dkt.dktnet.errors.PathError` naming the file
     (and line or annotation) for anything unreadable or malformed, or when no object is
     left; :class:`ValueError` for a wrong combination of arguments.
     """
@@ -525,7 +525,7 @@ def bad_headers(
 ) -> tuple[int, list[ImageInputError]]:
     """(files checked, one error per file) for the paintings, photos and mask images.
 
-    Header only (:func:`~dktnet.imageio.check_header`): fast enough to run over a whole
+    Header only (:func:`~dkt.imaging.imageio.check_header`): fast enough to run over a whole
     collection before the first step, so that a corrupt file stops a run at once, named,
     instead of when it is first drawn, possibly hours in. Each file is checked once.
     """

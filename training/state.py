@@ -3,10 +3,10 @@
 A resumed run must make exactly the parameter updates the uninterrupted run would have made,
 so the file holds the module weights, the optimizers' per-parameter state and hyperparameters,
 the schedulers, every global random generator and whatever the caller adds (step, data
-position, config). Like the model checkpoint (``dktnet.checkpoint``) it is safetensors plus
+position, config). Like the model checkpoint (``dkt.dktnet.checkpoint``) it is safetensors plus
 JSON metadata, so resuming from a file someone hands over can never execute code, and
 loading is strict: a file that does not fit the run is refused before anything is changed,
-with the file and the offending entry in a one-line :class:`~dktnet.errors.CheckpointError`.
+with the file and the offending entry in a one-line :class:`~dkt.dktnet.errors.CheckpointError`.
 
 File layout (tensor names; all tensors are stored on the CPU):
 
@@ -47,12 +47,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from dktnet.atomic import atomic_path
-from dktnet.errors import CheckpointError
+from dkt.dktnet.atomic import atomic_path
+from dkt.dktnet.errors import CheckpointError
 
 FORMAT_NAME = "dkt-training-state"
 FORMAT_VERSION = 1
-_MODEL_FORMAT = "dkt-dktnet"  # dktnet.checkpoint's tag, recognised only to give a better error
+_MODEL_FORMAT = "dkt-dktnet"  # dkt.dktnet.checkpoint's tag, recognised only to give a better error
 _SHOWN_NAMES = 5
 _RNG_KINDS = ("python", "numpy", "torch", "cuda")
 
@@ -311,7 +311,7 @@ def save_training_state(
     The global random generators are captured here, so call it between steps, exactly where
     the resumed run will start. The file is written atomically: a crash mid-save leaves the
     previous file at ``path`` intact. ``modules`` may hold anything with a tensor-only
-    ``state_dict``/``load_state_dict`` pair, e.g. :class:`training.ema.EMA`. Values that JSON
+    ``state_dict``/``load_state_dict`` pair, e.g. :class:`dkt.training.ema.EMA`. Values that JSON
     cannot hold raise ``TypeError`` before anything is written.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.base import Backend, BackendError
-from backends.benchmark import (
+from dkt.backends.base import Backend, BackendError
+from dkt.backends.benchmark import (
     benchmark_backend,
     model_for_backend,
     peak_rss_bytes,
@@ -77,7 +77,7 @@ def test_model_for_backend_exports_from_a_checkpoint(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx", reason="onnx not installed (dkt[onnx])")
-    import backends.export_onnx as export_module
+    import dkt.backends.export_onnx as export_module
 
     seen = {}
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from backends.base import BackendError
-from backends.shapes import ShapeProfile
-from dktnet.checkpoint import file_sha256, load_checkpoint
+from dkt.backends.base import BackendError
+from dkt.backends.shapes import ShapeProfile
+from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
-from backends.parity import soft_mask  # noqa: E402
+from dkt.backends.export_onnx import export_onnx, read_metadata  # noqa: E402
+from dkt.inference.parity import soft_mask  # noqa: E402
 
 
 def io_signature(path: Path) -> list[tuple[str, int, list[object]]]:

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import registry
-from backends.base import BackendError
-from backends.harmonizer import Harmonizer
-from backends.shapes import ShapeError, ShapeProfile
+from dkt.backends import registry
+from dkt.backends.base import BackendError
+from dkt.backends.shapes import ShapeError, ShapeProfile
+from dkt.inference.harmonizer import Harmonizer
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from backends.onnxruntime_backend import (  # noqa: E402
+from dkt.backends.onnxruntime_backend import (  # noqa: E402
     CPU,
     CUDA,
     TENSORRT,
@@ -83,7 +83,7 @@ def test_precision_is_fixed_by_the_file(dynamo_onnx: Path, fp16_onnx: Path) -> N
 
 
 def test_static_graph_refuses_other_shapes_clearly(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from backends.export_onnx import export_onnx
+    from dkt.backends.export_onnx import export_onnx
 
     out = tmp_path / "static.onnx"
     export_onnx(
@@ -128,10 +128,10 @@ def test_memory_estimate_comes_from_the_exports_recorded_config(
     dynamo_onnx: Path, fp16_onnx: Path
 ) -> None:
     """Issue 12 item 1 under ORT: the budget is known without the weights, fp16 halves it."""
-    from backends.export_onnx import read_metadata
-    from backends.onnxruntime_backend import ORT_ARENA_FACTOR
-    from dktnet.config import DKTNetConfig
-    from dktnet.model import estimate_working_bytes
+    from dkt.backends.export_onnx import read_metadata
+    from dkt.backends.onnxruntime_backend import ORT_ARENA_FACTOR
+    from dkt.dktnet.config import DKTNetConfig
+    from dkt.dktnet.model import estimate_working_bytes
 
     config = DKTNetConfig.from_dict(read_metadata(dynamo_onnx)["config"])
     eager = estimate_working_bytes(config, 256, 320)
@@ -143,7 +143,7 @@ def test_memory_estimate_comes_from_the_exports_recorded_config(
 
 def test_a_working_size_over_the_budget_is_refused_before_ort_runs(dynamo_onnx: Path) -> None:
     """A size the memory cannot hold fails in one line naming the size, not in ORT's arena."""
-    from backends.harmonizer import WorkingMemoryError
+    from dkt.inference.harmonizer import WorkingMemoryError
 
     with registry.open_backend(dynamo_onnx, device="cpu") as backend:
         harmonizer = Harmonizer(backend, 0)

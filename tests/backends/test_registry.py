@@ -1,4 +1,4 @@
-"""Tests for ``backends.registry``: which backend a model file or ``--backend`` name gets."""
+"""Tests for ``dkt.backends.registry``: which backend a model file or ``--backend`` name gets."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from backends import registry
-from backends.base import Backend, BackendError
-from backends.registry import BackendSpec
-from backends.torch_backend import TorchBackend
+from dkt.backends import registry
+from dkt.backends.base import Backend, BackendError
+from dkt.backends.registry import BackendSpec
+from dkt.backends.torch_backend import TorchBackend
 
 
 class PluginBackend(Backend):

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dktnet.checkpoint import save_checkpoint
-from dktnet.config import DKTNetConfig
-from dktnet.imageio import write_image
-from dktnet.model import DKTNet
+from dkt.dktnet.checkpoint import save_checkpoint
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import DKTNet
+from dkt.imaging.imageio import write_image
 from tests.evaluation.synthetic import smooth_object, square_mask, striped_painting
 
 KEYS = ("a", "b", "c")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
-from dktnet.imageio import read_image
+from dkt.cli.app import app
+from dkt.imaging.imageio import read_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

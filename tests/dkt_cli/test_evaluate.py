@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import evaluation.inception as inception
-from dkt_cli.app import app
-from dkt_cli.evaluate import NO_INCEPTION, NO_VGG
-from dktnet.imageio import read_image
+import dkt.evaluation.inception as inception
+from dkt.cli.app import app
+from dkt.cli.evaluate import NO_INCEPTION, NO_VGG
+from dkt.imaging.imageio import read_image
 from tests.dkt_cli.eval_data import EvalSet, make_eval_set, tiny_model
 
 runner = CliRunner()
@@ -186,7 +186,7 @@ def test_vgg_losses_with_a_weights_file(evalset: EvalSet, tmp_path: Path) -> Non
     plumbing is under test, not the numbers); the random stand-in by name is refused."""
     from safetensors.torch import save_file
 
-    from dktnet.encoders import VGG19Encoder
+    from dkt.dktnet.encoders import VGG19Encoder
 
     torch.manual_seed(0)
     weights = tmp_path / "vgg.safetensors"

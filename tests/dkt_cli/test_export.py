@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
+from dkt.cli.app import app
 
 pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
@@ -68,8 +68,8 @@ def test_export_onnx_with_verify_then_harmonize(tiny_checkpoint: Path, tmp_path:
     assert record["verify"]["passed"] and record["verify"]["max_abs"] < 1e-4
     assert "parity" in result.stderr and "passed" in result.stderr
     # the exported file runs through dkt harmonize, its suffix picking onnxruntime
-    from dktnet.imageio import write_image
-    from dktnet.samples import make_demo_sample
+    from dkt.demo.samples import make_demo_sample
+    from dkt.imaging.imageio import write_image
 
     sample = make_demo_sample(96, 128)
     write_image(tmp_path / "c.png", sample.composite)
@@ -95,7 +95,7 @@ def test_export_onnx_with_verify_then_harmonize(tiny_checkpoint: Path, tmp_path:
 def test_verify_failure_exits_1(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import backends.parity as parity
+    import dkt.inference.parity as parity
 
     monkeypatch.setitem(parity.BOUNDS, "fp32", -1.0)
     result = dkt(
@@ -167,8 +167,8 @@ def test_harmonize_never_falls_back_to_the_cpu_unasked(
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: nothing falls back")
-    from dktnet.imageio import write_image
-    from dktnet.samples import make_demo_sample
+    from dkt.demo.samples import make_demo_sample
+    from dkt.imaging.imageio import write_image
 
     sample = make_demo_sample(64, 96)
     write_image(tmp_path / "c.png", sample.composite)

@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
-from dkt_cli.pairing import OUTPUT_MARKER
-from dktnet.imageio import read_image, read_mask, write_image
+from dkt.cli.app import app
+from dkt.imaging.imageio import read_image, read_mask, write_image
+from dkt.inference.pairing import OUTPUT_MARKER
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -109,11 +109,11 @@ def test_single_image_quiet_prints_nothing(tmp_path: Path, write_pair, tiny_mode
 
 
 def test_module_entry_point_runs_harmonize(tmp_path: Path, write_pair, tiny_model: Path) -> None:
-    """``python -m dkt_cli`` is the same application as the ``dkt`` script."""
+    """``python -m dkt`` is the same application as the ``dkt`` script."""
     composite, mask = write_pair(tmp_path / "c.png", tmp_path / "m.png")
     out = tmp_path / "out.png"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "dkt_cli", "harmonize", tmp_path / "c.png", "--mask",
+    args = [sys.executable, "-m", "dkt", "harmonize", tmp_path / "c.png", "--mask",
             tmp_path / "m.png", "-o", out, "--json", *model_args(tiny_model)]  # fmt: skip
     proc = subprocess.run(
         [str(a) for a in args], capture_output=True, text=True, env=env, timeout=120
@@ -171,7 +171,7 @@ def test_json_reports_the_pipeline_settings_cpu_defaults_included(
     tmp_path: Path, write_pair, tiny_model: Path
 ) -> None:
     """On the CPU a batch is one image and the model leaves a core per worker."""
-    from backends.cpu import pipeline_threads
+    from dkt.backends.cpu import pipeline_threads
 
     _tree(tmp_path, write_pair, ["a.png"])
     result = dkt(*folder_args(tmp_path, "--json", *model_args(tiny_model)))
@@ -244,7 +244,7 @@ def test_interrupt_exits_130_with_a_summary(
     tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     """Ctrl-C during the second image: the first is written whole, the rest not started."""
-    from backends.torch_backend import TorchBackend
+    from dkt.backends.torch_backend import TorchBackend
 
     _tree(tmp_path, write_pair, ["a.png", "b.png", "c.png"])
     real = TorchBackend.run
@@ -534,7 +534,7 @@ def test_upsample_method_is_selectable(tmp_path: Path, write_pair, tiny_model: P
 
 def _start_folder_run(tmp_path: Path, tiny_model: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "dkt_cli", *map(str, folder_args(tmp_path)), "--size", "0",
+    args = [sys.executable, "-m", "dkt", *map(str, folder_args(tmp_path)), "--size", "0",
             "--workers", "2", "--batch", "1", *extra,
             *map(str, model_args(tiny_model))]  # fmt: skip
     with _ctrl_c_reaches_children():

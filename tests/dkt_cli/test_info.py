@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
-from dktnet.checkpoint import load_checkpoint
+from dkt.cli.app import app
+from dkt.dktnet.checkpoint import load_checkpoint
 
 runner = CliRunner()
 
@@ -68,8 +68,8 @@ def test_info_refuses_a_non_checkpoint_in_one_line(
 
 def test_info_names_the_loss_networks_taps(tmp_path: Path) -> None:
     """A model trained on a truncated VGG-19 says relu3_1 is its deepest tap, on one row."""
-    from dktnet.checkpoint import save_checkpoint
-    from dktnet.model import DKTNet
+    from dkt.dktnet.checkpoint import save_checkpoint
+    from dkt.dktnet.model import DKTNet
     from tests.tiny import tiny_config
 
     lossnet = {"kind": "vgg19", "pretrained": True, "file": "vgg_normalised_conv3_1.pth",

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
-from dktnet.imageio import read_image, write_image
+from dkt.cli.app import app
+from dkt.imaging.imageio import read_image, write_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -193,8 +193,8 @@ def test_info_shows_an_onnx_exports_metadata(torchscript_odd_onnx: Path) -> None
 
 def test_info_shows_an_engines_sidecar(tmp_path: Path) -> None:
     """Item 10: ``dkt info model.engine`` reads ``model.engine.json``; TensorRT is not needed."""
-    from backends.engine_sidecar import EngineMetadata, write_sidecar
-    from backends.shapes import ShapeProfile
+    from dkt.backends.engine_sidecar import EngineMetadata, write_sidecar
+    from dkt.backends.shapes import ShapeProfile
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"serialized engine bytes")
@@ -387,9 +387,9 @@ class _GreedyBackend:
 
 def _run_big_and_small(tmp_path: Path, write_pair, harmonizer, workers: int):
     """A folder of an 80x64 and a 48x40 pair, run serially (0) or pipelined; (comps, summary)."""
-    from dkt_cli.jobs import run_jobs
-    from dkt_cli.pairing import plan_folder
-    from dkt_cli.pipeline import run_pipelined
+    from dkt.inference.jobs import run_jobs
+    from dkt.inference.pairing import plan_folder
+    from dkt.inference.pipeline import run_pipelined
 
     comps, masks = tmp_path / "comps", tmp_path / "masks"
     write_pair(comps / "big.png", masks / "big.png", height=64, width=80)
@@ -403,7 +403,7 @@ def _run_big_and_small(tmp_path: Path, write_pair, harmonizer, workers: int):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_file_too_big_for_memory_fails_alone(tmp_path: Path, write_pair, workers: int) -> None:
     """Item 1: a MemoryError is that file's failure, in one line; the folder goes on."""
-    from backends.harmonizer import Harmonizer
+    from dkt.inference.harmonizer import Harmonizer
 
     harmonizer = Harmonizer(_GreedyBackend(), 0)  # type: ignore[arg-type]
     comps, summary = _run_big_and_small(tmp_path, write_pair, harmonizer, workers)
@@ -430,7 +430,7 @@ def test_a_file_over_the_memory_budget_is_refused_alone_before_it_runs(
     tmp_path: Path, write_pair, workers: int
 ) -> None:
     """Item 1, the budget: the file the memory cannot hold fails in one line, unrun."""
-    from backends.harmonizer import Harmonizer
+    from dkt.inference.harmonizer import Harmonizer
 
     harmonizer = Harmonizer(_EstimatingBackend(), 0)  # type: ignore[arg-type]
     harmonizer.memory_left = lambda: 1000 * 50 * 50
@@ -516,7 +516,7 @@ def test_a_16_bit_input_gives_a_16_bit_output_with_its_background_exact(
     """Item 4: a 48-bit PNG came back as 8 bits; now the output has the input's depth."""
     import tifffile
 
-    from tests.dktnet.test_wide_io import save_png16
+    from tests.imaging.test_wide_io import save_png16
 
     composite8, mask = make_pair(64, 80)
     rng = np.random.default_rng(5)

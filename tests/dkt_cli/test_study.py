@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from dkt_cli.app import app
+from dkt.cli.app import app
 
 runner = CliRunner()
 STRENGTH = {"composite": -0.8, "reinhard": 0.0, "dkt": 0.8}

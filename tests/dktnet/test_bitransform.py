@@ -1,13 +1,13 @@
-"""Tests for dktnet.bitransform: at initialisation the bi-transformation is masked AdaIN."""
+"""Tests for dkt.dktnet.bitransform: at initialisation the bi-transformation is masked AdaIN."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dktnet.bitransform import BiTransformation, apply_tau
-from dktnet.kernels import Kernels, dynamic_kernel_transform
-from dktnet.stats import masked_adain, masked_stats
+from dkt.dktnet.bitransform import BiTransformation, apply_tau
+from dkt.dktnet.kernels import Kernels, dynamic_kernel_transform
+from dkt.dktnet.stats import masked_adain, masked_stats
 
 C, D, K, HIDDEN = 16, 4, 3, 16
 

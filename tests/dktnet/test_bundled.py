@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-import dktnet
-from backends.harmonizer import Harmonizer, downsample_image, downsample_mask, working_shape
-from backends.torch_backend import TorchBackend
-from dkt_cli.demo import colour_distance
-from dktnet.checkpoint import load_checkpoint, read_checkpoint_info
-from dktnet.imageio import read_image, read_mask
-from dktnet.kernels import Kernels
-from dktnet.model import DKTNet, pad_to_multiple
-from dktnet.samples import make_demo_sample
-from dktnet.stats import background_weight, masked_stats, resize_mask, standardize
+from dkt import dktnet
+from dkt.backends.torch_backend import TorchBackend
+from dkt.cli.demo import colour_distance
+from dkt.demo.samples import make_demo_sample
+from dkt.dktnet.checkpoint import load_checkpoint, read_checkpoint_info
+from dkt.dktnet.kernels import Kernels
+from dkt.dktnet.model import DKTNet, pad_to_multiple
+from dkt.dktnet.stats import background_weight, masked_stats, resize_mask, standardize
+from dkt.imaging.imageio import read_image, read_mask
+from dkt.inference.harmonizer import Harmonizer, downsample_image, downsample_mask, working_shape
 
 #: Mean pairwise total-variation distance of the prototype mixes over 20 example paintings,
 #: per kernel generator, that the bundled model must keep. The model that collapsed (every

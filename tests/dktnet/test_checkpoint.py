@@ -1,4 +1,4 @@
-"""Tests for dktnet.checkpoint: safetensors files with config and provenance, loaded strictly."""
+"""Tests for dkt.dktnet.checkpoint: safetensors with config and provenance, loaded strictly."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dktnet import checkpoint as ckpt
-from dktnet.checkpoint import (
+from dkt.dktnet import checkpoint as ckpt
+from dkt.dktnet.checkpoint import (
     FORMAT_VERSION,
     load_checkpoint,
     read_checkpoint_info,
     save_checkpoint,
 )
-from dktnet.config import DKTNetConfig
-from dktnet.errors import CheckpointError
-from dktnet.model import DKTNet
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.errors import CheckpointError
+from dkt.dktnet.model import DKTNet
 from tests.tiny import tiny_config
 
 PROVENANCE = {"run": "unit-test", "steps": 3, "loss_network": {"kind": "random-vgg19", "seed": 3}}

@@ -1,4 +1,4 @@
-"""Tests for dktnet.config: the model shape stored in every checkpoint."""
+"""Tests for dkt.dktnet.config: the model shape stored in every checkpoint."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dktnet.config import VGG_CHANNELS, DKTNetConfig
+from dkt.dktnet.config import VGG_CHANNELS, DKTNetConfig
 from tests.tiny import tiny_config
 
 

@@ -1,11 +1,11 @@
-"""Tests for dktnet.kernels: tau(F) = (F.P.K_c + K_b).V and the kernel generator."""
+"""Tests for dkt.dktnet.kernels: tau(F) = (F.P.K_c + K_b).V and the kernel generator."""
 
 from __future__ import annotations
 
 import torch
 
-from dktnet.kernels import KernelGenerator, Kernels, dynamic_kernel_transform
-from dktnet.stats import masked_stats, standardize
+from dkt.dktnet.kernels import KernelGenerator, Kernels, dynamic_kernel_transform
+from dkt.dktnet.stats import masked_stats, standardize
 
 C, D, K, HIDDEN = 6, 3, 4, 16
 

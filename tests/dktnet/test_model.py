@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from dktnet.model import DKTNet, blend, pad_to_multiple
+from dkt.dktnet.model import DKTNet, blend, pad_to_multiple
 from tests.tiny import tiny_config
 
 
@@ -289,8 +289,8 @@ def test_fp16_model_with_a_flat_object_gives_a_finite_result() -> None:
 
 _PEAK_CHILD = """
 import resource, sys, torch
-import dktnet
-from dktnet.checkpoint import load_checkpoint
+from dkt import dktnet
+from dkt.dktnet.checkpoint import load_checkpoint
 side = int(sys.argv[1])
 model = load_checkpoint(dktnet.BUNDLED_MODEL)
 model = (model[0] if isinstance(model, tuple) else model).eval()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dktnet.config import DKTNetConfig
-from dktnet.model import DKTNet
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import DKTNet
 
 TINY = DKTNetConfig(lite_channels=(4, 8, 8, 16), kernel_dim=4, prototypes=2, generator_hidden=8)
 

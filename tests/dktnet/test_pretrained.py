@@ -1,4 +1,4 @@
-"""Where the relu3_1 VGG-19 and its inverter are looked up (dktnet.pretrained)."""
+"""Where the relu3_1 VGG-19 and its inverter are looked up (dkt.dktnet.pretrained)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dktnet.pretrained import (
+from dkt.dktnet.pretrained import (
     ENV_DIR,
     INVERTER_FILE,
     VGG_RELU3_FILE,

@@ -1,4 +1,4 @@
-"""Tests for dktnet.stats: masked statistics, mask resizing and masked AdaIN.
+"""Tests for dkt.dktnet.stats: masked statistics, mask resizing and masked AdaIN.
 
 Every reference value is computed independently of the code under test (boolean indexing,
 float64 loops), on tensors of a few hundred elements.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dktnet.stats import (
+from dkt.dktnet.stats import (
     EPS,
     Z_BOUND,
     RegionStats,

@@ -1,4 +1,4 @@
-"""Tests for dktnet.vgg_weights on fake weight files of the real shapes (nothing is downloaded).
+"""Tests for dkt.dktnet.vgg_weights on fake weight files of the real shapes (nothing is downloaded).
 
 The fake files are built once per module: VGG-19 to relu4_1 is 3.5M floats, plus one deeper
 layer of the real shape that every loader must ignore.
@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from dktnet.encoders import VGG19_LAYERS, VGG19Encoder
-from dktnet.errors import CheckpointError
-from dktnet.vgg_weights import (
+from dkt.dktnet.encoders import VGG19_LAYERS, VGG19Encoder
+from dkt.dktnet.errors import CheckpointError
+from dkt.dktnet.vgg_weights import (
     ADAIN_INDEX,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -28,7 +28,7 @@ from dktnet.vgg_weights import (
     to_encoder_state,
 )
 
-# The public layouts, written out here independently of dktnet.vgg_weights:
+# The public layouts, written out here independently of dkt.dktnet.vgg_weights:
 # AdaIN's vgg_normalised is conv0 (1x1), then (ReflectionPad2d, Conv2d, ReLU) per conv and a
 # MaxPool2d between stages; torchvision's vgg19.features is (Conv2d, ReLU) per conv + MaxPool2d.
 ADAIN_LAYOUT = {

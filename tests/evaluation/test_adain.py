@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from dktnet.config import DKTNetConfig
-from dktnet.model import DKTNet
-from dktnet.vgg_weights import load_inverter_state, load_vgg19_encoder
-from evaluation.adain import MaskedAdaIN
-from evaluation.style import colour_distance
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.model import DKTNet
+from dkt.dktnet.vgg_weights import load_inverter_state, load_vgg19_encoder
+from dkt.evaluation.adain import MaskedAdaIN
+from dkt.evaluation.style import colour_distance
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
-"""Tests for ``evaluation.baselines``: the painting is untouched, Reinhard matches colours."""
+"""Tests for ``dkt.evaluation.baselines``: the painting is untouched, Reinhard matches colours."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from evaluation.baselines import BASELINES, composite_baseline, reinhard
-from evaluation.colour import srgb_to_lab
-from evaluation.style import colour_distance
+from dkt.evaluation.baselines import BASELINES, composite_baseline, reinhard
+from dkt.evaluation.colour import srgb_to_lab
+from dkt.evaluation.style import colour_distance
 
 
 def test_composite_baseline_is_an_unchanged_copy(composite_case) -> None:

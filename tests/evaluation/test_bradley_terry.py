@@ -1,11 +1,11 @@
-"""Tests for ``evaluation.bradley_terry``: recovery of known strengths, ties, bad rows."""
+"""Tests for ``dkt.evaluation.bradley_terry``: recovery of known strengths, ties, bad rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from evaluation.bradley_terry import (
+from dkt.evaluation.bradley_terry import (
     JudgmentError,
     fit,
     fit_log_strengths,

@@ -1,11 +1,11 @@
-"""Tests for ``evaluation.fid`` on Gaussians whose distances are known in closed form."""
+"""Tests for ``dkt.evaluation.fid`` on Gaussians whose distances are known in closed form."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from evaluation.fid import feature_stats, fid, frechet_distance, kid
+from dkt.evaluation.fid import feature_stats, fid, frechet_distance, kid
 
 
 def test_frechet_distance_closed_forms() -> None:

@@ -1,4 +1,4 @@
-"""Tests for ``evaluation.fidelity``: SSIM and background change on known cases."""
+"""Tests for ``dkt.evaluation.fidelity``: SSIM and background change on known cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.fidelity import background_change, content_ssim, ssim_map
+from dkt.evaluation.fidelity import background_change, content_ssim, ssim_map
 
 
 def test_ssim_of_identical_images_is_one(composite_case) -> None:

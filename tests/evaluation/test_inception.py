@@ -1,4 +1,4 @@
-"""Tests for ``evaluation.inception``: the FID network, its weight files and their sources.
+"""Tests for ``dkt.evaluation.inception``: the FID network, its weight files and their sources.
 
 No real weights exist on the test machines, so a weights file is made from a randomly
 initialised network, saved the way pytorch-fid's file is (a plain state dict with the
@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import evaluation.inception as inc
-from dktnet.errors import CheckpointError
-from evaluation.inception import (
+import dkt.evaluation.inception as inc
+from dkt.dktnet.errors import CheckpointError
+from dkt.evaluation.inception import (
     FIDInception,
     WeightsDownloadError,
     cache_dir,

@@ -1,4 +1,4 @@
-"""Tests for ``evaluation.pairs``: the study design is balanced and reproducible."""
+"""Tests for ``dkt.evaluation.pairs``: the study design is balanced and reproducible."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from evaluation.pairs import balanced_pairs
+from dkt.evaluation.pairs import balanced_pairs
 
 METHODS = ["composite", "reinhard", "phdnet", "dktnet"]
 

@@ -1,4 +1,4 @@
-"""Tests for ``evaluation.style`` on constructed cases whose answer is known."""
+"""Tests for ``dkt.evaluation.style`` on constructed cases whose answer is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.style import (
+from dkt.evaluation.style import (
     colour_distance,
     gabor_bank,
     sliced_wasserstein,

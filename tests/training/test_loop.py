@@ -13,13 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dkt.training.config import load_config
+from dkt.training.data import CompositeConfig, CompositeDataset
+from dkt.training.loop import Trainer, run_training
+from dkt.training.lossnet import load_loss_network
+from dkt.training.sampler import collate_items
+from dkt.training.sources import load_foregrounds, load_paintings
 from tests.conftest import TINY_TRAIN_SETS
-from training.config import load_config
-from training.data import CompositeConfig, CompositeDataset
-from training.loop import Trainer, run_training
-from training.lossnet import load_loss_network
-from training.sampler import collate_items
-from training.sources import load_foregrounds, load_paintings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,7 +63,7 @@ def test_resume_in_process_continues_bit_exactly(train_data: Path, tmp_path: Pat
 
 
 def _cli(data: Path, run: Path, *extra: str) -> list[str]:
-    args = [sys.executable, "-m", "dkt_cli", "train", "--paintings", str(data / "paintings"),
+    args = [sys.executable, "-m", "dkt", "train", "--paintings", str(data / "paintings"),
             "--photos", str(data / "photos"), "--masks", str(data / "masks"),
             "--run-dir", str(run)]  # fmt: skip
     for item in TINY_TRAIN_SETS:
@@ -97,7 +97,7 @@ def test_killed_run_resumes_to_the_same_weights(train_data: Path, tmp_path: Path
     proc.communicate()
     assert not (run / "model.safetensors").exists(), "the run finished before it was killed"
     resumed = subprocess.run(
-        [sys.executable, "-m", "dkt_cli", "train", "--resume", str(run)],
+        [sys.executable, "-m", "dkt", "train", "--resume", str(run)],
         env=_env(),
         capture_output=True,
         text=True,
@@ -141,7 +141,7 @@ def test_two_processes_under_torchrun_match_one_process_with_their_joint_batch(
         "--nproc_per_node",
         "2",
     ]
-    cmd = [*torchrun, "-m", "dkt_cli", *per_rank]
+    cmd = [*torchrun, "-m", "dkt", *per_rank]
     double = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr
     assert double.stderr.count("run directory:") == 1  # rank 0 alone speaks
@@ -149,7 +149,7 @@ def test_two_processes_under_torchrun_match_one_process_with_their_joint_batch(
     two = load_file(tmp_path / "two" / "model.safetensors")
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
-    from dktnet.checkpoint import read_checkpoint_info
+    from dkt.dktnet.checkpoint import read_checkpoint_info
 
     info = read_checkpoint_info(tmp_path / "two" / "model.safetensors")
     assert info.provenance["world_size"] == 2

@@ -1,5 +1,5 @@
-"""Tests for training.losses (style, content, identity, autoencoder, adversarial,
-consistency) and training.lossnet."""
+"""Tests for dkt.training.losses (style, content, identity, autoencoder, adversarial,
+consistency) and dkt.training.lossnet."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dktnet.model import DKTNet, RenderOutput
-from dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from tests.tiny import tiny_config
-from training.losses import (
+from dkt.dktnet.model import DKTNet, RenderOutput
+from dkt.dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from dkt.training.losses import (
     adversarial_loss,
     autoencoder_loss,
     colour_loss,
@@ -29,7 +28,8 @@ from training.losses import (
     standard_stats_consistency,
     style_loss,
 )
-from training.lossnet import load_loss_network
+from dkt.training.lossnet import load_loss_network
+from tests.tiny import tiny_config
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -49,7 +49,7 @@ def _block_mask(mask: torch.Tensor, size: int) -> torch.Tensor:
 def _match_foreground(out: torch.Tensor, comp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Give ``out``'s foreground the composite's background mean and (population) std.
 
-    Computed by boolean indexing, independently of dktnet.stats.
+    Computed by boolean indexing, independently of dkt.dktnet.stats.
     """
     result = out.clone()
     for b in range(out.shape[0]):

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from training.sampler import ResumableSampler, collate_items
+from dkt.training.sampler import ResumableSampler, collate_items
 
 
 def take(sampler: ResumableSampler, n: int) -> list[int]:
@@ -51,9 +51,9 @@ def test_collate_keeps_skipped_file_names() -> None:
 def test_a_worker_data_error_reaches_the_loop_as_one_line_naming_the_file(tmp_path) -> None:
     from torch.utils.data import DataLoader
 
-    from dktnet.errors import DktError
-    from training.data import CompositeConfig, CompositeDataset, Foreground
-    from training.sampler import EpochItems, check_batch
+    from dkt.dktnet.errors import DktError
+    from dkt.training.data import CompositeConfig, CompositeDataset, Foreground
+    from dkt.training.sampler import EpochItems, check_batch
 
     bad = tmp_path / "painting.png"
     bad.write_bytes(b"not an image")
