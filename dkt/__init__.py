@@ -1,5 +1,56 @@
-"""dkt: painterly image harmonization with DKTNet."""
+"""dkt: painterly image harmonization with DKTNet.
+
+Paste a photographic object into a painting and ``dkt`` restyles the object to match the
+painting, leaving every pixel of the painting outside the object as it was::
+
+    import dkt
+
+    h = dkt.Harmonizer()                      # the bundled model; any .safetensors/.onnx/.engine
+    result = h("composite.jpg", "mask.png")   # numpy uint8 (H, W, 3)
+    composite, mask = dkt.paste("painting.jpg", "cutout.png", at=(120, 80), scale=0.5)
+    result = h(composite, mask)
+
+The names below load on first use, so ``import dkt`` is quick and pulls in neither torch
+nor the command line's libraries (Typer, rich) until something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from dkt._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from dkt.api import Harmonizer as Harmonizer
+    from dkt.api import paste as paste
+    from dkt.dktnet.errors import DktError as DktError
+    from dkt.dktnet.errors import ImageInputError as ImageInputError
+    from dkt.dktnet.errors import PathError as PathError
+    from dkt.inference.jobs import RunSummary as RunSummary
+    from dkt.inputs import InputError as InputError
+
+#: Public name -> module that defines it.
+_EXPORTS = {
+    "Harmonizer": "dkt.api",
+    "paste": "dkt.api",
+    "RunSummary": "dkt.inference.jobs",
+    "DktError": "dkt.dktnet.errors",
+    "PathError": "dkt.dktnet.errors",
+    "ImageInputError": "dkt.dktnet.errors",
+    "InputError": "dkt.inputs",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dkt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

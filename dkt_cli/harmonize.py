@@ -3,37 +3,50 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from dkt import dktnet
 from dkt.backends.base import Backend
-from dkt.backends.cpu import CoreShare, pipeline_threads, usable_cores
+from dkt.backends.cpu import pipeline_threads
 from dkt.backends.registry import open_backend
 from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt.dktnet.errors import DktError
-from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format
+from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
 from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import Harmonizer
-from dkt.inference.jobs import Existing, RunSummary, run_jobs
+from dkt.inference.jobs import Existing, RunSummary
 from dkt.inference.manifest import plan_manifest
-from dkt.inference.pairing import Job, PairingError, mark_output_folder, plan_folder, plan_single
-from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_pipelined
+from dkt.inference.pairing import (
+    Job,
+    PairingError,
+    mark_output_folder,
+    plan_alpha,
+    plan_folder,
+    plan_single,
+)
+from dkt.inference.paste import paste_files
+from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_all
 from dkt.inference.sharding import Shard, ShardError, parse_shard, select
 
 _FOLDERS = "Folders"
+_CUTOUT = "Cut-out on a painting"
+#: ``--mask alpha``: the composite's alpha channel is its mask.
+ALPHA = "alpha"
 _MODEL = "Model"
 _SCALE = "Scale"
 
 
 def _plan(
     composite: Path | None,
-    mask: Path | None,
+    mask: str | None,
     output: Path | None,
     composites: Path | None,
     masks: Path | None,
@@ -53,8 +66,10 @@ def _plan(
         fail("give either COMPOSITE --mask -o, or --composites --masks --out, not both")
     if composite is not None:
         if mask is None or output is None:
-            fail("one image needs --mask MASK and -o OUTPUT")
-        return [plan_single(composite, mask, output)]
+            fail("one image needs --mask MASK (or --mask alpha) and -o OUTPUT")
+        if mask == ALPHA:
+            return [plan_alpha(composite, output)]
+        return [plan_single(composite, Path(mask), output)]
     if composites is None or masks is None or out is None:
         fail("give COMPOSITE --mask MASK -o OUTPUT, or --composites DIR --masks DIR --out DIR")
     jobs = plan_folder(composites, masks, out, **patterns, notes=notes)
@@ -63,11 +78,72 @@ def _plan(
     return jobs
 
 
-def _core_share(engine: Backend, threads: int | None) -> CoreShare | None:
-    """How the model on the CPU shares the cores with the pipeline's workers (elsewhere: not)."""
-    if not engine.on_cpu:
+def _check_cutout_options(
+    painting: Path | None,
+    cutout: Path | None,
+    at: str | None,
+    scale: float,
+    save_composite: Path | None,
+    other_inputs: list[object],
+) -> bool:
+    """Whether this is a cut-out run; a half-given or mixed set of inputs is a usage error."""
+    if painting is None and cutout is None:
+        if at is not None or scale != 1.0 or save_composite is not None:
+            fail("--at, --scale and --save-composite go with --painting and --object")
+        return False
+    if painting is None or cutout is None:
+        fail("--painting and --object go together: give both")
+    if any(value is not None for value in other_inputs):
+        fail("--painting and --object make the composite and its mask; drop COMPOSITE, "
+             "--mask, the folders and --manifest")  # fmt: skip
+    return True
+
+
+def _parse_at(text: str | None) -> tuple[int, int] | None:
+    if text is None:
         return None
-    return CoreShare(usable_cores(), threads or usable_cores())
+    x, sep, y = text.partition(",")
+    try:
+        if sep:
+            return int(x), int(y)
+    except ValueError:
+        pass
+    fail(f"--at {text!r}: give the position as X,Y in pixels, e.g. --at 120,80")
+
+
+def _pasted_job(
+    painting: Path,
+    cutout: Path,
+    at: str | None,
+    scale: float,
+    output: Path | None,
+    save_composite: Path | None,
+    scratch: Path,
+    max_pixels: int | None,
+) -> Job:
+    """Paste the cut-out, write the composite and mask the run reads, and plan that one job.
+
+    They go to ``--save-composite`` (and ``<name>_mask.png`` beside it) when asked, else to
+    ``scratch``, a folder that lives as long as the run.
+    """
+    if output is None:
+        fail("--painting and --object need -o OUTPUT")
+    if save_composite is not None and save_composite.suffix.lower() != ".png":
+        fail(f"--save-composite {save_composite}: use a .png file (it must be lossless)")
+    place = _parse_at(at)
+    try:
+        composite, mask = paste_files(painting, cutout, place, scale, max_pixels=max_pixels)
+    except DktError as exc:
+        fail(str(exc))
+    name = f"{cutout.stem}-on-{painting.stem}"
+    comp_path = save_composite or scratch / f"{name}.png"
+    mask_path = comp_path.with_name(f"{comp_path.stem}_mask.png")
+    write_image(comp_path, composite)
+    write_image(mask_path, np.round(mask * 255).astype(np.uint8))
+    try:
+        return plan_single(comp_path, mask_path, output)
+    except PairingError as exc:
+        fail(str(exc))
 
 
 def _existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
@@ -175,17 +251,57 @@ def harmonize(
         ),
     ] = None,
     mask: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--mask",
             "-m",
             help="Mask of the pasted object: white (or opaque alpha) is the object, grey is "
             "blended softly. A grey or palette mask whose largest value is 1 is a 0/1 label "
-            "mask (as segmentation tools write): 1 is the object. An empty mask is an error.",
+            "mask (as segmentation tools write): 1 is the object. An empty mask is an error. "
+            "'alpha': the composite's own alpha channel is the mask (a file named alpha: "
+            "./alpha).",
+            metavar="MASK|alpha",
         ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output image file.")
+    ] = None,
+    painting: Annotated[
+        Path | None,
+        typer.Option(
+            help="Painting to paste --object on (instead of COMPOSITE --mask).",
+            rich_help_panel=_CUTOUT,
+        ),
+    ] = None,
+    cutout: Annotated[
+        Path | None,
+        typer.Option(
+            "--object",
+            help="Cut-out of the object: an image with transparency (PNG, WebP, TIFF); its "
+            "alpha is the mask.",
+            rich_help_panel=_CUTOUT,
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the cut-out's top-left corner goes on the painting, in pixels "
+            "(may be negative). Default: centred.",
+            metavar="X,Y",
+            rich_help_panel=_CUTOUT,
+        ),
+    ] = None,
+    scale: Annotated[
+        float,
+        typer.Option(help="Resize the cut-out by this factor first.", rich_help_panel=_CUTOUT),
+    ] = 1.0,
+    save_composite: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also keep the pasted composite here (.png), and its mask beside it as "
+            "<name>_mask.png.",
+            rich_help_panel=_CUTOUT,
+        ),
     ] = None,
     composites: Annotated[
         Path | None,
@@ -347,7 +463,8 @@ def harmonize(
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")
     ] = False,
 ) -> None:
-    """Harmonize one composite (COMPOSITE --mask MASK -o OUT) or whole folders.
+    """Harmonize one composite (COMPOSITE --mask MASK -o OUT), a cut-out pasted on a
+    painting (--painting --object), or whole folders.
 
     Outside the mask the output is byte-identical to the input. A bad file is reported and
     skipped; the exit code is 1 when any file failed, 2 for bad options.
@@ -362,61 +479,69 @@ def harmonize(
       --composite-pattern '{key}_comp' --mask-pattern '{key}_mask'
 
       dkt harmonize --manifest jobs.csv --shard 3/8 --skip-existing
+
+      dkt harmonize --painting painting.jpg --object cutout.png --at 120,80 --scale 0.5 -o out.png
+
+      dkt harmonize composite_rgba.png --mask alpha -o out.png
     """
     patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
                 "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip
     policy = _existing_policy(skip_existing, overwrite)
     if upsample not in UPSAMPLERS:
         fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
-    part = _shard(shard, single=composite is not None)
+    given = [composite, mask, composites, masks, out, manifest]
+    pasting = _check_cutout_options(painting, cutout, at, scale, save_composite, given)
+    part = _shard(shard, single=composite is not None or pasting)
     notes: list[str] = []
-    try:
-        jobs = select(_plan(composite, mask, output, composites, masks, out, patterns, manifest,
-                            notes), part)  # fmt: skip
-    except PairingError as exc:
-        fail(str(exc))
-    if not quiet:
-        _print_notes(notes)
-        _warn_lossy(jobs)
-    _check_output_formats(jobs)
-    if threads is None and workers > 0:
-        threads = pipeline_threads(workers)
-    load_start = time.perf_counter()
-    try:
-        engine = open_backend(
-            model,
-            backend=backend,
-            device=device,
-            precision=precision,
-            allow_cpu_fallback=allow_cpu_fallback,
-            threads=threads,
-        )
-    except DktError as exc:
-        fail(str(exc))
-    load_seconds = time.perf_counter() - load_start
-    _say_fallback(engine)
     limit = max_pixels or None
-    if batch is None:
-        batch = 1 if engine.on_cpu else 4
-    pipeline = {"workers": workers, "batch": batch, "threads": threads,
-                "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
-    _mark_output_folders(jobs, out)
-    with engine, progress_bar(quiet) as progress:
-        task = progress.add_task("harmonizing", total=len(jobs))
-        harmonizer = Harmonizer(engine, size, upsample)
-        advance = lambda job: progress.advance(task)  # noqa: E731
-        if workers == 0:
-            summary = run_jobs(jobs, harmonizer, policy, advance, max_pixels=limit)
+    with contextlib.ExitStack() as scratch_dir:
+        if pasting:
+            scratch = Path(scratch_dir.enter_context(tempfile.TemporaryDirectory(prefix="dkt-")))
+            jobs = [_pasted_job(painting, cutout, at, scale, output, save_composite, scratch,
+                                limit)]  # fmt: skip
         else:
+            try:
+                jobs = select(_plan(composite, mask, output, composites, masks, out, patterns,
+                                    manifest, notes), part)  # fmt: skip
+            except PairingError as exc:
+                fail(str(exc))
+        if not quiet:
+            _print_notes(notes)
+            _warn_lossy(jobs)
+        _check_output_formats(jobs)
+        if threads is None and workers > 0:
+            threads = pipeline_threads(workers)
+        load_start = time.perf_counter()
+        try:
+            engine = open_backend(
+                model,
+                backend=backend,
+                device=device,
+                precision=precision,
+                allow_cpu_fallback=allow_cpu_fallback,
+                threads=threads,
+            )
+        except DktError as exc:
+            fail(str(exc))
+        load_seconds = time.perf_counter() - load_start
+        _say_fallback(engine)
+        if batch is None:
+            batch = 1 if engine.on_cpu else 4
+        pipeline = {"workers": workers, "batch": batch, "threads": threads,
+                    "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
+        _mark_output_folders(jobs, out)
+        with engine, progress_bar(quiet) as progress:
+            task = progress.add_task("harmonizing", total=len(jobs))
+            harmonizer = Harmonizer(engine, size, upsample)
             budget = max_inflight_mb << 20 if max_inflight_mb else None
-            summary = run_pipelined(jobs, harmonizer, policy, advance, workers=workers,
-                                    batch=batch, max_pixels=limit, max_inflight_bytes=budget,
-                                    share=_core_share(engine, threads))  # fmt: skip
-        description = engine.describe()
-    if json_output:
-        extra = {"seconds_load": round(load_seconds, 3), "backend": description}
-        print_json({**summary.to_dict(), **extra, "pipeline": pipeline})
-    if not quiet or summary.failures:
-        _report(summary, part)
-    if summary.failures or summary.interrupted:
-        raise typer.Exit(EXIT_FAILED if summary.failures else 130)
+            summary = run_all(jobs, harmonizer, policy, lambda job: progress.advance(task),
+                              workers=workers, batch=batch, threads=threads, max_pixels=limit,
+                              max_inflight_bytes=budget)  # fmt: skip
+            description = engine.describe()
+        if json_output:
+            extra = {"seconds_load": round(load_seconds, 3), "backend": description}
+            print_json({**summary.to_dict(), **extra, "pipeline": pipeline})
+        if not quiet or summary.failures:
+            _report(summary, part)
+        if summary.failures or summary.interrupted:
+            raise typer.Exit(EXIT_FAILED if summary.failures else 130)

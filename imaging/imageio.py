@@ -155,6 +155,45 @@ def read_mask(
     return mask
 
 
+def read_alpha_composite(
+    path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA composite whose alpha marks the object: ``(uint8 (H,W,3), float32 (H,W))``.
+
+    Its colours are taken as stored, not flattened onto white as :func:`read_image` does:
+    under the transparent pixels lies the painting, which must come back untouched. A file
+    without an alpha channel, or one whose alpha is the same everywhere (so it marks no
+    object), is refused naming the file.
+    """
+    path = Path(path)
+    with _open_decoded(path, max_pixels) as img:
+        if not _has_alpha(img):
+            raise ImageInputError(
+                path, f"has no alpha channel ({img.mode}) to take the mask from; pass --mask FILE"
+            )
+        rgba = np.asarray(img.convert("RGBA"))
+    alpha = rgba[:, :, 3]
+    if alpha.min() == alpha.max():
+        state = "fully transparent" if alpha.max() == 0 else "fully opaque"
+        raise ImageInputError(path, f"alpha is {state}: it marks no object to harmonize")
+    rgb = np.ascontiguousarray(rgba[:, :, :3])
+    return rgb, alpha.astype(np.float32) / 255.0
+
+
+def image_to_rgb(img: Image.Image) -> np.ndarray:
+    """An in-memory Pillow image as :func:`read_image` returns a file: uint8 (H, W, 3).
+
+    The same rules as for files (transparency on white, grey and palette to RGB), so the
+    Python API and the command line see the same pixels.
+    """
+    return _to_rgb(img, Path("<image>"))
+
+
+def image_to_mask(img: Image.Image) -> np.ndarray:
+    """An in-memory Pillow mask as :func:`read_mask` reads a file (0/1 label rule included)."""
+    return _to_mask(img, Path("<mask>"))
+
+
 def header_size(path: str | Path) -> tuple[int, int] | None:
     """(height, width) as the file's header states it, decoding nothing; ``None`` if unreadable.
 

@@ -32,6 +32,7 @@ from dkt.imaging.imageio import (
     exif_orientation,
     header_size,
     orientation_note,
+    read_alpha_composite,
     read_image,
     read_mask,
     verify_image,
@@ -152,6 +153,8 @@ def read_job(
     or a file-naming error."""
     if job.mask is None:
         raise PathError(job.composite, job.missing_mask_reason())
+    if job.mask_in_alpha:
+        return read_alpha_composite(job.composite, max_pixels=max_pixels)
     # At the file's own depth: a 16-bit input gets a 16-bit result, background exact.
     composite = read_image(job.composite, max_pixels=max_pixels, keep_depth=True)
     try:

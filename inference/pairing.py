@@ -80,6 +80,8 @@ class Job:
     mask: Path | None
     output: Path
     mask_candidates: tuple[str, ...] = ()
+    #: The mask is the composite's own alpha channel (``mask`` is then the composite).
+    mask_in_alpha: bool = False
 
     def missing_mask_reason(self) -> str:
         """The one-line failure for a job without a mask, shared by every report.
@@ -446,3 +448,11 @@ def plan_single(composite: Path, mask: Path, output: Path) -> Job:
         output=output,
         mask_candidates=(str(mask),),
     )
+
+
+def plan_alpha(composite: Path, output: Path) -> Job:
+    """One composite whose alpha channel is its mask (``--mask alpha``)."""
+    composite, output = Path(composite), Path(output)
+    if _resolve(output) == _resolve(composite):
+        raise PairingError(f"output {output} is the composite itself; choose another output path")
+    return Job(composite.stem, composite, composite, output, (str(composite),), mask_in_alpha=True)

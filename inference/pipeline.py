@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkt.backends.cpu import CoreShare
+from dkt.backends.cpu import CoreShare, usable_cores
 from dkt.dktnet.atomic import remove_stale_temps
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference.harmonizer import Harmonizer, Prepared
@@ -51,6 +51,7 @@ from dkt.inference.jobs import (
     finish_job,
     job_bytes,
     prepare_job,
+    run_jobs,
 )
 from dkt.inference.pairing import Job
 
@@ -345,3 +346,33 @@ def run_pipelined(
     summary.failures.sort(key=lambda failure: order[failure.key])
     summary.seconds_total = time.perf_counter() - started
     return summary
+
+
+def run_all(
+    jobs: Iterable[Job],
+    harmonizer: Harmonizer,
+    existing: Existing = Existing.FAIL,
+    on_done: Callable[[Job], None] = lambda job: None,
+    *,
+    workers: int = 2,
+    batch: int | None = None,
+    threads: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_inflight_bytes: int | None = DEFAULT_MAX_INFLIGHT_MB << 20,
+) -> RunSummary:
+    """Run ``jobs`` one at a time (``workers=0``) or pipelined, as ``dkt harmonize`` does.
+
+    The CLI and the Python API share this so both batch the same way (``batch=None``: 4 on
+    a GPU, 1 on the CPU, where batching saves nothing and multiplies memory) and split the
+    cores the same way between the model (``threads``, as the backend was opened with) and
+    the pipeline's readers and writers.
+    """
+    engine = harmonizer.backend
+    if workers == 0:
+        return run_jobs(jobs, harmonizer, existing, on_done, max_pixels=max_pixels)
+    if batch is None:
+        batch = 1 if engine.on_cpu else 4
+    share = CoreShare(usable_cores(), threads or usable_cores()) if engine.on_cpu else None
+    return run_pipelined(jobs, harmonizer, existing, on_done, workers=workers, batch=batch,
+                         max_pixels=max_pixels, max_inflight_bytes=max_inflight_bytes,
+                         share=share)  # fmt: skip

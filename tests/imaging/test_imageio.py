@@ -616,3 +616,38 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
 
     assert path.read_bytes() == old_bytes
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+# ------------------------------------------------------------------- alpha composites
+
+
+def test_alpha_composite_keeps_the_colours_under_transparency(tmp_path: Path) -> None:
+    """``--mask alpha``: the painting under alpha 0 must not be flattened onto white."""
+    from dkt.imaging.imageio import read_alpha_composite
+
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 30)
+    rgba[2:4, 2:5, 3] = 255
+    rgba[1, 1, 3] = 51
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "c.png")
+    rgb, alpha = read_alpha_composite(tmp_path / "c.png")
+    assert rgb.dtype == np.uint8 and (rgb == (10, 20, 30)).all()
+    assert alpha.dtype == np.float32 and alpha.sum() == pytest.approx(6 + 0.2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "alpha", "message"),
+    [("RGB", None, "has no alpha channel"), ("RGBA", 255, "fully opaque"),
+     ("RGBA", 0, "fully transparent")],
+)  # fmt: skip
+def test_alpha_composite_without_a_usable_alpha_is_named(
+    tmp_path: Path, mode: str, alpha: int | None, message: str
+) -> None:
+    from dkt.imaging.imageio import read_alpha_composite
+
+    pixels = np.full((4, 4, 3 if alpha is None else 4), 90, np.uint8)
+    if alpha is not None:
+        pixels[..., 3] = alpha
+    Image.fromarray(pixels, mode).save(tmp_path / "c.png")
+    with pytest.raises(ImageInputError, match=rf"c\.png: .*{message}"):
+        read_alpha_composite(tmp_path / "c.png")

@@ -1,0 +1,169 @@
+"""Tests for ``dkt.api``: the Python surface gives what ``dkt harmonize`` gives, in any kind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import dkt
+from dkt.cli.app import app
+from dkt.imaging.imageio import read_image, write_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def h(tiny_model: Path):
+    with dkt.Harmonizer(tiny_model, device="cpu") as harmonizer:
+        yield harmonizer
+
+
+@pytest.fixture
+def pair(make_pair):
+    composite, mask = make_pair()
+    return composite, mask
+
+
+def test_import_dkt_loads_neither_torch_nor_the_cli_libraries() -> None:
+    code = (
+        "import sys, dkt; heavy = [m for m in ('torch', 'typer', 'rich') if m in sys.modules]; "
+        "print(heavy, dkt.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", dkt.__version__]
+
+
+def test_using_the_api_never_imports_typer_or_rich(tiny_model: Path) -> None:
+    code = (
+        "import sys, numpy as np, dkt\n"
+        f"h = dkt.Harmonizer({str(tiny_model)!r}, device='cpu')\n"
+        "img = np.full((40, 48, 3), 120, np.uint8); m = np.zeros((40, 48), np.uint8)\n"
+        "m[10:30, 10:30] = 255\n"
+        "h(img, m)\n"
+        "print([name for name in ('typer', 'rich') if name in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_arrays_in_give_what_the_cli_writes(h, tiny_model: Path, pair, tmp_path: Path) -> None:
+    composite, mask = pair
+    result = h(composite, mask)
+    assert result.dtype == np.uint8 and result.shape == composite.shape
+    write_image(tmp_path / "c.png", composite)
+    write_image(tmp_path / "m.png", mask)
+    cli = CliRunner().invoke(app, ["harmonize", str(tmp_path / "c.png"), "--mask",
+                                   str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
+                                   "--model", str(tiny_model), "--device", "cpu"])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    assert np.array_equal(result, read_image(tmp_path / "o.png"))
+    assert not np.array_equal(result, composite)  # the object did change
+    assert np.array_equal(h(tmp_path / "c.png", tmp_path / "m.png"), result)
+
+
+def test_pil_in_pil_out(h, pair) -> None:
+    composite, mask = pair
+    out = h(Image.fromarray(composite), Image.fromarray(mask))
+    assert isinstance(out, Image.Image) and out.mode == "RGB"
+    assert np.array_equal(np.asarray(out), h(composite, mask))
+
+
+def test_floats_keep_their_background_exactly(h, pair) -> None:
+    composite, mask = pair
+    image = composite.astype(np.float32) / 255 + np.float32(1e-4)  # not on the 8-bit grid
+    out = h(image, mask.astype(np.float32) / 255)
+    assert out.dtype == np.float32
+    outside = mask == 0
+    assert np.array_equal(out[outside], image[outside])
+    assert np.abs(out[~outside] - h(composite, mask)[~outside] / 255).max() < 0.02
+
+
+def test_tensors_in_tensors_out_and_a_batch(h, pair) -> None:
+    torch = pytest.importorskip("torch")
+    composite, mask = pair
+    image = torch.from_numpy(composite.copy()).permute(2, 0, 1).float() / 255
+    weights = torch.from_numpy(mask.copy()).float() / 255
+    out = h(image, weights)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 64, 80)
+    batch = h(torch.stack([image, image]), torch.stack([weights[None], weights[None]]))
+    assert batch.shape == (2, 3, 64, 80) and torch.equal(batch[1], out)
+    as_list = h([composite, composite], [mask, mask])
+    assert len(as_list) == 2 and np.array_equal(as_list[0], as_list[1])
+
+
+def test_no_mask_takes_the_alpha_channel(h, pair) -> None:
+    composite, mask = pair
+    rgba = np.dstack([composite, mask])
+    assert np.array_equal(h(rgba), h(composite, mask))
+    pil = h(Image.fromarray(rgba, "RGBA"))
+    assert np.array_equal(np.asarray(pil), h(composite, mask))
+
+
+@pytest.mark.parametrize(
+    ("image", "mask", "message"),
+    [
+        (np.zeros((64, 80, 3), np.uint8), np.zeros((60, 80), np.uint8), "mask is 80x60 but"),
+        (np.zeros((64, 80, 3), np.uint8), np.zeros((64, 80), np.uint8), "mask is empty"),
+        (np.full((64, 80, 3), 2.0, np.float32), np.ones((64, 80), bool), "must lie in"),
+        (np.zeros((64, 80), np.uint8), np.ones((64, 80), bool), "expected an"),
+        (np.zeros((64, 80, 3), np.uint8), None, "has no alpha"),
+        ("missing.png", np.ones((64, 80), bool), r"^missing\.png: "),
+        (42, np.ones((64, 80), bool), "got int"),
+    ],
+)
+def test_bad_inputs_raise_one_line_typed_errors(h, image, mask, message) -> None:
+    with pytest.raises(dkt.DktError, match=message) as info:
+        h(image, mask)
+    assert "\n" not in str(info.value)
+
+
+def test_list_lengths_must_agree(h, pair) -> None:
+    composite, mask = pair
+    with pytest.raises(dkt.InputError, match="2 images but 1 masks"):
+        h([composite, composite], [mask])
+
+
+def test_harmonize_folder_streams_with_progress(h, write_pair, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write_pair(tmp_path / "comps" / f"{name}.png", tmp_path / "masks" / f"{name}.png")
+    (tmp_path / "masks" / "c.png").write_bytes(b"broken")
+    seen: list[tuple[int, int]] = []
+    summary = h.harmonize_folder(
+        tmp_path / "comps", tmp_path / "masks", tmp_path / "out",
+        progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert (summary.done, summary.failed) == (2, 1)
+    assert "c.png" in summary.failures[0].error
+    assert sorted(seen) == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "b.png"]
+    again = h.harmonize_folder(tmp_path / "comps", tmp_path / "masks", tmp_path / "out",
+                               existing="skip", workers=0)  # fmt: skip
+    assert again.skipped == 2
+
+
+def test_paste_then_harmonize(h) -> None:
+    painting = np.full((64, 80, 3), 90, np.uint8)
+    cutout = np.zeros((20, 30, 4), np.uint8)
+    cutout[..., 1], cutout[4:16, 4:26, 3] = 220, 255
+    composite, mask = dkt.paste(painting, cutout, at=(10, 20))
+    assert np.array_equal(composite[mask == 0], painting[mask == 0])
+    out = h(composite, mask)
+    assert np.array_equal(out[mask == 0], painting[mask == 0])
+    pil_composite, pil_mask = dkt.paste(Image.fromarray(painting), Image.fromarray(cutout, "RGBA"))
+    assert isinstance(pil_composite, Image.Image) and pil_mask.mode == "L"
+    assert isinstance(h(pil_composite, pil_mask), Image.Image)
+
+
+def test_public_names_are_documented_with_an_example() -> None:
+    for name in ("Harmonizer", "paste"):
+        doc = getattr(dkt, name).__doc__
+        assert doc and ">>>" in doc, name
+    assert {"Harmonizer", "paste", "DktError", "__version__"} <= set(dir(dkt))
+    with pytest.raises(AttributeError):
+        _ = dkt.not_a_name
