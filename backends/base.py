@@ -8,6 +8,7 @@ and the final exact blend live above it in :mod:`dkt.inference.harmonizer`, shar
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,19 +25,83 @@ class BackendError(DktError):
     """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
 
 
+@dataclass(frozen=True)
+class BackendDescriptor:
+    """What a backend is, readable without its runtime installed and without a model file.
+
+    ``dkt doctor``, ``--backend`` help and suffix-based backend choice all need these facts
+    before (or instead of) loading anything, so they live on the class, not on an instance.
+    Per-file limits (an export's shape profile, an engine's fixed precision) are the loaded
+    backend's business: see :attr:`Backend.min_input_hw`.
+
+    ``devices`` are the device kinds ``--device`` takes (a GPU kind also takes ``:N``);
+    ``precisions`` those a model for it can run at; ``size_multiple`` the multiple the network
+    pads H and W up to; ``min_side`` the smallest side it accepts; ``dynamic_shapes`` whether
+    one loaded model takes more than one input shape (for an export: within its profile);
+    ``extra`` the pip extra that installs its optional runtime (``None``: it needs none).
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    devices: tuple[str, ...]
+    precisions: tuple[str, ...]
+    size_multiple: int
+    min_side: int
+    dynamic_shapes: bool
+    extra: str | None = None
+
+    def __post_init__(self) -> None:
+        # A bad descriptor is a programming error in the backend: fail where it is declared,
+        # not later as a model file that mysteriously matches no backend.
+        if not self.name or self.name.split() != [self.name]:
+            raise ValueError(f"backend name {self.name!r} is empty or has spaces")
+        for suffix in self.suffixes:
+            if not suffix.startswith(".") or suffix != suffix.lower():
+                raise ValueError(f"backend '{self.name}': suffix {suffix!r} is not '.lowercase'")
+        if not self.devices or not self.precisions:
+            raise ValueError(f"backend '{self.name}' declares no devices or no precisions")
+        if self.size_multiple < 1 or self.min_side < 1:
+            raise ValueError(f"backend '{self.name}': size_multiple and min_side must be >= 1")
+
+    def install_hint(self, package: str = "dkt") -> str:
+        """The pip command that installs this backend's runtime, or ``""`` if it needs none."""
+        return f"pip install '{package}[{self.extra}]'" if self.extra else ""
+
+    def summary(self) -> str:
+        """One line for ``--backend`` help and ``dkt doctor``."""
+        parts = [
+            ", ".join(self.suffixes) or "no model suffix",
+            "devices " + ", ".join(self.devices),
+            "/".join(self.precisions),
+            f"sides >= {self.min_side}, padded to x{self.size_multiple}",
+        ]
+        if not self.dynamic_shapes:
+            parts.append("fixed input shape")
+        return f"{self.name}: {'; '.join(parts)}"
+
+
 class Backend(ABC):
     """Load a model, run batches, describe itself, close.
 
-    Subclasses set ``name`` (what ``--backend`` takes) and ``suffixes`` (model files it loads
-    when ``--backend`` is not given).
+    Subclasses set ``descriptor``; ``name`` (what ``--backend`` takes) and ``suffixes`` (model
+    files it loads when ``--backend`` is not given) are copied from it, so the two can never
+    disagree.
     """
 
+    descriptor: ClassVar[BackendDescriptor]
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: Set by :meth:`load` when ``allow_cpu_fallback`` made it run on the CPU instead of the
     #: device asked for: one line saying so, which the CLI prints (a silent fallback turns a
     #: one-hour GPU job into a two-day CPU one without a word).
     fallback_note: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        descriptor = cls.__dict__.get("descriptor")
+        if descriptor is not None:
+            cls.name = descriptor.name
+            cls.suffixes = descriptor.suffixes
 
     @classmethod
     @abstractmethod

@@ -167,13 +167,10 @@ def model_for_backend(
     """The model file ``backend`` loads: one of ``models`` with its suffix, else one exported
     from the ``.safetensors`` among them into ``workdir``. Returns (path, note)."""
     from dkt.backends.base import BackendError
-    from dkt.backends.registry import available, load_class
+    from dkt.backends.registry import get
     from dkt.backends.shapes import ShapeProfile
 
-    specs = available()
-    if backend not in specs:
-        raise BackendError(f"unknown backend '{backend}' (available: {', '.join(specs)})")
-    suffixes = specs[backend].suffixes or getattr(load_class(specs[backend]), "suffixes", ())
+    suffixes = get(backend).descriptor.suffixes
     for model in models:
         if model.suffix.lower() in suffixes:
             return model, None

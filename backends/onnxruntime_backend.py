@@ -22,13 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dkt.backends.base import Backend, BackendError
-from dkt.backends.export_onnx import parse_metadata, read_metadata
+from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from dkt.backends.export_onnx import EXPORT_PRECISIONS, parse_metadata, read_metadata
 from dkt.backends.registry import require_module
 from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.config import DKTNetConfig
-from dkt.dktnet.model import estimate_working_bytes
+from dkt.dktnet.model import MULTIPLE, estimate_working_bytes
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 GPU_KINDS = {"cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
@@ -88,8 +88,16 @@ def tensorrt_provider_options(index: int, profile: ShapeProfile | None) -> dict[
 
 
 class OnnxRuntimeBackend(Backend):
-    name: ClassVar[str] = "onnxruntime"
-    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+    descriptor: ClassVar[BackendDescriptor] = BackendDescriptor(
+        name="onnxruntime",
+        suffixes=(".onnx",),
+        devices=("auto", "cpu", "cuda", "tensorrt"),
+        precisions=tuple(EXPORT_PRECISIONS),  # fixed in the graph at export
+        size_multiple=MULTIPLE,
+        min_side=MIN_SIDE,
+        dynamic_shapes=True,  # a --dynamic export; a --static one fixes its file's shape
+        extra="onnx",
+    )
 
     def __init__(
         self,
@@ -257,8 +265,7 @@ class OnnxRuntimeBackend(Backend):
         return out
 
     def describe(self) -> dict[str, Any]:
-        import onnxruntime as ort
-
+        ort = require_module("onnxruntime", "the onnxruntime backend")
         return {
             "backend": self.name,
             "device": self.requested_device,

@@ -21,11 +21,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dkt.backends.base import Backend, BackendError
+from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from dkt.backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
+from dkt.backends.export_onnx import EXPORT_PRECISIONS
 from dkt.backends.registry import require_module
 from dkt.backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeError, format_shape
 from dkt.dktnet.checkpoint import file_sha256
+from dkt.dktnet.model import MULTIPLE
 
 MIN_TENSORRT_MAJOR = 10
 WARMUP_RUNS = 2
@@ -77,8 +79,16 @@ def torch_dtype(trt: Any, trt_type: Any) -> torch.dtype:
 
 
 class TensorRTBackend(Backend):
-    name: ClassVar[str] = "tensorrt"
-    suffixes: ClassVar[tuple[str, ...]] = (".engine", ".plan")
+    descriptor: ClassVar[BackendDescriptor] = BackendDescriptor(
+        name="tensorrt",
+        suffixes=(".engine", ".plan"),
+        devices=("auto", "cuda"),  # no CPU: cuda_index refuses it with the ONNX way out
+        precisions=tuple(EXPORT_PRECISIONS),  # engines are built from the ONNX export
+        size_multiple=MULTIPLE,
+        min_side=MIN_SIDE,
+        dynamic_shapes=True,  # re-binds per shape within the engine's optimization profile
+        extra="trt",
+    )
 
     def __init__(
         self,

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dkt.backends.base import Backend, BackendError
+from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from dkt.backends.cpu import keep_freed_memory
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
-from dkt.dktnet.model import DKTNet
+from dkt.dktnet.model import MULTIPLE, DKTNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -35,8 +35,15 @@ def resolve_device(device: str) -> torch.device:
 
 
 class TorchBackend(Backend):
-    name: ClassVar[str] = "torch"
-    suffixes: ClassVar[tuple[str, ...]] = (".safetensors",)
+    descriptor: ClassVar[BackendDescriptor] = BackendDescriptor(
+        name="torch",
+        suffixes=(".safetensors",),
+        devices=("auto", "cpu", "cuda", "mps"),
+        precisions=tuple(PRECISIONS),
+        size_multiple=MULTIPLE,
+        min_side=MIN_SIDE,
+        dynamic_shapes=True,
+    )
 
     def __init__(self, model: DKTNet, path: Path, device: torch.device, dtype: torch.dtype) -> None:
         self.model = model
