@@ -71,7 +71,7 @@ class ExportGraph(nn.Module):
     def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.dtype == torch.float32:
             return self.model(composite, mask)
-        generated = self.model.generate(composite.to(self.dtype), mask.to(self.dtype))
+        generated = self.model.unblended(composite.to(self.dtype), mask.to(self.dtype))
         return blend(composite, generated.float(), mask)
 
 

@@ -36,7 +36,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "example_comp
 def calibrate(model: DKTNet) -> None:
     """Rescale the last conv so the raw output on the demo sample is about N(0.5, 0.25)."""
     ((_, composite, mask),) = real_cases(demo_images(), None, model.config.working_size)
-    raw = model.generate(torch.from_numpy(composite), torch.from_numpy(mask))
+    raw = model.unblended(torch.from_numpy(composite), torch.from_numpy(mask))
     scale = 0.25 / raw.std().item()
     model.decoder.out.weight.mul_(scale)
     model.decoder.out.bias.mul_(scale).add_(0.5 - raw.mean().item() * scale)

@@ -28,7 +28,7 @@ FULL_RESOLUTION_MAPS = 8
 MIN_SIDE = 2 * MULTIPLE  # the stride-8 map needs 2 px for its reflection-padded convs
 
 
-class RenderOutput(NamedTuple):
+class NetworkOutput(NamedTuple):
     """What training needs beyond the image: the standard-style features and statistics."""
 
     image: torch.Tensor  # decoder output before clamping and blending, (B, 3, H, W)
@@ -70,6 +70,16 @@ def blend(composite: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor) 
 
 
 class DKTNet(nn.Module):
+    """DKTNet in three nested stages, each the one its callers need:
+
+    * :meth:`run_padded`: the network proper, on inputs padded to a multiple of 8, with
+      every intermediate training needs (standard-style features, statistics, kernels);
+    * :meth:`unblended`: any H x W in, the decoder's image out at that size, not yet clamped
+      nor blended (what an export and a parity check compare);
+    * :meth:`forward`: the harmonized image: :meth:`unblended` blended into the composite
+      by the mask, every background pixel exactly the composite's.
+    """
+
     def __init__(self, config: DKTNetConfig | None = None) -> None:
         super().__init__()
         self.config = config or DKTNetConfig()
@@ -86,9 +96,9 @@ class DKTNet(nn.Module):
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(image)
 
-    def render(
+    def run_padded(
         self, composite: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
-    ) -> RenderOutput:
+    ) -> NetworkOutput:
         """Run the network on inputs whose H, W are multiples of 8; no clamping or blending.
 
         ``valid`` (B,1,H,W) is 1 on real pixels and 0 on padding (``mask`` is 0 there too);
@@ -101,14 +111,16 @@ class DKTNet(nn.Module):
         image = self.decoder(
             bt.harmonized, taps[:-1], masks[:-1], None if valids is None else valids[:-1]
         )
-        return RenderOutput(image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights)
+        return NetworkOutput(
+            image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights
+        )
 
-    def generate(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def unblended(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The decoder's image at the input's own H x W, before clamping and blending."""
         h, w = composite.shape[-2:]
         mask = mask.to(composite.dtype)
         valid = pad_to_multiple(torch.ones_like(mask), mode="constant")
-        rendered = self.render(
+        rendered = self.run_padded(
             pad_to_multiple(composite), pad_to_multiple(mask, mode="constant"), valid
         )
         return rendered.image[..., :h, :w]
@@ -116,7 +128,7 @@ class DKTNet(nn.Module):
     def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Harmonize ``composite`` (B,3,H,W) in [0,1] inside ``mask`` (B,1,H,W) in [0,1]."""
         mask = mask.to(composite.dtype)
-        return blend(composite, self.generate(composite, mask), mask)
+        return blend(composite, self.unblended(composite, mask), mask)
 
     def autoencode(self, image: torch.Tensor) -> torch.Tensor:
         """D(E(I)) with no transform: what the reconstruction loss trains for a lite encoder."""

@@ -32,7 +32,7 @@ from dkt import dktnet
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from dkt.dktnet.encoders import VGG_ENCODERS
 from dkt.dktnet.errors import CheckpointError
-from dkt.dktnet.model import MULTIPLE, DKTNet, RenderOutput
+from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import load_inverter_state
 from dkt.training.config import TrainConfig
 from dkt.training.data import CompositeDataset
@@ -90,12 +90,12 @@ class GeneratorPass(nn.Module):
         consistency: bool,
         autoencoder: bool,
     ) -> dict[str, Any]:
-        rendered: RenderOutput = self.model.render(composite, mask)
+        rendered: NetworkOutput = self.model.run_padded(composite, mask)
         # Unclamped blend: clamping would cut the gradient of every pixel outside [0, 1].
         output = composite * (1.0 - mask) + rendered.image * mask
         out: dict[str, Any] = {
             "output": output,
-            "identity": self.model.render(painting, mask).image,
+            "identity": self.model.run_padded(painting, mask).image,
             "kernel_weights": rendered.kernel_weights,
         }
         if consistency:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dkt.dktnet.model import MULTIPLE, DKTNet, RenderOutput
+from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.stats import RegionStats, masked_adain, masked_covariance, masked_stats, resize_mask
 from dkt.evaluation.colour import srgb_to_lab_tensor
 
@@ -242,7 +242,7 @@ def _correlation(cov: torch.Tensor) -> torch.Tensor:
 def standard_stats_consistency(standard: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L_cons (a): the foreground and background of F_std share one "standard" style.
 
-    ``standard`` is ``RenderOutput.standard`` (the deepest stride); ``mask`` is at image or
+    ``standard`` is ``NetworkOutput.standard`` (the deepest stride); ``mask`` is at image or
     feature size. Both regions' statistics keep their gradient: the two standardising
     transforms (tau_n^f, tau_n^b) meet each other rather than one chasing a fixed target.
     Mean and std alone would be nearly a tautology (each region was standardised to (0, 1)
@@ -257,7 +257,7 @@ def standard_stats_consistency(standard: torch.Tensor, mask: torch.Tensor) -> to
 
 
 def restandardize_consistency(
-    model: DKTNet, rendered: RenderOutput, output: torch.Tensor, mask: torch.Tensor
+    model: DKTNet, rendered: NetworkOutput, output: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """L_cons (b): standardising the output lands on the standard style again, position by position.
 
@@ -285,7 +285,7 @@ def restandardize_consistency(
 
 
 def consistency_loss(
-    model: DKTNet, rendered: RenderOutput, output: torch.Tensor, mask: torch.Tensor
+    model: DKTNet, rendered: NetworkOutput, output: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """L_cons = (a) + (b), unweighted.
 

@@ -63,7 +63,7 @@ def test_internal_padding_is_cropped_back_from_the_right_corner(model: DKTNet) -
     assert padded_x.shape[-2:] == (24, 24)
     with torch.no_grad():
         direct = model(x, mask)
-        rendered = model.render(padded_x, padded_mask, valid).image[..., :17, :21]
+        rendered = model.run_padded(padded_x, padded_mask, valid).image[..., :17, :21]
         via_padding = x * (1 - mask) + rendered.clamp(0, 1) * mask
     torch.testing.assert_close(direct, via_padding, atol=1e-6, rtol=0)
 
@@ -206,7 +206,7 @@ def test_render_returns_stride8_features() -> None:
     torch.manual_seed(10)
     x = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
-        rendered = model.render(x, _rect_mask(16, 24, 2, 2, 10, 10))
+        rendered = model.run_padded(x, _rect_mask(16, 24, 2, 2, 10, 10))
     assert rendered.image.shape == (1, 3, 16, 24)
     assert rendered.standard.shape == (1, 16, 2, 3)
     assert rendered.harmonized_features.shape == (1, 16, 2, 3)

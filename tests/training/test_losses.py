@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dkt.dktnet.model import DKTNet, RenderOutput
+from dkt.dktnet.model import DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from dkt.training.losses import (
     adversarial_loss,
@@ -347,7 +347,7 @@ def test_adversarial_loss_does_not_depend_on_image_or_object_size() -> None:
 
 def _tiny_render(
     perturb: float = 0.0, size: int = 32
-) -> tuple[DKTNet, RenderOutput, torch.Tensor, torch.Tensor]:
+) -> tuple[DKTNet, NetworkOutput, torch.Tensor, torch.Tensor]:
     """A tiny model, its render of a random composite, the blended output and the mask.
 
     ``perturb`` > 0 scales tau_n^f's back-projection up from its near-zero initialisation,
@@ -362,7 +362,7 @@ def _tiny_render(
     mask = torch.zeros(2, 1, size, size)
     mask[0, :, 8:24, 8:24] = 1.0  # whole stride-8 cells, so F_std's regions are crisp
     mask[1, :, 0:16, 16:32] = 1.0
-    rendered = model.render(composite, mask)
+    rendered = model.run_padded(composite, mask)
     output = composite * (1.0 - mask) + rendered.image * mask
     return model, rendered, output, mask
 
@@ -405,7 +405,7 @@ def test_restandardize_consistency_is_near_zero_when_the_output_is_the_composite
     """tau ~ 0 at init: re-standardising the composite itself gives F_std back."""
     model, _, _, mask = _tiny_render()
     composite = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(8))
-    rendered = model.render(composite, mask)
+    rendered = model.run_padded(composite, mask)
     assert restandardize_consistency(model, rendered, composite, mask).item() < 1e-2
 
 
@@ -452,7 +452,7 @@ def test_new_losses_are_finite_and_differentiable_for_a_tiny_mask() -> None:
     mask = torch.zeros(2, 1, 32, 32)
     mask[0, :, 5, 5:8] = 1.0  # three pixels
     mask[1, :, 30, 30] = 1.0  # one pixel at the corner
-    rendered = model.render(composite, mask)
+    rendered = model.run_padded(composite, mask)
     output = composite * (1.0 - mask) + rendered.image * mask
     scores = output[:, :1, ::8, ::8] * 2.0 - 0.5  # depends on the output, like D's scores
     painting_scores = torch.rand(2, 1, 4, 4)
