@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from dkt.cli import benchmark, data, demo, evaluate, export, harmonize, info, study, train
+from dkt._version import __version__
+from dkt.cli import benchmark, data, demo, doctor, evaluate, export, harmonize, info, study, train
 
 app = typer.Typer(
     name="dkt",
@@ -26,6 +29,26 @@ app.add_typer(study.app, name="study")
 app.add_typer(data.app, name="data")
 app.command("export")(export.export)
 app.command("benchmark")(benchmark.benchmark)
+app.command("doctor")(doctor.doctor)
+
+
+def _print_version(value: bool) -> None:
+    """Eager, so ``dkt --version`` answers before Typer asks for a command."""
+    if value:
+        typer.echo(f"dkt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def main() -> None:
