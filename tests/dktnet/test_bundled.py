@@ -87,7 +87,7 @@ def test_prototype_mixes_differ_across_paintings(bundled: DKTNet, shared_data: P
     folder = shared_data / "example_composites"
     mixes: list[list[np.ndarray]] = [[], [], []]
     for key in _keys(folder, 20):
-        rendered = bundled.render(*_inputs(folder, key))
+        rendered = bundled.run_padded(*_inputs(folder, key))
         for generator, weights in enumerate(rendered.kernel_weights):
             mixes[generator].append(weights[0].numpy())
     for generator, weights in enumerate(mixes):
