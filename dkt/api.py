@@ -169,11 +169,19 @@ class Harmonizer:
                        max_inflight_bytes=budget)  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
-        """What is really running: backend, device, precision, model, library versions."""
+        """What is really running: backend, device, precision, model, library versions.
+
+        >>> h.describe()["backend"]                    # doctest: +SKIP
+        'torch'
+        """
         return self.backend.describe()
 
     def close(self) -> None:
-        """Free the model (GPU memory, runtime sessions); the object is unusable after."""
+        """Free the model (GPU memory, runtime sessions); the object is unusable after.
+
+        >>> with dkt.Harmonizer() as h:                # doctest: +SKIP
+        ...     result = h("composite.jpg", "mask.png")
+        """
         self.backend.close()
 
     def __enter__(self) -> Harmonizer:
