@@ -20,7 +20,9 @@ ALLOWED = {
     "backends": {"dkt.dktnet"},
     "demo": {"dkt.dktnet", "dkt.imaging"},
 }
-LIBRARIES = ["dkt", "dktnet", "imaging", "backends", "inference", "evaluation", "training", "demo"]
+LIBRARIES = [
+    "dkt", "dktnet", "imaging", "backends", "inference", "evaluation", "training", "demo", "serve"
+]  # fmt: skip
 OWN = {"dkt_cli": "dkt.cli", "dkt": "dkt"}
 
 
