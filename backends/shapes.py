@@ -27,6 +27,10 @@ CHANNELS = {"composite": 3, "mask": 1, "harmonized": 3}
 #: need at least 2x2 positions at stride 8, i.e. at least 9 pixels per side before the model
 #: pads to a multiple of 8.
 DEFAULT_MIN = (1, 16, 16)
+#: The dynamic profile an export gets with no shape flags: up to 4 images of up to 2048 px a
+#: side (a 2048 px working size is four times the bundled model's 1024 px maximum use, and
+#: a TensorRT engine's memory grows with it), or the working size where that is larger.
+DEFAULT_MAX = (4, 2048, 2048)
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)(?:\s*x\s*(\d+))?\s*$", re.IGNORECASE)
 
@@ -151,8 +155,9 @@ def build_profile(
 ) -> ShapeProfile:
     """The profile the export options describe.
 
-    Dynamic: ``max_shape`` is required; ``min_shape`` defaults to 1x3x16x16 and
-    ``opt_shape`` to one image at the model's working size (clamped into the range).
+    Dynamic: ``max_shape`` defaults to :data:`DEFAULT_MAX` (or the working size, if larger),
+    ``min_shape`` to 1x3x16x16 and ``opt_shape`` to one image at the model's working size
+    (clamped into the range), so an export needs no shape flags at all.
     Static: only ``opt_shape`` may be given (default: one image at the working size).
     """
     opt = parse_shape(opt_shape) if opt_shape else None
@@ -161,11 +166,8 @@ def build_profile(
             raise ShapeError("a static export has one shape: give --opt-shape only, or --dynamic")
         return ShapeProfile.static(opt or (1, working_size, working_size))
     if not max_shape:
-        raise ShapeError(
-            "a dynamic export needs a maximum shape: pass --max-shape, e.g. "
-            f"--max-shape 4x3x{max(1024, working_size)}x{max(1024, working_size)} "
-            "(or --static for one fixed shape)"
-        )
+        batch, height, width = DEFAULT_MAX
+        max_shape = f"{batch}x3x{max(height, working_size)}x{max(width, working_size)}"
     high = parse_shape(max_shape)
     low = (
         parse_shape(min_shape)

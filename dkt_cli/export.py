@@ -92,7 +92,7 @@ def export(
         bool,
         typer.Option(
             "--dynamic/--static",
-            help="Dynamic batch and size (needs --max-shape), or one fixed shape.",
+            help="Dynamic batch and size (within --min/--max-shape), or one fixed shape.",
             rich_help_panel=_SHAPES,
         ),
     ] = True,
@@ -112,7 +112,7 @@ def export(
     max_shape: Annotated[
         str | None,
         typer.Option(
-            help="Largest input, e.g. 4x3x1024x1024 (needed if dynamic).", rich_help_panel=_SHAPES
+            help="Largest input, e.g. 4x3x1024x1024 (default 4x3x2048x2048).", rich_help_panel=_SHAPES
         ),
     ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = DEFAULT_OPSET,

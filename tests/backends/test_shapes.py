@@ -30,9 +30,11 @@ def test_parse_shape_refuses(text: str, message: str) -> None:
         parse_shape(text)
 
 
-def test_dynamic_export_without_maximum_is_refused() -> None:
-    with pytest.raises(ShapeError, match="needs a maximum shape: pass --max-shape"):
-        build_profile(dynamic=True, working_size=256, min_shape="1x3x64x64")
+def test_dynamic_export_without_flags_gets_the_documented_default() -> None:
+    profile = build_profile(dynamic=True, working_size=512)
+    assert profile == ShapeProfile((1, 16, 16), (1, 512, 512), (4, 2048, 2048))
+    big = build_profile(dynamic=True, working_size=3000, min_shape="1x3x64x64")
+    assert big == ShapeProfile((1, 64, 64), (1, 3000, 3000), (4, 3000, 3000))
 
 
 def test_dynamic_defaults_fill_min_and_opt() -> None:

@@ -21,11 +21,16 @@ def dkt(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_dynamic_export_needs_a_maximum(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    result = dkt("export", tiny_checkpoint, "-o", tmp_path / "m.onnx")
-    assert result.exit_code == 2
-    assert "needs a maximum shape: pass --max-shape" in result.output
-    assert not (tmp_path / "m.onnx").exists()
+def test_export_with_no_shape_flags_gets_the_default_profile(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """No --max-shape: dynamic batch up to 4 and H/W up to 2048, opt at the working size."""
+    from dkt.backends.export_onnx import read_metadata
+
+    result = dkt("export", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--exporter", "torchscript")
+    assert result.exit_code == 0, result.output
+    profile = read_metadata(tmp_path / "m.onnx")["profile"]
+    assert profile == {"min": [1, 16, 16], "opt": [1, 64, 64], "max": [4, 2048, 2048]}
 
 
 @pytest.mark.parametrize(
