@@ -112,7 +112,8 @@ def export(
     max_shape: Annotated[
         str | None,
         typer.Option(
-            help="Largest input, e.g. 4x3x1024x1024 (default 4x3x2048x2048).", rich_help_panel=_SHAPES
+            help="Largest input, e.g. 4x3x1024x1024 (default 4x3x2048x2048).",
+            rich_help_panel=_SHAPES,
         ),
     ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = DEFAULT_OPSET,
