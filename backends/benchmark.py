@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dkt.backends.base import Backend
+from dkt.dktnet.config import DKTNetConfig
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -51,6 +52,9 @@ class BenchmarkResult:
     peak_memory_bytes: int | None
     memory_kind: str
     description: dict[str, Any] = field(default_factory=dict)
+    #: Convolution and matmul GFLOP per image (:func:`count_gflop`), and that times images/s.
+    gflop_per_image: float | None = None
+    gflop_per_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,13 +105,47 @@ def percentile(values: list[float], q: float) -> float:
 def benchmark_backend(
     backend: Backend, *, batch: int, size: int, warmup: int = 3, runs: int = 20, seed: int = 0
 ) -> BenchmarkResult:
+    """One backend alone: :func:`benchmark_backends` with a single entry."""
+    return benchmark_backends([backend], batch=batch, size=size, warmup=warmup, runs=runs,
+                              seed=seed)[0]  # fmt: skip
+
+
+def benchmark_backends(
+    backends: list[Backend],
+    *,
+    batch: int,
+    size: int,
+    warmup: int = 3,
+    runs: int = 20,
+    seed: int = 0,
+    gflop_per_image: float | None = None,
+) -> list[BenchmarkResult]:
+    """Time several loaded backends on the same batch, taking turns run by run.
+
+    Run back to back, another job on a core skews whichever backend happens to run then (in
+    two runs under load torch's p90 was 10x its median while ORT's was not); interleaved,
+    each backend sees the same conditions, so the ratios hold even when the absolute
+    numbers do not. Peak memory is measured first, one backend at a time, over one run
+    (on the CPU: the RSS high-water mark above what all the loaded backends already hold).
+    """
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
-    description = backend.describe()
     composite, mask = synthetic_batch(batch, size, seed)
-    cuda = _on_cuda(description)
+    peaks = [_peak_memory(backend, composite, mask) for backend in backends]
+    times = interleaved_timings(backends, batch=batch, size=size, warmup=warmup, runs=runs,
+                                seed=seed)  # fmt: skip
+    return [
+        _result(backend, batch, size, warmup, runs, backend_times, peak, kind, gflop_per_image)
+        for backend, backend_times, (peak, kind) in zip(backends, times, peaks, strict=True)
+    ]
+
+
+def _peak_memory(
+    backend: Backend, composite: np.ndarray, mask: np.ndarray
+) -> tuple[int | None, str]:
+    """(peak bytes, what the number is) over one run of ``backend``."""
     torch_cuda = None
-    if cuda:
+    if _on_cuda(backend.describe()):
         import torch
 
         torch_cuda = torch.cuda if torch.cuda.is_available() else None
@@ -115,25 +153,31 @@ def benchmark_backend(
     if torch_cuda is not None:
         torch_cuda.synchronize()
         torch_cuda.reset_peak_memory_stats()
-        memory_kind = "cuda max_memory_allocated (torch allocator)"
-    else:
-        memory_kind = (
-            "peak RSS (VmHWM, reset per backend)"
-            if reset_peak_rss()
-            else ("peak RSS of the process so far (could not reset)")
-        )
-    for _ in range(warmup):
         backend.run(composite, mask)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        backend.run(composite, mask)
-        times.append((time.perf_counter() - start) * 1000.0)
-    if torch_cuda is not None:
-        peak: int | None = int(torch_cuda.max_memory_allocated())
-    else:
-        peak = peak_rss_bytes()
+        return int(torch_cuda.max_memory_allocated()), "cuda max_memory_allocated (torch allocator)"
+    kind = (
+        "peak RSS (VmHWM, reset before this backend's run)"
+        if reset_peak_rss()
+        else "peak RSS of the process so far (could not reset)"
+    )
+    backend.run(composite, mask)
+    return peak_rss_bytes(), kind
+
+
+def _result(
+    backend: Backend,
+    batch: int,
+    size: int,
+    warmup: int,
+    runs: int,
+    times: list[float],
+    peak: int | None,
+    memory_kind: str,
+    gflop_per_image: float | None,
+) -> BenchmarkResult:
+    description = backend.describe()
     median = statistics.median(times)
+    images_per_s = batch * 1000.0 / median
     return BenchmarkResult(
         backend=str(description.get("backend", backend.name)),
         device=str(description.get("device", "?")),
@@ -147,11 +191,50 @@ def benchmark_backend(
         p90_ms=percentile(times, 90),
         min_ms=min(times),
         max_ms=max(times),
-        images_per_s=batch * 1000.0 / median,
+        images_per_s=images_per_s,
         peak_memory_bytes=peak,
         memory_kind=memory_kind,
         description=description,
+        gflop_per_image=gflop_per_image,
+        gflop_per_s=None if gflop_per_image is None else gflop_per_image * images_per_s,
     )
+
+
+def count_gflop(config: DKTNetConfig, height: int, width: int | None = None) -> float:
+    """GFLOP of one image through the model, counted on shapes alone (meta tensors).
+
+    Convolutions and matrix products, a multiply-add counted as 2 FLOPs (torch's
+    ``FlopCounterMode``), so elementwise work is left out: the number to set beside a
+    machine's FMA peak. Counting needs no weights and no time, even at 2048 px.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dkt.dktnet.model import DKTNet
+
+    width = height if width is None else width
+    with torch.device("meta"):
+        model = DKTNet(config).eval()
+        composite = torch.zeros(1, 3, height, width)
+        mask = torch.zeros(1, 1, height, width)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(composite, mask)
+    return counter.get_total_flops() / 1e9
+
+
+def model_config(path: Path) -> DKTNetConfig | None:
+    """The model config a checkpoint or a dkt export records; ``None`` if it records none."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from dkt.dktnet.checkpoint import read_checkpoint_info
+
+        return read_checkpoint_info(path).config
+    if suffix == ".onnx":
+        from dkt.backends.export_onnx import read_metadata
+
+        recorded = read_metadata(path).get("config")
+        return DKTNetConfig.from_dict(recorded) if recorded else None
+    return None
 
 
 def model_for_backend(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from dkt import dktnet
-from dkt.backends.benchmark import BenchmarkResult, benchmark_backend, model_for_backend
+from dkt.backends.base import Backend
+from dkt.backends.benchmark import (
+    BenchmarkResult,
+    benchmark_backends,
+    count_gflop,
+    model_config,
+    model_for_backend,
+)
 from dkt.backends.registry import open_backend
 from dkt.cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
 from dkt.dktnet.errors import DktError
@@ -29,8 +38,8 @@ def parse_backends(text: str) -> list[str]:
 def _table(results: list[BenchmarkResult]) -> Table:
     first = results[0]
     table = Table(
-        title=f"batch {first.batch} x {first.size}x{first.size}, "
-        f"{first.runs} runs after {first.warmup} warm-up",
+        title=f"batch {first.batch} x {first.size}x{first.size}, {first.runs} runs each after "
+        f"{first.warmup} warm-up, backends taking turns run by run",
         title_justify="left",
     )
     for column in (
@@ -40,9 +49,12 @@ def _table(results: list[BenchmarkResult]) -> Table:
         "median ms",
         "p10-p90 ms",
         "images/s",
+        "GFLOP/image",
+        "GFLOP/s",
         "peak memory",
     ):
-        table.add_column(column, justify="right" if "ms" in column or "/" in column else "left")
+        numeric = "ms" in column or "/" in column
+        table.add_column(column, justify="right" if numeric else "left")
     for r in results:
         providers = r.description.get("providers")
         device = providers[0].removesuffix("ExecutionProvider") if providers else r.device
@@ -54,6 +66,8 @@ def _table(results: list[BenchmarkResult]) -> Table:
             f"{r.median_ms:.1f}",
             f"{r.p10_ms:.1f}-{r.p90_ms:.1f}",
             f"{r.images_per_s:.2f}",
+            "-" if r.gflop_per_image is None else f"{r.gflop_per_image:.1f}",
+            "-" if r.gflop_per_s is None else f"{r.gflop_per_s:.1f}",
             peak,
         )
     return table
@@ -94,47 +108,66 @@ def benchmark(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Time backends on the same random batches: median, spread, images/s and peak memory."""
+    """Time backends on the same random batches, taking turns run by run: median, spread,
+    images/s, GFLOP per image and the GFLOP/s achieved, and peak memory."""
     names = parse_backends(backends)
     models = model or [dktnet.BUNDLED_MODEL]
-    results: list[BenchmarkResult] = []
-    with tempfile.TemporaryDirectory(prefix="dkt-bench-") as tmp:
-        try:
-            for name in names:
-                path, note = model_for_backend(
-                    name,
-                    models,
-                    Path(tmp),
-                    precision=precision,
-                    batch=batch,
-                    size=size,
-                    device=device,
-                )
-                if note:
-                    err.print(note)
-                load_precision = precision if name == "torch" else None
-                with open_backend(
-                    path,
-                    backend=name,
-                    device=device,
-                    precision=load_precision,
-                    allow_cpu_fallback=allow_cpu_fallback,
-                    threads=threads,
-                ) as engine:
-                    results.append(
-                        benchmark_backend(engine, batch=batch, size=size, warmup=warmup, runs=runs)
-                    )
-        except DktError as exc:
-            if not results:
-                fail(str(exc))
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            _finish(results, json_output)
-            raise typer.Exit(EXIT_FAILED) from None
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="dkt-bench-") as tmp, contextlib.ExitStack() as open_:
+        engines = []
+        for name in names:
+            try:
+                engines.append(open_.enter_context(_open(name, models, Path(tmp), device,
+                                                         precision, batch, size, threads,
+                                                         allow_cpu_fallback)))  # fmt: skip
+            except DktError as exc:
+                errors.append(str(exc))
+        if not engines:
+            fail(errors[-1])
+        for message in errors:
+            err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+        results = benchmark_backends(engines, batch=batch, size=size, warmup=warmup, runs=runs,
+                                     gflop_per_image=_gflop(models, size))  # fmt: skip
     _finish(results, json_output)
+    if errors:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _open(
+    name: str,
+    models: list[Path],
+    workdir: Path,
+    device: str,
+    precision: str,
+    batch: int,
+    size: int,
+    threads: int | None,
+    allow_cpu_fallback: bool,
+) -> Backend:
+    """Load ``name``'s model (exported into ``workdir`` on the fly if needed)."""
+    path, note = model_for_backend(name, models, workdir, precision=precision, batch=batch,
+                                   size=size, device=device)  # fmt: skip
+    if note:
+        err.print(note, soft_wrap=True)
+    return open_backend(path, backend=name, device=device,
+                        precision=precision if name == "torch" else None,
+                        allow_cpu_fallback=allow_cpu_fallback, threads=threads)  # fmt: skip
+
+
+def _gflop(models: list[Path], size: int) -> float | None:
+    """The model's GFLOP per image, from the first file that records its config."""
+    for path in models:
+        with contextlib.suppress(DktError, OSError, ValueError):
+            config = model_config(path)
+            if config is not None:
+                return count_gflop(config, size)
+    return None
 
 
 def _finish(results: list[BenchmarkResult], json_output: bool) -> None:
     if json_output:
         print_json({"results": [r.to_dict() for r in results]})
     if results:
-        err.print(_table(results))
+        # Off a terminal (a log, CI) rich would cut the table to 80 columns.
+        out = err if err.is_terminal else Console(stderr=True, highlight=False, width=140)
+        out.print(_table(results))

@@ -11,6 +11,9 @@ import pytest
 from dkt.backends.base import Backend, BackendError
 from dkt.backends.benchmark import (
     benchmark_backend,
+    benchmark_backends,
+    count_gflop,
+    model_config,
     model_for_backend,
     peak_rss_bytes,
     synthetic_batch,
@@ -44,7 +47,7 @@ def test_synthetic_batch() -> None:
 def test_warmup_runs_and_statistics() -> None:
     backend = CountingBackend()
     result = benchmark_backend(backend, batch=3, size=24, warmup=2, runs=7)
-    assert backend.calls == [(3, 3, 24, 24)] * 9
+    assert backend.calls == [(3, 3, 24, 24)] * (1 + 2 + 7)  # memory run, warm-up, timed
     assert result.min_ms <= result.p10_ms <= result.median_ms <= result.p90_ms <= result.max_ms
     assert result.images_per_s == pytest.approx(3000.0 / result.median_ms)
     assert result.peak_memory_bytes and result.peak_memory_bytes > 0
@@ -52,6 +55,50 @@ def test_warmup_runs_and_statistics() -> None:
     assert result.to_dict()["backend"] == "counting"
     with pytest.raises(ValueError, match="runs"):
         benchmark_backend(backend, batch=1, size=8, runs=0)
+
+
+class LoggingBackend(CountingBackend):
+    """Appends its name to a shared log on every run, to see the order backends take."""
+
+    def __init__(self, label: str, log: list[str]) -> None:
+        super().__init__()
+        self.label, self.log = label, log
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self.log.append(self.label)
+        return composite
+
+
+def test_backends_take_turns_run_by_run_and_report_gflop() -> None:
+    """Interleaved, so load on a shared machine hits every backend alike."""
+    log: list[str] = []
+    first, second = LoggingBackend("a", log), LoggingBackend("b", log)
+    results = benchmark_backends([first, second], batch=2, size=16, warmup=1, runs=3,
+                                 gflop_per_image=5.0)  # fmt: skip
+    assert log[:2] == ["a", "b"]  # one memory run each, one at a time
+    assert log[2:] == ["a", "b"] * (1 + 3)  # then warm-up and timed runs alternate
+    for result in results:
+        assert result.runs == 3 and result.gflop_per_image == 5.0
+        assert result.gflop_per_s == pytest.approx(5.0 * result.images_per_s)
+
+
+def test_gflop_counts_convolutions_and_grows_with_the_area() -> None:
+    from tests.tiny import tiny_config
+
+    config = tiny_config()
+    small, large = count_gflop(config, 64), count_gflop(config, 128)
+    assert small > 0 and large == pytest.approx(4 * small, rel=0.05)
+    # The first 3x3 convolution alone: 2 FLOPs x 3x3 taps x 3 in x 4 out channels per pixel.
+    assert small * 1e9 > 2 * 9 * 3 * 4 * 64 * 64
+    wide = count_gflop(config, 64, 128)
+    assert wide == pytest.approx(2 * small, rel=0.05)
+
+
+def test_model_config_from_a_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from tests.export_fixtures import TINY_CONFIG
+
+    assert model_config(tiny_checkpoint) == TINY_CONFIG
+    assert model_config(tmp_path / "x.engine") is None
 
 
 def test_peak_rss_is_plausible() -> None:

@@ -46,7 +46,10 @@ def test_torch_and_onnxruntime_side_by_side(
     for r in results:
         assert r["batch"] == 2 and r["size"] == 48 and r["runs"] == 3
         assert r["median_ms"] > 0 and r["images_per_s"] > 0 and r["peak_memory_bytes"] > 0
-    assert "images/s" in result.stderr
+        assert r["gflop_per_image"] > 0
+        assert r["gflop_per_s"] == pytest.approx(r["gflop_per_image"] * r["images_per_s"])
+    assert results[0]["gflop_per_image"] == results[1]["gflop_per_image"]
+    assert "images/s" in result.stderr and "GFLOP/s" in result.stderr
 
 
 @pytest.mark.parametrize(
