@@ -72,3 +72,36 @@ def test_model_speed_runs_end_to_end(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].rstrip(" |").endswith("x")
     assert "82,999,249" in result.stdout
     assert out_json.is_file() and '"speedup_vs_phdnet"' in out_json.read_text()
+
+
+def test_gpu_check_dry_run_runs_every_row_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU check's --dry-run: each row runs (or says why it cannot) so a lent GPU's
+    minutes are never lost to a typo; the report is one JSON file plus the table."""
+    import json
+
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = {(r["name"], r["batch"]): r for r in report["rows"]}
+    errors = [f"{r['name']}: {r['status']}" for r in report["rows"] if r["status"] != "ok"
+              and not r["status"].startswith("skipped: CUDA graphs")]  # fmt: skip
+    assert not errors, errors
+    for name in ("eager fp32", "eager fp16", "eager bf16", "eager fp32 channels_last"):
+        for batch in (1, 2):
+            row = rows[(name, batch)]
+            assert row["images_per_s"] > 0 and row["tflops"] > 0
+            assert row["background_exact"] == {"random": True, "flat_object": True}
+    assert rows[("eager fp32", 1)]["max_abs_diff"]["random"] == 0.0
+    assert 0 < rows[("eager bf16", 1)]["max_abs_diff"]["flat_object"] < 0.05
+    assert rows[("torch.compile fp32", 2)]["images_per_s"] > 0
+    assert rows[("ORT CPU", 1)]["background_exact"]["random"]
+    for config in ("dktnet-relu3", "dktnet-vgg19"):
+        assert rows[(f"train {config} bf16", 2)]["images_per_s"] > 0
+    assert report["gflop_per_image"] > 0 and "eager fp16" in result.stdout

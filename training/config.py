@@ -317,7 +317,7 @@ def _type_name(hint: Any) -> str:
 
 def builtin_configs() -> dict[str, str]:
     """Names of the presets shipped with the package, mapped to their YAML text."""
-    folder = resources.files("training") / "configs"
+    folder = resources.files("dkt.training") / "configs"
     return {
         entry.name.removesuffix(".yaml"): entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
