@@ -105,3 +105,24 @@ def test_gpu_check_dry_run_runs_every_row_on_the_cpu(tmp_path: Path) -> None:
     for config in ("dktnet-relu3", "dktnet-vgg19"):
         assert rows[(f"train {config} bf16", 2)]["images_per_s"] > 0
     assert report["gflop_per_image"] > 0 and "eager fp16" in result.stdout
+
+
+def test_backends_cpu_compares_eager_ort_and_phdnet_with_the_op_breakdown(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "cpu.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "backends_cpu.py"), "--configs", "lite",
+         "--sizes", "64", "--threads", "1", "--runs", "1", "--warmup", "0",
+         "--exporter", "torchscript", "--profile", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (row,) = json.loads(out.read_text())
+    assert row["ort_speedup"] == pytest.approx(row["eager"]["median_ms"] / row["ort"]["median_ms"])
+    assert row["eager"]["gflop"] > 0 and row["phdnet"]["gflop"] > 50 * row["eager"]["gflop"]
+    ops = {o["op"]: o for o in row["ort_profile"]["ops"]}
+    assert "Conv" in ops and 0 < row["ort_profile"]["conv_share"] < 1
+    assert sum(o["share"] for o in ops.values()) == pytest.approx(1.0)
+    assert "ORT kernel time by operator" in result.stdout and "| Conv |" in result.stdout
