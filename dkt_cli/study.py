@@ -1,9 +1,11 @@
-"""``dkt study``: design a pairwise user study and fit Bradley-Terry scores to its answers.
+"""``dkt study``: design a pairwise user study, run it in a browser, fit Bradley-Terry scores.
 
 ``dkt study pairs`` writes the comparisons to show (a CSV with an empty ``winner`` column
-for the answers); ``dkt study fit`` reads the filled-in file and reports each method's
-Bradley-Terry log-strength, the scale papers report as "BT score", with bootstrap
-confidence intervals and win rates.
+for the answers); ``dkt study serve`` shows them to raters one at a time and appends each
+answer to a judgments log; ``dkt study fit`` reads a log (or a filled-in design) and
+reports each method's Bradley-Terry log-strength, the scale papers report as "BT score",
+with bootstrap confidence intervals and win rates, after screening raters by their catch
+trials.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dkt.cli.console import err, fail, print_json
 from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.dktnet.errors import DktError
 from dkt.evaluation.bradley_terry import (
     PRIOR_VARIANCE,
     REQUIRED_COLUMNS,
@@ -30,11 +34,13 @@ from dkt.evaluation.bradley_terry import (
     parse_judgments,
 )
 from dkt.evaluation.bradley_terry import fit as fit_bt
+from dkt.evaluation.catch import CatchScreen, screen_raters
+from dkt.evaluation.judgments import drop_torn_line, is_log_text
 from dkt.evaluation.pairs import balanced_pairs
 from dkt.inference.pairing import IMAGE_SUFFIXES
 
 app = typer.Typer(
-    help="User studies: balanced pairwise comparisons and Bradley-Terry scores.",
+    help="User studies: balanced pairwise comparisons, a browser study page, Bradley-Terry scores.",
     no_args_is_help=True,
 )
 
@@ -166,6 +172,13 @@ def _read_judgments(path: Path) -> list[dict[str, str]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{path}: cannot read ({exc})")
+    if is_log_text(text):
+        text, torn = drop_torn_line(text)
+        if torn:
+            err.print(
+                f"[yellow]note:[/] {path}: ignored a torn last line ({len(torn)} characters, "
+                "an answer the study server never confirmed)"
+            )
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -249,10 +262,61 @@ def _print_fit(result: BTResult, path: Path) -> None:
         out.print(f"[dim]{note}[/]")
 
 
+def _print_catches(screen: CatchScreen, table: bool) -> None:
+    """Each rater's catch results (the table only without --json: stdout is JSON then, and
+    the JSON has them), and who was dropped (always: the fit is on fewer raters)."""
+    out = _console()
+    if table:
+        out.print(_catch_table(screen))
+    if screen.min_catch is not None:
+        dropped = screen.dropped
+        names = f": {escape(', '.join(dropped))}" if dropped else ""
+        out.print(
+            f"dropped {len(dropped)} of {len(screen.raters)} rater(s) with catch accuracy "
+            f"below {screen.min_catch:.0%} (--min-catch){names}"
+        )
+        if screen.unchecked:
+            out.print(
+                f"[dim]kept {len(screen.unchecked)} rater(s) without a scorable catch trial: "
+                f"{escape(', '.join(r or '(none)' for r in screen.unchecked))}[/]"
+            )
+
+
+def _catch_table(screen: CatchScreen) -> Table:
+    table = Table(
+        title=f"catch trials by rater ({screen.catch_rows} catch trials, left out of the fit)",
+        title_justify="left",
+    )
+    for name in ("rater", "judgments", "composite", "repeat", "catch accuracy", "status"):
+        table.add_column(name, justify="left" if name in ("rater", "status") else "right")
+    for r in screen.raters:
+        accuracy = r.accuracy
+        status = (
+            "dropped"
+            if r.rater in screen.dropped
+            else "kept (no catch trials)"
+            if accuracy is None
+            else "kept"
+        )
+        table.add_row(
+            escape(r.rater) or "(none)",
+            str(r.judgments),
+            f"{r.composite_passed}/{r.composite_total}",
+            f"{r.repeat_passed}/{r.repeat_total}",
+            "n/a" if accuracy is None else f"{accuracy:.0%}",
+            status,
+        )
+    return table
+
+
 @app.command("fit")
 def fit(
     judgments: Annotated[
-        Path, typer.Argument(help="CSV with columns item,method_a,method_b,winner.")
+        Path,
+        typer.Argument(
+            help="A judgments log from 'dkt study serve', or any CSV with columns "
+            "item,method_a,method_b,winner."
+        ),
     ],
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the intervals (0: none).", min=0)
@@ -272,20 +336,40 @@ def fit(
         float,
         typer.Option(help="Variance of the Gaussian prior on log-strengths.", min=1e-3),
     ] = PRIOR_VARIANCE,
+    min_catch: Annotated[
+        float | None,
+        typer.Option(
+            help="Leave out raters whose catch-trial accuracy is below this share (0-1).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the scores as JSON on stdout.")
     ] = False,
 ) -> None:
     """Fit Bradley-Terry strengths (MAP, weak Gaussian prior) with bootstrap intervals.
 
-    The winner column holds method_a's or method_b's name, 'tie' (half a win each), or
-    nothing (not judged: the row is skipped).
+    Reads a judgments log from 'dkt study serve' or a filled-in design: the winner column
+    holds method_a's or method_b's name, 'tie' (half a win each), or nothing (not judged:
+    the row is skipped). Catch trials (a log's catch column) never enter the fit; each
+    rater's catch accuracy is reported, and --min-catch leaves out the raters below it.
     """
     if bootstrap_by not in ("auto", "items", "judgments"):
         fail(f"--bootstrap-by {bootstrap_by!r}: use auto, items or judgments")
     rows = _read_judgments(judgments)
+    screen = screen_raters(rows, min_catch)
+    if screen.has_catches:
+        _print_catches(screen, table=not json_output)
+    elif min_catch is not None:
+        err.print(f"[yellow]note:[/] {judgments}: no catch trials, so --min-catch drops no one")
+    if screen.dropped and not any((r.get("winner") or "").strip() for r in screen.kept_rows):
+        fail(
+            f"{judgments}: every rater with judgments is below --min-catch {min_catch:g} "
+            f"({len(screen.dropped)} dropped); nothing is left to fit"
+        )
     try:
-        parsed = parse_judgments(rows)
+        parsed = parse_judgments(screen.kept_rows, lines=screen.kept_lines)
     except JudgmentError as exc:
         fail(f"{judgments}: {exc}")
     if len(parsed.methods) < 2:
@@ -302,6 +386,67 @@ def fit(
         prior_variance=prior_variance,
     )
     if json_output:
-        print_json({"file": str(judgments), **result.to_dict()})
+        print_json({"file": str(judgments), **result.to_dict(), "catch": screen.to_dict()})
     else:
         _print_fit(result, judgments)
+
+
+@app.command("serve")
+def serve(
+    design: Annotated[Path, typer.Argument(help="The study design: a CSV from 'dkt study pairs'.")],
+    images: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with one sub-folder per method, DIR/<method>/<item>.<png|jpg|...>, "
+            "and the unharmonized composites in DIR/composite/<item>.* (catch trials)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Judgments log to append to; an existing one is resumed."),
+    ] = Path("judgments.csv"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    catch_rate: Annotated[
+        float,
+        typer.Option(
+            help="Catch trials per design trial (half composite-vs-method, half repeats).",
+            min=0.0,
+            max=0.5,
+        ),
+    ] = 0.1,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the catch trials and the left/right sides.")
+    ] = 0,
+) -> None:
+    """Run the study in a browser: one comparison at a time, every answer saved at once.
+
+    --images must hold DIR/<method>/<item>.<any image suffix> for every method and item in
+    the design, and DIR/composite/<item>.* (the composites before harmonization) for the
+    catch trials; the command names the first missing folder or image and stops. Raters
+    open http://HOST:PORT/, give a rater id, and answer with the arrow keys (left, right,
+    down for can't tell). Each answer is appended to --out and synced to disk before the
+    next trial is shown, so a restart (same design, same --seed) resumes every rater where
+    they stopped. Fit the result with 'dkt study fit OUT --min-catch 0.8'.
+    """
+    try:
+        import uvicorn
+
+        from dkt.serve.study import create_study_app
+    except ImportError as exc:
+        fail(f"dkt study serve needs the web stack ({exc.name}): pip install 'dkt[serve]'")
+    try:
+        study_app = create_study_app(design, images, out, catch_rate=catch_rate, seed=seed)
+    except DktError as exc:
+        fail(str(exc))
+    study = study_app.state.study
+    if study.note:
+        err.print(f"[yellow]note:[/] {study.note}")
+    info = study.summary()
+    err.print(
+        f"study: {info['trials']} trials per rater ({info['design_trials']} from {design.name}"
+        f" + {info['catch_trials']} catch); {out}: {info['judgments']} answers from "
+        f"{info['raters']} rater(s) so far"
+    )
+    err.print(f"open http://{host}:{port}/ in a browser; Ctrl+C stops (answers are saved)")
+    uvicorn.run(study_app, host=host, port=port, log_level="warning")

@@ -1,6 +1,8 @@
 """Measuring harmonization: the paper's metrics, weight-free metrics and user-study statistics.
 
-Pure functions on arrays (numpy / torch) that know nothing of files, folders or the CLI, so
-each can be tested on constructed cases with a known answer. ``dkt evaluate`` and
+The metrics are pure functions on arrays (numpy / torch) that know nothing of folders or
+the CLI, so each can be tested on constructed cases with a known answer; the few modules
+that touch files (:mod:`~dkt.evaluation.report`, the study's crash-safe
+:mod:`~dkt.evaluation.judgments` log) own one file format each. ``dkt evaluate`` and
 ``dkt study`` (in :mod:`dkt.cli`) put them together.
 """

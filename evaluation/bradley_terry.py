@@ -71,20 +71,27 @@ class Judgments:
         return len(self.a)
 
 
-def parse_judgments(rows: Iterable[Mapping[str, str | None]], *, first_line: int = 2) -> Judgments:
+def parse_judgments(
+    rows: Iterable[Mapping[str, str | None]],
+    *,
+    first_line: int = 2,
+    lines: Sequence[int] | None = None,
+) -> Judgments:
     """Validate rows with ``item, method_a, method_b, winner``.
 
     ``winner`` is ``method_a``'s or ``method_b``'s name, ``tie`` (also ``draw`` or ``=``),
     which scores half a win to each (the usual Bradley-Terry treatment of ties), or empty
     for a pair not judged yet (skipped and counted). Anything else is an error naming the
-    row; ``first_line`` is the line number of the first row (2 after a CSV header).
+    row; ``first_line`` is the line number of the first row (2 after a CSV header), and
+    ``lines`` gives each row's own line instead, for rows picked out of a file (catch trials
+    and dropped raters left out) whose errors must still point at the right line.
     """
     methods: dict[str, int] = {}
     items: dict[str, int] = {}
     item_idx, a_idx, b_idx, score = [], [], [], []
     skipped = 0
     for offset, row in enumerate(rows):
-        line = first_line + offset
+        line = lines[offset] if lines is not None else first_line + offset
         item, ma, mb, winner = ((row.get(c) or "").strip() for c in REQUIRED_COLUMNS)
         if not ma or not mb:
             raise JudgmentError(f"row {line}: method_a and method_b must both be given")

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from dkt.cli.app import app
@@ -125,3 +126,148 @@ def test_fit_errors_name_the_file_and_row(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["study", "fit", str(unknown), "--bootstrap-by", "rows"])
     assert result.exit_code == 2 and "--bootstrap-by" in result.stderr
+
+
+# --------------------------------------------------------------------------- study logs
+
+LOG_HEADER = ["item", "method_a", "method_b", "winner", "rater", "trial", "left", "ms", "catch"]
+
+
+def _log_rows(rater: str, attentive: bool, seed: int) -> list[dict[str, str]]:
+    """A rater's log: 120 design trials, 4 composite catches and 4 repeats.
+
+    An attentive rater answers like the simulated users of ``_answer`` and passes every
+    check; the other always presses the left key (the design's method_a here).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(STRENGTH)
+    rows = []
+    for t in range(120):
+        i, j = rng.choice(3, 2, replace=False)
+        rows.append({"item": f"i{t % 30}", "method_a": names[i], "method_b": names[j],
+                     "trial": str(t + 1), "catch": ""})  # fmt: skip
+    if attentive:
+        rows = _answer(rows, seed)
+    for row in rows:
+        row.setdefault("winner", row["method_a"])
+    for k in range(4):
+        rows.append({"item": f"i{k}", "method_a": "composite", "method_b": "dkt",
+                     "winner": "dkt" if attentive else "composite", "trial": f"c{k + 1}",
+                     "catch": "composite"})  # fmt: skip
+        first = rows[10 * k]
+        rows.append({**first, "trial": f"r{first['trial']}", "catch": "repeat",
+                     "winner": first["winner"] if attentive else first["method_b"]})  # fmt: skip
+    for row in rows:
+        row.update(rater=rater, left=row["method_a"], ms="800")
+    return rows
+
+
+def _write_log(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_HEADER, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_fit_reads_a_study_log_and_reports_catch_accuracy(tmp_path: Path) -> None:
+    log = tmp_path / "judgments.csv"
+    _write_log(log, _log_rows("ana", True, 1) + _log_rows("bob", False, 2))
+    result = runner.invoke(app, ["study", "fit", str(log), "--bootstrap", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["judgments"] == 240  # the 16 catch rows are not in the fit
+    catch = data["catch"]
+    assert catch["catch_trials"] == 16 and catch["dropped_raters"] == []
+    by_rater = {r["rater"]: r for r in catch["raters"]}
+    assert by_rater["ana"]["catch_accuracy"] == 1.0 and by_rater["ana"]["judgments"] == 120
+    assert by_rater["bob"]["composite"] == {"passed": 0, "total": 4}
+    assert by_rater["bob"]["repeat"] == {"passed": 0, "total": 4}
+
+    table = runner.invoke(app, ["study", "fit", str(log), "--bootstrap", "0"])
+    assert table.exit_code == 0, table.output
+    assert "catch trials by rater (16 catch trials, left out of the fit)" in table.stderr
+    ana = next(line for line in table.stderr.splitlines() if "│ ana" in line)
+    bob = next(line for line in table.stderr.splitlines() if "│ bob" in line)
+    assert "4/4" in ana and "100%" in ana and "kept" in ana
+    assert "0/4" in bob and "0%" in bob
+
+
+def test_min_catch_drops_the_inattentive_rater(tmp_path: Path) -> None:
+    log = tmp_path / "judgments.csv"
+    _write_log(log, _log_rows("ana", True, 1) + _log_rows("bob", False, 2))
+    args = ["study", "fit", str(log), "--bootstrap", "0", "--min-catch", "0.8"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "dropped 1 of 2 rater(s) with catch accuracy below 80% (--min-catch): bob" in (
+        table.stderr
+    )
+    assert "dropped" in next(line for line in table.stderr.splitlines() if "│ bob" in line)
+    data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert data["judgments"] == 120 and data["catch"]["dropped_raters"] == ["bob"]
+    assert data["catch"]["min_catch"] == 0.8
+    # bob's always-left answers flattened the scale; without him the truth comes back
+    got = {m["method"]: m["log_strength"] for m in data["methods"]}
+    assert got["dkt"] > got["reinhard"] > got["composite"]
+
+    everyone = json.loads(runner.invoke(app, [*args[:-2], "--json"]).stdout)
+    assert everyone["judgments"] == 240
+
+    only_bob = tmp_path / "bob.csv"
+    _write_log(only_bob, _log_rows("bob", False, 2))
+    result = runner.invoke(app, ["study", "fit", str(only_bob), "--min-catch", "0.8"])
+    assert result.exit_code == 2
+    assert "every rater with judgments is below --min-catch 0.8 (1 dropped)" in result.stderr
+
+
+def test_fit_ignores_a_torn_last_line_and_keeps_row_numbers(tmp_path: Path) -> None:
+    log = tmp_path / "judgments.csv"
+    _write_log(log, _log_rows("ana", True, 1))
+    with open(log, "a") as fh:
+        fh.write("i3,dkt,reinh")
+    result = runner.invoke(app, ["study", "fit", str(log), "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "ignored a torn last line (12 characters" in result.stderr
+    assert json.loads(result.stdout)["judgments"] == 120
+
+    rows = _log_rows("ana", True, 1)
+    rows.insert(1, {**rows[-1]})  # a catch row at line 3 ...
+    rows[2]["winner"] = "zzz"  # ... and the bad row at line 4
+    _write_log(log, rows)
+    result = runner.invoke(app, ["study", "fit", str(log)])
+    assert result.exit_code == 2 and "row 4: winner 'zzz'" in result.stderr
+
+
+def test_min_catch_on_a_design_file_says_it_has_nothing_to_check(tmp_path: Path) -> None:
+    judged = tmp_path / "judged.csv"
+    _write(judged, [{"item": "x", "method_a": "a", "method_b": "b", "winner": "a"},
+                    {"item": "y", "method_a": "a", "method_b": "b", "winner": "b"}])  # fmt: skip
+    result = runner.invoke(app, ["study", "fit", str(judged), "--min-catch", "0.8", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "no catch trials, so --min-catch drops no one" in result.stderr
+    assert json.loads(result.stdout)["judgments"] == 2
+
+
+def test_serve_names_what_is_missing_before_serving(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("uvicorn", reason="the web stack is not installed")
+    import uvicorn
+
+    from tests.serve.study_data import make_study
+
+    def never(*args, **kwargs):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    design, images, _ = make_study(tmp_path)
+    (images / "dkt" / "k2.png").unlink()
+    out = tmp_path / "j.csv"
+    args = ["study", "serve", str(design), "--images", str(images), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "dkt/k2.*: no image for item 'k2'" in result.stderr
+    (images / "composite" / "k5.png").unlink()
+    (images / "dkt" / "k2.png").write_bytes((images / "dkt" / "k1.png").read_bytes())
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "composite/k5.*: no image" in result.stderr
+    assert not out.exists()
+    help_text = runner.invoke(app, ["study", "serve", "--help"]).stdout
+    assert "DIR/<method>/<item>" in " ".join(help_text.split())
