@@ -3,7 +3,8 @@ every call, so the builder and the backend can be tested on machines without Ten
 
 It follows the TensorRT 10/11 name-based API; ``version`` picks the release. TensorRT 11 has
 no weak-typing builder flags, so the fake 11 has no ``BuilderFlag.FP16`` (touching it fails
-like the real one).
+like the real one). Its names, parameter names and enum values are checked against surfaces
+recorded from the real package by ``test_tensorrt_api_surface.py``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ class FakeNetwork:
     def num_outputs(self) -> int:
         return len(self.output_names)
 
-    def get_input(self, i: int) -> Any:
-        return types.SimpleNamespace(name=self.input_names[i])
+    def get_input(self, index: int) -> Any:
+        return types.SimpleNamespace(name=self.input_names[index])
 
-    def get_output(self, i: int) -> Any:
-        return types.SimpleNamespace(name=self.output_names[i])
+    def get_output(self, index: int) -> Any:
+        return types.SimpleNamespace(name=self.output_names[index])
 
 
 class FakeParser:
@@ -51,8 +52,8 @@ class FakeParser:
     def __init__(self, network: FakeNetwork, logger: Any) -> None:
         self.network = network
 
-    def parse_from_file(self, path: str) -> bool:
-        assert Path(path).is_file()
+    def parse_from_file(self, model: str) -> bool:
+        assert Path(model).is_file()
         if self.errors:
             return False
         self.network.input_names, self.network.output_names = (list(x) for x in self.io)
@@ -62,8 +63,8 @@ class FakeParser:
     def num_errors(self) -> int:
         return len(self.errors)
 
-    def get_error(self, i: int) -> str:
-        return self.errors[i]
+    def get_error(self, index: int) -> str:
+        return self.errors[index]
 
 
 class FakeTimingCache:
@@ -82,8 +83,8 @@ class FakeConfig:
         self.profiles: list[FakeProfile] = []
         self.cache: FakeTimingCache | None = None
 
-    def set_memory_pool_limit(self, pool: int, size: int) -> None:
-        self.pool_limits[pool] = size
+    def set_memory_pool_limit(self, pool: int, pool_size: int) -> None:
+        self.pool_limits[pool] = pool_size
 
     def clear_flag(self, flag: int) -> None:
         self.cleared.append(flag)
@@ -95,8 +96,8 @@ class FakeConfig:
         self.profiles.append(profile)
         return len(self.profiles) - 1
 
-    def create_timing_cache(self, data: bytes) -> FakeTimingCache:
-        return FakeTimingCache(bytes(data))
+    def create_timing_cache(self, serialized_timing_cache: bytes) -> FakeTimingCache:
+        return FakeTimingCache(bytes(serialized_timing_cache))
 
     def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
         self.cache = cache
@@ -111,8 +112,8 @@ class FakeProfile:
     def __init__(self) -> None:
         self.shapes: dict[str, tuple] = {}
 
-    def set_shape(self, name: str, low, opt, high) -> None:
-        self.shapes[name] = (tuple(low), tuple(opt), tuple(high))
+    def set_shape(self, input: str, min, opt, max) -> None:  # TensorRT's parameter names
+        self.shapes[input] = (tuple(min), tuple(opt), tuple(max))
 
 
 class FakeBuilder:
@@ -162,11 +163,11 @@ class FakeContext:
             return self.input_shapes["composite"]
         return self.input_shapes[name]
 
-    def set_tensor_address(self, name: str, address: int) -> bool:
-        self.addresses[name] = address
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self.addresses[name] = memory
         return True
 
-    def execute_async_v3(self, stream: int) -> bool:
+    def execute_async_v3(self, stream_handle: int) -> bool:
         self.calls.append("execute")
         for name, buffer in self.buffers.items():
             assert self.addresses[name] == buffer.data_ptr(), f"{name} is bound to a stale buffer"
@@ -186,8 +187,8 @@ class FakeEngine:
     def num_io_tensors(self) -> int:
         return len(self.names)
 
-    def get_tensor_name(self, i: int) -> str:
-        return self.names[i]
+    def get_tensor_name(self, index: int) -> str:
+        return self.names[index]
 
     def get_tensor_mode(self, name: str) -> int:
         return self.trt.TensorIOMode.INPUT if name in INPUTS else self.trt.TensorIOMode.OUTPUT
@@ -195,7 +196,7 @@ class FakeEngine:
     def get_tensor_dtype(self, name: str) -> str:
         return self.trt.float32
 
-    def get_tensor_profile_shape(self, name: str, index: int):
+    def get_tensor_profile_shape(self, name: str, profile_index: int):
         return self.profile[name]
 
     def create_execution_context(self) -> FakeContext:
@@ -207,9 +208,11 @@ def make_fake_tensorrt(version: str = "10.8.0.43") -> Any:
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
-    trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=1)
-    flags = {"TF32": 7} if major >= 11 else {"FP16": 0, "TF32": 7, "OBEY_PRECISION_CONSTRAINTS": 9}
+    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, min_severity=2: None})
+    # The real values (tests/backends/test_tensorrt_api_surface.py checks them): 11 dropped
+    # EXPLICIT_BATCH (0 in 10), so STRONGLY_TYPED moved from 1 to 0.
+    trt.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=0 if major >= 11 else 1)
+    flags = {"TF32": 6} if major >= 11 else {"FP16": 0, "TF32": 6, "OBEY_PRECISION_CONSTRAINTS": 9}
     trt.BuilderFlag = _Enum(**flags)
     trt.MemoryPoolType = _Enum(WORKSPACE=0)
     trt.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2)
