@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from dkt._version import __version__
-from dkt.cli import benchmark, data, demo, doctor, evaluate, export, harmonize, info, study, train
+from dkt.cli import (
+    benchmark,
+    data,
+    demo,
+    doctor,
+    evaluate,
+    export,
+    harmonize,
+    info,
+    serve,
+    study,
+    train,
+)
 
 app = typer.Typer(
     name="dkt",
@@ -30,6 +42,7 @@ app.add_typer(data.app, name="data")
 app.command("export")(export.export)
 app.command("benchmark")(benchmark.benchmark)
 app.command("doctor")(doctor.doctor)
+app.command("serve")(serve.serve)
 
 
 def _print_version(value: bool) -> None:

@@ -12,6 +12,7 @@ maps every pixel mode to one well-defined array layout.
 from __future__ import annotations
 
 import contextlib
+import io
 import stat
 import threading
 import warnings
@@ -31,13 +32,18 @@ __all__ = [
     "LOSSY_SUFFIXES",
     "MaskSizeError",
     "check_header",
+    "encode_image",
     "exif_orientation",
     "header_size",
     "is_lossy",
     "orientation_note",
     "output_format",
+    "read_alpha_composite",
+    "read_alpha_composite_bytes",
     "read_image",
+    "read_image_bytes",
     "read_mask",
+    "read_mask_bytes",
     "verify_image",
     "write_image",
 ]
@@ -149,10 +155,14 @@ def read_mask(
     path = Path(path)
     with _open_decoded(path, max_pixels) as img:
         mask = _to_mask(img, path)
+    _check_mask_size(mask, path, expected_hw)
+    return mask
+
+
+def _check_mask_size(mask: np.ndarray, path: Path, expected_hw: tuple[int, int] | None) -> None:
     if expected_hw is not None and mask.shape != tuple(expected_hw):
         (h, w), (eh, ew) = mask.shape, expected_hw
         raise MaskSizeError(path, f"mask is {w}x{h} but the composite is {ew}x{eh}")
-    return mask
 
 
 def read_alpha_composite(
@@ -167,17 +177,78 @@ def read_alpha_composite(
     """
     path = Path(path)
     with _open_decoded(path, max_pixels) as img:
-        if not _has_alpha(img):
-            raise ImageInputError(
-                path, f"has no alpha channel ({img.mode}) to take the mask from; pass --mask FILE"
-            )
-        rgba = np.asarray(img.convert("RGBA"))
+        return _split_alpha(img, path, "; pass --mask FILE")
+
+
+def _split_alpha(img: Image.Image, path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
+    if not _has_alpha(img):
+        raise ImageInputError(
+            path, f"has no alpha channel ({img.mode}) to take the mask from{hint}"
+        )
+    rgba = np.asarray(img.convert("RGBA"))
     alpha = rgba[:, :, 3]
     if alpha.min() == alpha.max():
         state = "fully transparent" if alpha.max() == 0 else "fully opaque"
         raise ImageInputError(path, f"alpha is {state}: it marks no object to harmonize")
     rgb = np.ascontiguousarray(rgba[:, :, :3])
     return rgb, alpha.astype(np.float32) / 255.0
+
+
+# A server decodes uploads from memory: a request must never make it write, or read back, a
+# file. These are the readers above for bytes, under the same guards and the same rules
+# (header checked before decoding, EXIF orientation, label and alpha masks); ``name`` stands
+# where a path would in the errors, so a reply can name the form field at fault.
+
+
+def read_image_bytes(
+    data: bytes, name: str = "<image>", *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """:func:`read_image` (8-bit) for an encoded image held in memory."""
+    with _open_decoded(Path(name), max_pixels, data=data) as img:
+        return _to_rgb(img, Path(name))
+
+
+def read_mask_bytes(
+    data: bytes,
+    name: str = "<mask>",
+    *,
+    expected_hw: tuple[int, int] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """:func:`read_mask` for an encoded mask held in memory."""
+    path = Path(name)
+    with _open_decoded(path, max_pixels, data=data) as img:
+        mask = _to_mask(img, path)
+    _check_mask_size(mask, path, expected_hw)
+    return mask
+
+
+def read_alpha_composite_bytes(
+    data: bytes,
+    name: str = "<image>",
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    hint: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_alpha_composite` for bytes; ``hint`` ends the no-alpha error (the
+    command line's ``--mask`` advice means nothing to a web client)."""
+    path = Path(name)
+    with _open_decoded(path, max_pixels, data=data) as img:
+        return _split_alpha(img, path, hint)
+
+
+def encode_image(image: np.ndarray, fmt: str, *, quality: int = 95, lossless: bool = True) -> bytes:
+    """:func:`write_image`'s encoding into memory; ``fmt`` is a Pillow format name (PNG, ...).
+
+    The same options as for files (lossless WebP, full-chroma JPEG, fast PNG), so a result
+    fetched over HTTP has the bytes a file written by ``dkt harmonize`` would. 8-bit only.
+    """
+    pixels = _checked_pixels(image)
+    if pixels.dtype != np.uint8:
+        pixels = _wide_to_uint8(pixels, "I;16")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **_save_options(fmt, quality, lossless))
+    return buffer.getvalue()
 
 
 def image_to_rgb(img: Image.Image) -> np.ndarray:
@@ -269,14 +340,17 @@ def orientation_note(orientation: int) -> str:
 
 @contextlib.contextmanager
 def _open_decoded(
-    path: Path, max_pixels: int | None, *, upright: bool = True
+    path: Path, max_pixels: int | None, *, upright: bool = True, data: bytes | None = None
 ) -> Iterator[Image.Image]:
     """Yield the fully decoded image, upright unless ``upright=False``; the file is closed
-    afterwards."""
+    afterwards. ``data``: decode these bytes instead, ``path`` only names them in errors."""
     _check_max_pixels(max_pixels)
-    _check_regular_file(path)
+    if data is None:
+        _check_regular_file(path)
+    elif not data:
+        raise ImageInputError(path, "not an image file (the file is empty)")
     with _pillow_guards(bomb_limit=None):  # our own check below gives the better message
-        img = _open(path)
+        img = _open(path, data)
     try:
         _check_pixel_count(path, img, max_pixels)
         with _pillow_guards(bomb_limit=max_pixels):  # plugins re-check frames and tiles
@@ -345,10 +419,12 @@ def _readable_formats() -> tuple[str, ...]:
     return tuple(fmt for fmt in Image.ID if fmt not in _UNSAFE_FORMATS)
 
 
-def _open(path: Path) -> Image.Image:
-    """``Image.open`` (lazy: header only) with every failure mapped to a user message."""
+def _open(path: Path, data: bytes | None = None) -> Image.Image:
+    """``Image.open`` (lazy: header only) of ``path``, or of ``data`` in memory, with every
+    failure mapped to a user message."""
+    source = path if data is None else io.BytesIO(data)
     try:
-        return Image.open(path, formats=_readable_formats())
+        return Image.open(source, formats=_readable_formats())
     except (FileNotFoundError, NotADirectoryError):
         raise ImageInputError(path, "no such file") from None
     except IsADirectoryError:

@@ -9,6 +9,7 @@ blend keeps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,12 @@ import numpy as np
 from PIL import Image
 
 from dkt.dktnet.errors import DktError, ImageInputError
-from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, read_alpha_composite, read_image
+from dkt.imaging.imageio import (
+    DEFAULT_MAX_PIXELS,
+    read_alpha_composite,
+    read_alpha_composite_bytes,
+    read_image,
+)
 
 
 class PasteError(DktError):
@@ -111,8 +117,20 @@ def paste(
 
 def read_cutout(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A cut-out file as uint8 RGBA; refused, naming the file, if it has no transparency."""
+    return _as_cutout(lambda: read_alpha_composite(path, max_pixels=max_pixels))
+
+
+def cutout_from_bytes(
+    data: bytes, name: str = "cutout", *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """:func:`read_cutout` for an encoded image in memory (an upload); errors name ``name``."""
+    return _as_cutout(lambda: read_alpha_composite_bytes(data, name, max_pixels=max_pixels))
+
+
+def _as_cutout(read: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """RGBA from ``read``'s colours and alpha, its no-alpha error said as a cut-out's."""
     try:
-        rgb, alpha = read_alpha_composite(path, max_pixels=max_pixels)
+        rgb, alpha = read()
     except ImageInputError as exc:
         if "alpha" not in exc.reason:
             raise

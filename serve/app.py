@@ -1,0 +1,598 @@
+"""The harmonizer over HTTP: ``POST /v1/harmonize``, model information and the web page.
+
+One model, loaded once by the caller, serves every request. A server is reachable by
+others, so it is safe by default: a bearer token when one is set, an upload limit enforced
+while the body arrives, the pixel limit checked from each image's header before it is
+decoded, a bounded number of model runs and of requests waiting for one (beyond that a
+request is refused at once with 503, instead of piling up memory), and no request ever
+touches the filesystem: uploads are decoded from memory and results encoded into it. Every
+refusal is a 4xx with a one-line JSON ``{"error": ...}`` naming the field at fault, and a
+failure inside one request is a 500 for that request alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import math
+import mimetypes
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal, TypeVar
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from dkt._version import __version__
+from dkt.api import Harmonizer
+from dkt.dktnet.checkpoint import file_sha256
+from dkt.dktnet.errors import ImageInputError, ImageTooLargeError, WorkingMemoryError
+from dkt.imaging.imageio import (
+    DEFAULT_MAX_PIXELS,
+    encode_image,
+    read_alpha_composite_bytes,
+    read_image_bytes,
+    read_mask_bytes,
+)
+from dkt.inference.harmonizer import EmptyBackgroundError
+from dkt.inference.paste import PasteError, cutout_from_bytes, paste, place
+from dkt.inputs import InputError
+from dkt.serve.uploads import Part, UploadError, check_length, read_form
+
+log = logging.getLogger("dkt.serve")
+
+T = TypeVar("T")
+
+#: Output formats by the ``format`` field: Pillow's name and the media type.
+FORMATS: dict[str, tuple[str, str]] = {
+    "png": ("PNG", "image/png"),
+    "jpeg": ("JPEG", "image/jpeg"),
+    "jpg": ("JPEG", "image/jpeg"),
+    "webp": ("WEBP", "image/webp"),
+}
+_FILES = ("composite", "mask", "painting", "cutout")
+_OPTIONS = ("x", "y", "scale", "size", "format")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What one server allows; every limit bounds what a client can make it spend.
+
+    ``max_upload_bytes`` bounds a request body; ``max_pixels`` each image (from its header,
+    before decoding). ``max_concurrent`` model runs at once (1 on a CPU: one run already
+    uses every core) and ``max_queue`` admitted requests waiting for one: together they cap
+    the memory requests hold, and a request past them gets 503 at once. ``size`` is the
+    default working size (``None``: the harmonizer's); a request may make the network run
+    at up to ``max_size``. An upload must arrive within ``upload_timeout_s``. ``token``:
+    when set, every ``/v1`` endpoint but health needs it.
+    """
+
+    token: str | None = None
+    max_upload_bytes: int = 32 << 20
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_concurrent: int = 1
+    max_queue: int = 8
+    size: int | None = None
+    max_size: int = 4096
+    upload_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrent", "max_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.upload_timeout_s > 0:
+            raise ValueError(f"upload_timeout_s must be above 0, got {self.upload_timeout_s}")
+        if self.max_queue < 0:
+            raise ValueError(f"max_queue must be 0 or more, got {self.max_queue}")
+        if self.token is not None and not self.token.strip():
+            raise ValueError("token must not be empty (None: no token)")
+        if self.size is not None and self.size > self.max_size:
+            raise ValueError(f"size {self.size} is over max_size {self.max_size}")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal's body: one line naming the field at fault and what is wrong."""
+
+    error: str
+
+
+class Options(BaseModel):
+    """The text fields of a harmonize request, validated as FastAPI validates a form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: int | None = None
+    y: int | None = None
+    scale: float = Field(1.0, gt=0, allow_inf_nan=False)
+    size: int | None = Field(None, ge=0)
+    format: Literal["png", "jpeg", "jpg", "webp"] = "png"
+
+
+class RequestError(Exception):
+    """A request refused with ``status``; ``str()`` is the one-line reason."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(" ".join(message.split()))
+        self.status, self.headers = status, headers
+
+
+class _Gate:
+    """Admission to the model: ``running`` runs at once, ``waiting`` more admitted to wait.
+
+    The counters live on the event loop's thread, so they need no lock; the semaphore is
+    made on the loop that first uses it (a test client may start a fresh loop).
+    """
+
+    def __init__(self, running: int, waiting: int) -> None:
+        self.running, self.waiting = running, waiting
+        self.admitted = 0
+        self.seconds_per_run = 1.0  # a running estimate, for Retry-After
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextlib.contextmanager
+    def ticket(self) -> Iterator[None]:
+        """Hold a place from arrival to reply, or refuse with 503 when all are taken."""
+        if self.admitted >= self.running + self.waiting:
+            wait = self.seconds_per_run * (self.waiting + 1) / self.running
+            raise RequestError(
+                503,
+                f"server busy: {self.running} run(s) going and {self.waiting} waiting; "
+                "try again shortly",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
+
+    @contextlib.asynccontextmanager
+    async def run_slot(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.running)
+        async with self._semaphore:
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                took = time.perf_counter() - started
+                self.seconds_per_run = 0.8 * self.seconds_per_run + 0.2 * took
+
+
+@dataclass
+class _Inputs:
+    """A request's composite and mask, ready for the model, and which fields made them."""
+
+    composite: np.ndarray
+    mask: np.ndarray
+    mode: str
+    mask_field: str
+
+
+def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) -> FastAPI:
+    """The web application serving ``harmonizer`` (loaded by the caller, kept open)."""
+    settings = settings or ServeSettings()
+    described = harmonizer.describe()
+    own_size = harmonizer.size if harmonizer.size is not None else harmonizer.backend.working_size
+    model_info = {
+        "name": harmonizer.model.name,
+        "path": str(harmonizer.model),
+        "sha256": described.get("model_sha256") or file_sha256(harmonizer.model),
+        "backend": described.get("backend", harmonizer.backend.name),
+        "device": described.get("device"),
+        "precision": described.get("precision"),
+        "working_size": settings.size if settings.size is not None else own_size,
+        "limits": {
+            "max_upload_bytes": settings.max_upload_bytes,
+            "max_pixels": settings.max_pixels,
+            "max_concurrent": settings.max_concurrent,
+            "max_queue": settings.max_queue,
+            "max_size": settings.max_size,
+        },
+        "dkt": __version__,
+    }
+    gate = _Gate(settings.max_concurrent, settings.max_queue)
+    static = _static_files()
+    bearer = HTTPBearer(auto_error=False, description="The server's --token.")
+
+    def authorized(
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+    ) -> None:
+        if settings.token is None:
+            return
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise RequestError(
+                401, "authorization: this server needs its token (Authorization: Bearer ...)",
+                challenge,
+            )  # fmt: skip
+        if not hmac.compare_digest(credentials.credentials.encode(), settings.token.encode()):
+            raise RequestError(401, "authorization: wrong token", challenge)
+
+    app = FastAPI(
+        title="dkt serve",
+        version=__version__,
+        description="Painterly image harmonization: restyle an object pasted into a painting "
+        "so it matches the painting, leaving every painting pixel as it was.",
+    )
+    app.state.harmonizer, app.state.settings, app.state.gate = harmonizer, settings, gate
+    _install_error_handlers(app)
+
+    @app.get("/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        """Open even with a token, so a load balancer or a test can poll it."""
+        return {"status": "ok"}
+
+    @app.get("/v1/model", tags=["server"], dependencies=[Security(authorized)])
+    def model() -> dict[str, Any]:
+        """The model being served (its file's sha256 names the weights) and the limits."""
+        return model_info
+
+    @app.post(
+        "/v1/harmonize",
+        tags=["harmonize"],
+        dependencies=[Security(authorized)],
+        response_class=Response,
+        responses=_RESPONSES,
+        openapi_extra={"requestBody": _REQUEST_BODY},
+    )
+    async def harmonize(request: Request) -> Response:
+        """Harmonize a composite and its mask, a cut-out pasted on a painting, or an RGBA
+        composite whose alpha is its mask."""
+        started = time.perf_counter()
+        try:
+            check_length(request, settings.max_upload_bytes)  # no use queueing for a 413
+            with gate.ticket():
+                form = await _read_in_time(request, settings)
+                read = time.perf_counter()
+                options = _options(form)
+                inputs = await _in_thread(_decode, form, options, settings)
+                size = _working_size(options, settings, inputs, own_size)
+                decoded = time.perf_counter()
+                async with gate.run_slot():
+                    queued = time.perf_counter()
+                    result = await _in_thread(_run, harmonizer, inputs, size)
+                    ran = time.perf_counter()
+            fmt, media = FORMATS[options.format]
+            body = await _in_thread(lambda: encode_image(result, fmt))
+        except (RequestError, UploadError, RequestValidationError):
+            raise
+        except Exception as exc:  # a bug or a backend failure: this request's alone
+            log.exception("POST /v1/harmonize failed")
+            raise RequestError(500, _internal(exc)) from None
+        done = time.perf_counter()
+        headers = {
+            "X-DKT-Backend": str(model_info["backend"]),
+            "X-DKT-Device": str(model_info["device"]),
+            "X-DKT-Mode": inputs.mode,
+            "X-DKT-Seconds-Read": f"{read - started:.4f}",
+            "X-DKT-Seconds-Decode": f"{decoded - read:.4f}",
+            "X-DKT-Seconds-Queue": f"{queued - decoded:.4f}",
+            "X-DKT-Seconds-Model": f"{ran - queued:.4f}",
+            "X-DKT-Seconds-Encode": f"{done - ran:.4f}",
+            "X-DKT-Seconds-Total": f"{done - started:.4f}",
+            "Content-Disposition": f'inline; filename="harmonized.{options.format}"',
+            "Cache-Control": "no-store",
+        }
+        return Response(body, media_type=media, headers=headers)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        return _static_response(static, "index.html")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_file(name: str) -> Response:
+        return _static_response(static, name)
+
+    return app
+
+
+# --------------------------------------------------------------------------- requests
+
+
+async def _read_in_time(request: Request, settings: ServeSettings) -> dict[str, Part]:
+    """The form, read within ``upload_timeout_s``: a client trickling its upload would
+    otherwise hold an admitted place for as long as it likes."""
+    try:
+        with anyio.fail_after(settings.upload_timeout_s):
+            return await read_form(request, settings.max_upload_bytes)
+    except TimeoutError:
+        raise RequestError(
+            408, f"body: the upload took longer than {settings.upload_timeout_s:g} s"
+        ) from None
+
+
+def _options(form: dict[str, Part]) -> Options:
+    unknown = sorted(set(form) - set(_FILES) - set(_OPTIONS))
+    if unknown:
+        raise RequestError(
+            422, f"{unknown[0]}: unknown field (the fields are {', '.join(_FILES + _OPTIONS)})"
+        )
+    values = {name: form[name].text() for name in _OPTIONS if name in form}
+    values = {name: value for name, value in values.items() if value != ""}
+    if "format" in values:
+        values["format"] = values["format"].lower()
+    try:
+        return Options(**values)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def _working_size(
+    options: Options, settings: ServeSettings, inputs: _Inputs, default: int | None
+) -> int | None:
+    """The request's working size; refused when the network would run above ``max_size``
+    (0, the image's own, on a large image: minutes of CPU for one request)."""
+    size = settings.size if options.size is None else options.size
+    long_side = max(inputs.mask.shape)
+    wanted = default if size is None else size
+    runs_at = long_side if not wanted else min(wanted, long_side)
+    if runs_at > settings.max_size:
+        asked = "0 (the image's own)" if size == 0 else str(size)
+        raise RequestError(
+            413, f"size: {asked} runs the network at {runs_at} px on this {long_side} px image, "
+            f"over this server's largest working size, {settings.max_size}",
+        )  # fmt: skip
+    return size
+
+
+def _mode(form: dict[str, Part], options: Options) -> str:
+    """Which of the three ways of sending the inputs this request uses; refuse mixtures."""
+    # A form's file input left empty still sends its field, with no file name and no bytes.
+    given = {name for name in _FILES if name in form and (form[name].data or form[name].filename)}
+    pasting = given & {"painting", "cutout"}
+    compositing = given & {"composite", "mask"}
+    if pasting and compositing:
+        raise RequestError(
+            422, f"{sorted(compositing)[0]}: give composite (+ mask) or painting + cutout, "
+            "not both",
+        )  # fmt: skip
+    if pasting:
+        missing = {"painting", "cutout"} - pasting
+        if missing:
+            other = (pasting - missing).pop()
+            raise RequestError(422, f"{missing.pop()}: missing ({other} goes with it)")
+        if (options.x is None) != (options.y is None):
+            raise RequestError(422, "x, y: give both, or neither to centre the object")
+        return "painting+cutout"
+    scaled = "scale" in form and bool(form["scale"].data)
+    if options.x is not None or options.y is not None or scaled:
+        field = "x" if options.x is not None else "y" if options.y is not None else "scale"
+        raise RequestError(422, f"{field}: goes with painting and cutout")
+    if "composite" not in compositing:
+        if "mask" in compositing:
+            raise RequestError(422, "composite: missing (the mask goes with a composite)")
+        raise RequestError(
+            422, "composite: missing: send composite and mask, painting and cutout, or an "
+            "RGBA composite whose alpha is the mask",
+        )  # fmt: skip
+    return "composite+mask" if "mask" in compositing else "composite-alpha"
+
+
+def _decode(form: dict[str, Part], options: Options, settings: ServeSettings) -> _Inputs:
+    """The uploads as arrays (worker thread): decoded from memory, never from a file."""
+    mode = _mode(form, options)
+    limit = settings.max_pixels
+    try:
+        if mode == "composite+mask":
+            composite = read_image_bytes(bytes(form["composite"].data), "composite",
+                                         max_pixels=limit)  # fmt: skip
+            mask = read_mask_bytes(bytes(form["mask"].data), "mask",
+                                   expected_hw=composite.shape[:2], max_pixels=limit)  # fmt: skip
+            return _Inputs(composite, mask, mode, "mask")
+        if mode == "composite-alpha":
+            composite, mask = read_alpha_composite_bytes(
+                bytes(form["composite"].data), "composite", max_pixels=limit,
+                hint="; send a mask with it, or a composite whose alpha marks the object",
+            )  # fmt: skip
+            return _Inputs(composite, mask, mode, "composite")
+        painting = read_image_bytes(bytes(form["painting"].data), "painting", max_pixels=limit)
+        cutout = cutout_from_bytes(bytes(form["cutout"].data), "cutout", max_pixels=limit)
+        at = None if options.x is None else (options.x, options.y)
+        _check_scaled_size(painting.shape[:2], cutout.shape[:2], at, options.scale, limit)
+        composite, mask = paste(painting, cutout, at, options.scale)
+        return _Inputs(composite, mask, mode, "cutout")
+    except ImageTooLargeError as exc:
+        raise RequestError(413, f"{exc} (too many pixels)") from None
+    except ImageInputError as exc:
+        raise RequestError(400, str(exc)) from None
+    except PasteError as exc:
+        raise RequestError(400, _paste_field(str(exc))) from None
+
+
+def _check_scaled_size(
+    painting_hw: tuple[int, int],
+    cutout_hw: tuple[int, int],
+    at: tuple[int, int] | None,
+    scale: float,
+    limit: int,
+) -> None:
+    """Refuse a scale whose resized cut-out would be a decompression bomb of its own."""
+    spot = place(painting_hw, cutout_hw, at, scale)
+    if spot.width * spot.height > limit:
+        raise RequestError(
+            413, f"scale: {scale:g} makes the cut-out {spot.width}x{spot.height}, over the "
+            f"limit of {limit} pixels (too many pixels)",
+        )  # fmt: skip
+
+
+def _paste_field(message: str) -> str:
+    """Name the field a placement error is about."""
+    if message.startswith("position"):
+        return f"x, y: {message}"
+    if message.startswith("scale"):
+        return f"scale: {message}"
+    return f"cutout: {message}"
+
+
+def _run(harmonizer: Harmonizer, inputs: _Inputs, size: int | None) -> np.ndarray:
+    """The model on one request's inputs (worker thread); the library does every step."""
+    try:
+        return harmonizer(inputs.composite, inputs.mask, size=size)
+    except (InputError, EmptyBackgroundError) as exc:
+        raise RequestError(400, f"{inputs.mask_field}: {exc}") from None
+    except WorkingMemoryError as exc:
+        raise RequestError(503, f"size: {exc}", {"Retry-After": "10"}) from None
+
+
+async def _in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Decoding, the model and encoding take seconds of CPU: never on the event loop."""
+    return await run_in_threadpool(function, *args)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+_ERROR_CODES = {
+    400: "An upload that is not a usable image, mask or cut-out.",
+    401: "The server has a token and the request lacks it.",
+    408: "An upload that took longer than the server allows.",
+    413: "An upload over the byte limit, or an image over the pixel limit.",
+    415: "A body that is not multipart/form-data.",
+    422: "Missing, unknown or invalid fields.",
+    503: "All model runs busy and the queue full (see Retry-After).",
+}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {media: {} for _, media in FORMATS.values()},
+        "description": "The harmonized image (PNG unless `format` says otherwise).",
+    },
+    **{code: {"model": ErrorBody, "description": what} for code, what in _ERROR_CODES.items()},
+}
+
+#: Refusals sent before the body is read: the connection closes instead of draining it.
+_UNREAD = frozenset({401, 408, 413, 503})
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(message.split())}, status, headers=headers)
+
+
+def _validation_line(errors: list[dict[str, Any]] | Any) -> str:
+    """FastAPI's list of validation errors as one line, the first error named by field."""
+    errors = list(errors)
+    if not errors:
+        return "request: invalid"
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid')}{more}"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error a client can get is ``{"error": "<one line>"}``, FastAPI's own included."""
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status in _UNREAD:
+            headers["Connection"] = "close"
+        return _error(exc.status, str(exc), headers)
+
+    @app.exception_handler(UploadError)
+    async def _upload_error(request: Request, exc: UploadError) -> JSONResponse:
+        # The body may be left unread (413): close the connection rather than drain it.
+        return _error(exc.status, str(exc), {"Connection": "close"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_line(exc.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return _error(exc.status_code, f"{request.url.path}: {detail}", exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, _internal(exc))
+
+
+def _internal(exc: Exception) -> str:
+    """A 500's line: the kind of failure, not its text (which may hold server paths)."""
+    return f"internal error ({type(exc).__name__}) in this request; the server log has it"
+
+
+# --------------------------------------------------------------------------- page
+
+
+#: The page's policy: its own scripts and styles only (it works offline, needs no CDN);
+#: images may be the blob: and data: URLs it makes from the files chosen.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+#: The harmonize page's files in ``static/`` (the folder holds the study page's too).
+PAGE_FILES = ("index.html", "app.js", "style.css")
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once: a request names one of these, never a path on disk."""
+    folder = resources.files("dkt.serve") / "static"
+    files = {}
+    for name in PAGE_FILES:
+        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        files[name] = ((folder / name).read_bytes(), media)
+    return files
+
+
+def _static_response(static: dict[str, tuple[bytes, str]], name: str) -> Response:
+    if name not in static:
+        raise RequestError(404, f"/static/{name}: no such file")
+    data, media = static[name]
+    return Response(data, media_type=media, headers=_PAGE_HEADERS)
+
+
+_BINARY = {"type": "string", "format": "binary"}
+#: The form, spelled out for the OpenAPI docs (the body is parsed by hand, see uploads.py).
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "composite": {**_BINARY, "description": "The composite; with `mask`, or "
+                                  "alone as RGBA whose alpha is the mask."},
+                    "mask": {**_BINARY, "description": "Its mask: white is the object, grey "
+                             "blends; a 0/1 label mask works too."},
+                    "painting": {**_BINARY, "description": "A painting to paste `cutout` on."},
+                    "cutout": {**_BINARY, "description": "The object with a transparent "
+                               "background; its alpha is the mask."},
+                    "x": {"type": "integer", "description": "Cut-out's left edge on the "
+                          "painting, in pixels (default: centred)."},
+                    "y": {"type": "integer", "description": "Cut-out's top edge (default: "
+                          "centred)."},
+                    "scale": {"type": "number", "default": 1.0,
+                              "description": "Resize the cut-out first."},
+                    "size": {"type": "integer", "description": "Working size (long side); "
+                             "0: the image's own. Default: the server's."},
+                    "format": {"type": "string", "enum": ["png", "jpeg", "webp"],
+                               "default": "png", "description": "Reply format; PNG and WebP "
+                               "keep the painting byte-identical, JPEG does not."},
+                },
+            }
+        }
+    },
+}  # fmt: skip
