@@ -18,6 +18,7 @@ from dkt.backends.base import Backend
 from dkt.backends.cpu import pipeline_threads
 from dkt.backends.registry import open_backend
 from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt.cli.options import MODEL_PANEL, BackendName, ModelFile
 from dkt.dktnet.errors import DktError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
 from dkt.inference.full_resolution import UPSAMPLERS
@@ -40,7 +41,7 @@ _FOLDERS = "Folders"
 _CUTOUT = "Cut-out on a painting"
 #: ``--mask alpha``: the composite's alpha channel is its mask.
 ALPHA = "alpha"
-_MODEL = "Model"
+_MODEL = MODEL_PANEL
 _SCALE = "Scale"
 
 
@@ -342,19 +343,8 @@ def harmonize(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace outputs that exist.")
     ] = False,
-    model: Annotated[
-        Path,
-        typer.Option(
-            help="Model file: a checkpoint (.safetensors), an ONNX export (.onnx) or a "
-            "TensorRT engine (.engine, .plan) from `dkt export`. Default: the bundled model.",
-            show_default="bundled model",
-            rich_help_panel=_MODEL,
-        ),
-    ] = dktnet.BUNDLED_MODEL,
-    backend: Annotated[
-        str | None,
-        typer.Option(help="Backend; default from the model file's suffix.", rich_help_panel=_MODEL),
-    ] = None,
+    model: ModelFile = dktnet.BUNDLED_MODEL,
+    backend: BackendName = None,
     device: Annotated[
         str,
         typer.Option(

@@ -12,7 +12,6 @@ import copy
 import importlib.util
 import ipaddress
 import socket
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,9 +19,10 @@ from rich.markup import escape
 
 from dkt import dktnet
 from dkt.cli.console import err, fail
+from dkt.cli.options import MODEL_PANEL, BackendName, ModelFile
 from dkt.dktnet.errors import DktError
 
-_MODEL = "Model"
+_MODEL = MODEL_PANEL
 _LIMITS = "Limits"
 WEB_EXTRA = "dkt serve needs the web extra: pip install 'dkt[serve]'"
 
@@ -92,19 +92,8 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)] = 8000,
-    model: Annotated[
-        Path,
-        typer.Option(
-            help="Model file: a checkpoint (.safetensors), an ONNX export (.onnx) or a "
-            "TensorRT engine (.engine). Loaded once, kept for every request.",
-            show_default="bundled model",
-            rich_help_panel=_MODEL,
-        ),
-    ] = dktnet.BUNDLED_MODEL,
-    backend: Annotated[
-        str | None,
-        typer.Option(help="Backend; default from the model file's suffix.", rich_help_panel=_MODEL),
-    ] = None,
+    model: ModelFile = dktnet.BUNDLED_MODEL,
+    backend: BackendName = None,
     device: Annotated[
         str, typer.Option(help="auto, cpu, cuda, cuda:N.", rich_help_panel=_MODEL)
     ] = "auto",
