@@ -33,7 +33,11 @@ ImageLike = str | os.PathLike | Image.Image | np.ndarray | Any  # Any: a torch.T
 
 
 class InputError(DktError):
-    """An in-memory image or mask of a shape, type or range dkt cannot use."""
+    """An in-memory image or mask of a shape, type or range dkt cannot use.
+
+    >>> h(np.zeros((64, 80), np.uint8), mask)             # doctest: +SKIP
+    dkt.InputError: image: expected an (H, W, 3) or (H, W, 4) array, got (64, 80)
+    """
 
 
 @dataclass

@@ -10,11 +10,23 @@ from pathlib import Path
 
 
 class DktError(Exception):
-    """Base class: ``str(err)`` is a single line meant for the user."""
+    """Base class: ``str(err)`` is a single line meant for the user.
+
+    >>> try:                                             # doctest: +SKIP
+    ...     h("missing.png", "mask.png")
+    ... except dkt.DktError as err:
+    ...     print(err)
+    missing.png: no such file
+    """
 
 
 class PathError(DktError):
-    """An error tied to one file: the message is ``"<path>: <reason>"``."""
+    """An error tied to one file: the message is ``"<path>: <reason>"``.
+
+    >>> err = PathError("scan.tif", "truncated")
+    >>> str(err), err.path.name, err.reason
+    ('scan.tif: truncated', 'scan.tif', 'truncated')
+    """
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
@@ -23,7 +35,11 @@ class PathError(DktError):
 
 
 class ImageInputError(PathError):
-    """An image or mask file that cannot be used (unreadable, wrong size, wrong kind)."""
+    """An image or mask file that cannot be used (unreadable, wrong size, wrong kind).
+
+    >>> str(ImageInputError("m.png", "mask is empty"))
+    'm.png: mask is empty'
+    """
 
 
 class ImageTooLargeError(ImageInputError):

@@ -161,7 +161,12 @@ def test_paste_then_harmonize(h) -> None:
 
 
 def test_public_names_are_documented_with_an_example() -> None:
-    for name in ("Harmonizer", "paste"):
+    import doctest
+
+    from dkt.dktnet import errors
+
+    assert doctest.testmod(errors).failed == 0
+    for name in dkt.__all__[1:]:
         doc = getattr(dkt, name).__doc__
         assert doc and ">>>" in doc, name
     assert {"Harmonizer", "paste", "DktError", "__version__"} <= set(dir(dkt))
