@@ -163,9 +163,12 @@ def test_paste_then_harmonize(h) -> None:
 def test_public_names_are_documented_with_an_example() -> None:
     import doctest
 
+    from dkt import api
     from dkt.dktnet import errors
 
-    assert doctest.testmod(errors).failed == 0
+    for module in (api, errors):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted >= 3, module.__name__
     for name in dkt.__all__[1:]:
         doc = getattr(dkt, name).__doc__
         assert doc and ">>>" in doc, name
