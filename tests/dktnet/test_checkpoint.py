@@ -22,6 +22,7 @@ from dkt.dktnet.checkpoint import (
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet
+from tests.pickle_trap import assert_carries_code, write_trap
 from tests.tiny import tiny_config
 
 PROVENANCE = {"run": "unit-test", "steps": 3, "loss_network": {"kind": "random-vgg19", "seed": 3}}
@@ -244,27 +245,13 @@ def test_missing_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- never unpickle
 
 
-class _Tripwire:
-    """Unpickling this object creates a marker file: proof that a loader ran pickle."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
 def test_pickle_file_is_refused_without_unpickling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "unpickled.marker"
-    payload = {"state_dict": _model().state_dict(), "trap": _Tripwire(marker)}
     pth = tmp_path / "model.pth"
-    torch.save(payload, pth)
-    # Control: an unpickling loader does trip the wire, so its absence below means something.
-    torch.load(pth, weights_only=False).get("trap").close()
-    assert marker.exists()
-    marker.unlink()
+    write_trap(pth, {"state_dict": _model().state_dict()}, marker)
+    assert_carries_code(pth)  # so the marker's absence below means something
 
     def forbidden(*args: object, **kwargs: object) -> None:
         pytest.fail("checkpoint loading must never unpickle")

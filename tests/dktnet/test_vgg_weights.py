@@ -27,6 +27,7 @@ from dkt.dktnet.vgg_weights import (
     read_state_dict,
     to_encoder_state,
 )
+from tests.pickle_trap import assert_carries_code, write_trap
 
 # The public layouts, written out here independently of dkt.dktnet.vgg_weights:
 # AdaIN's vgg_normalised is conv0 (1x1), then (ReflectionPad2d, Conv2d, ReLU) per conv and a
@@ -254,26 +255,14 @@ def test_wrong_shape_error_names_the_tensor(
     assert "conv4_1" in str(excinfo.value)
 
 
-class _Tripwire:
-    """Unpickling this object creates a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
 def test_pickled_code_is_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "ran.marker"
     path = tmp_path / "evil.pth"
-    torch.save({"0.weight": torch.zeros(3, 3, 1, 1), "trap": _Tripwire(marker)}, path)
+    write_trap(path, {"0.weight": torch.zeros(3, 3, 1, 1)}, marker)
+    assert_carries_code(path)  # so the check below is meaningful
     with pytest.raises(CheckpointError, match="cannot read weights"):
         load_vgg19_encoder(path)
     assert not marker.exists()
-    # Control: a full unpickle does run it, so the check above is meaningful.
-    torch.load(path, weights_only=False)["trap"].close()
-    assert marker.exists()
 
 
 @pytest.mark.parametrize("name", ["junk.pth", "junk.safetensors"])
