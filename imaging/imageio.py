@@ -272,11 +272,8 @@ def header_size(path: str | Path) -> tuple[int, int] | None:
     are left for :func:`read_image` to report; the orientation is not applied (it changes
     the shape, not the pixel count).
     """
-    path = Path(path)
     try:
-        _check_regular_file(path)
-        with _pillow_guards(bomb_limit=None):
-            img = _open(path)
+        img = _open_header(Path(path))
     except ImageInputError:
         return None
     with img:
@@ -292,8 +289,7 @@ def check_header(path: str | Path) -> None:
     fine but whose pixels are cut short still only fails when decoded.
     """
     path = Path(path)
-    _check_regular_file(path)
-    with _pillow_guards(bomb_limit=None), _open(path) as img:
+    with _open_header(path) as img:
         width, height = img.size
     if width < 1 or height < 1:
         raise ImageInputError(path, f"image is {width}x{height}: no pixels")
@@ -315,11 +311,8 @@ def exif_orientation(path: str | Path) -> int:
     Header only. Lets a size mismatch between a phone photo and its mask say *why*: the
     photo is stored sideways and read upright, while the mask was drawn on the raw pixels.
     """
-    path = Path(path)
     try:
-        _check_regular_file(path)
-        with _pillow_guards(bomb_limit=None):
-            img = _open(path)
+        img = _open_header(Path(path))
     except ImageInputError:
         return 1
     with img, contextlib.suppress(Exception):
@@ -360,6 +353,13 @@ def _open_decoded(
         yield img
     finally:
         img.close()
+
+
+def _open_header(path: Path) -> Image.Image:
+    """``path`` opened with only its header read (no pixel decoded), or ``ImageInputError``."""
+    _check_regular_file(path)
+    with _pillow_guards(bomb_limit=None):
+        return _open(path)
 
 
 def _check_max_pixels(max_pixels: int | None) -> None:
