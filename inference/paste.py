@@ -29,6 +29,11 @@ class PasteError(DktError):
     """A position or scale that leaves nothing of the object on the painting."""
 
 
+class ScaledTooLargeError(PasteError):
+    """A scale that would blow the cut-out up past the pixel limit: refused before resizing,
+    as the decompression-bomb guard refuses a file before decoding it."""
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where the scaled cut-out's top-left corner lands, and its scaled size, in pixels."""
@@ -73,6 +78,8 @@ def paste(
     cutout: np.ndarray,
     at: tuple[int, int] | None = None,
     scale: float = 1.0,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``painting`` uint8 (H,W,3) and ``cutout`` uint8 (h,w,4) -> composite uint8, mask float32.
 
@@ -92,6 +99,11 @@ def paste(
     if cutout.ndim != 3 or cutout.shape[2] != 4 or cutout.dtype != np.uint8:
         raise PasteError(f"cut-out must be uint8 RGBA (h, w, 4), got {cutout.dtype} {cutout.shape}")
     spot = place(painting.shape[:2], cutout.shape[:2], at, scale)
+    if max_pixels is not None and spot.width * spot.height > max_pixels:
+        raise ScaledTooLargeError(
+            f"scale {scale:g} makes the cut-out {spot.width}x{spot.height}, over the limit of "
+            f"{max_pixels} pixels (too many pixels)"
+        )
     layer = cutout
     if (spot.height, spot.width) != cutout.shape[:2]:
         resized = Image.fromarray(cutout, "RGBA").resize((spot.width, spot.height), Image.LANCZOS)
@@ -152,4 +164,5 @@ def paste_files(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`paste` on two image files; errors name the file (or the placement) at fault."""
     background = read_image(painting, max_pixels=max_pixels)
-    return paste(background, read_cutout(cutout, max_pixels=max_pixels), at, scale)
+    cut = read_cutout(cutout, max_pixels=max_pixels)
+    return paste(background, cut, at, scale, max_pixels=max_pixels)

@@ -46,7 +46,7 @@ from dkt.imaging.imageio import (
     read_mask_bytes,
 )
 from dkt.inference.harmonizer import EmptyBackgroundError
-from dkt.inference.paste import PasteError, cutout_from_bytes, paste, place
+from dkt.inference.paste import PasteError, ScaledTooLargeError, cutout_from_bytes, paste
 from dkt.inputs import InputError
 from dkt.serve.uploads import Part, UploadError, check_length, read_form
 
@@ -402,31 +402,16 @@ def _decode(form: dict[str, Part], options: Options, settings: ServeSettings) ->
         painting = read_image_bytes(bytes(form["painting"].data), "painting", max_pixels=limit)
         cutout = cutout_from_bytes(bytes(form["cutout"].data), "cutout", max_pixels=limit)
         at = None if options.x is None else (options.x, options.y)
-        _check_scaled_size(painting.shape[:2], cutout.shape[:2], at, options.scale, limit)
-        composite, mask = paste(painting, cutout, at, options.scale)
+        composite, mask = paste(painting, cutout, at, options.scale, max_pixels=limit)
         return _Inputs(composite, mask, mode, "cutout")
     except ImageTooLargeError as exc:
         raise RequestError(413, f"{exc} (too many pixels)") from None
     except ImageInputError as exc:
         raise RequestError(400, str(exc)) from None
+    except ScaledTooLargeError as exc:
+        raise RequestError(413, _paste_field(str(exc))) from None
     except PasteError as exc:
         raise RequestError(400, _paste_field(str(exc))) from None
-
-
-def _check_scaled_size(
-    painting_hw: tuple[int, int],
-    cutout_hw: tuple[int, int],
-    at: tuple[int, int] | None,
-    scale: float,
-    limit: int,
-) -> None:
-    """Refuse a scale whose resized cut-out would be a decompression bomb of its own."""
-    spot = place(painting_hw, cutout_hw, at, scale)
-    if spot.width * spot.height > limit:
-        raise RequestError(
-            413, f"scale: {scale:g} makes the cut-out {spot.width}x{spot.height}, over the "
-            f"limit of {limit} pixels (too many pixels)",
-        )  # fmt: skip
 
 
 def _paste_field(message: str) -> str:

@@ -69,6 +69,7 @@ def test_the_alpha_mask_gives_the_same_result_as_a_mask_file(scene: Path, tiny_m
         (["--object", "{d}/painting.png"], "painting.png: is not a cut-out: has no alpha"),
         (["--object", "{d}/cutout.png", "--at", "500,0"], "wholly outside the 80x64 painting"),
         (["--object", "{d}/cutout.png", "--scale", "0.01"], "it vanishes"),
+        (["--object", "{d}/cutout.png", "--scale", "100000"], "too many pixels"),
         (["--object", "{d}/cutout.png", "--at", "3"], "give the position as X,Y"),
         (["--object", "{d}/cutout.png", "--save-composite", "{d}/k.jpg"], "use a .png file"),
         (["--object", "{d}/cutout.png", "--mask", "{d}/m.png"], "drop COMPOSITE, --mask"),
