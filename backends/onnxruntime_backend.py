@@ -17,6 +17,7 @@ log a warning and quietly run on the CPU) unless ``allow_cpu_fallback`` was give
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -230,15 +231,20 @@ class OnnxRuntimeBackend(Backend):
         the CPU (a GPU provider raises its own out-of-memory) or for a file without dkt's
         metadata.
         """
-        if not self.on_cpu or "config" not in self.metadata:
-            return None
-        try:
-            config = DKTNetConfig.from_dict(self.metadata["config"])
-        except (TypeError, ValueError):
+        config = self._recorded_config
+        if not self.on_cpu or config is None:
             return None
         fp32 = estimate_working_bytes(config, height, width)
         scale = 0.5 if self.metadata.get("precision") == "fp16" else 1.0
         return int(fp32 * scale * ORT_ARENA_FACTOR)
+
+    @functools.cached_property
+    def _recorded_config(self) -> DKTNetConfig | None:
+        """The model config the export's metadata records (read once, not per image)."""
+        try:
+            return DKTNetConfig.from_dict(self.metadata["config"])
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @property
     def min_input_hw(self) -> tuple[int, int]:

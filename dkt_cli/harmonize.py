@@ -34,7 +34,7 @@ from dkt.inference.pairing import (
     plan_single,
 )
 from dkt.inference.paste import paste_files
-from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_all
+from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, default_batch, run_all
 from dkt.inference.sharding import Shard, ShardError, parse_shard, select
 
 _FOLDERS = "Folders"
@@ -516,7 +516,7 @@ def harmonize(
         load_seconds = time.perf_counter() - load_start
         _say_fallback(engine)
         if batch is None:
-            batch = 1 if engine.on_cpu else 4
+            batch = default_batch(engine)
         pipeline = {"workers": workers, "batch": batch, "threads": threads,
                     "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
         _mark_output_folders(jobs, out)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dkt.backends.base import Backend
 from dkt.backends.cpu import CoreShare, usable_cores
 from dkt.dktnet.atomic import remove_stale_temps
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
@@ -348,6 +349,12 @@ def run_pipelined(
     return summary
 
 
+def default_batch(backend: Backend) -> int:
+    """Images per model run when none is asked for: 4 on a GPU, 1 on the CPU (where batching
+    saves nothing and multiplies the model's memory)."""
+    return 1 if backend.on_cpu else 4
+
+
 def run_all(
     jobs: Iterable[Job],
     harmonizer: Harmonizer,
@@ -362,16 +369,15 @@ def run_all(
 ) -> RunSummary:
     """Run ``jobs`` one at a time (``workers=0``) or pipelined, as ``dkt harmonize`` does.
 
-    The CLI and the Python API share this so both batch the same way (``batch=None``: 4 on
-    a GPU, 1 on the CPU, where batching saves nothing and multiplies memory) and split the
-    cores the same way between the model (``threads``, as the backend was opened with) and
-    the pipeline's readers and writers.
+    The CLI and the Python API share this so both batch the same way (``batch=None``:
+    :func:`default_batch`) and split the cores the same way between the model (``threads``,
+    as the backend was opened with) and the pipeline's readers and writers.
     """
     engine = harmonizer.backend
     if workers == 0:
         return run_jobs(jobs, harmonizer, existing, on_done, max_pixels=max_pixels)
     if batch is None:
-        batch = 1 if engine.on_cpu else 4
+        batch = default_batch(engine)
     share = CoreShare(usable_cores(), threads or usable_cores()) if engine.on_cpu else None
     return run_pipelined(jobs, harmonizer, existing, on_done, workers=workers, batch=batch,
                          max_pixels=max_pixels, max_inflight_bytes=max_inflight_bytes,
