@@ -22,6 +22,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dkt.dktnet.stats import RegionStats, masked_covariance
@@ -109,7 +110,9 @@ class KernelGenerator(nn.Module):
         if self.cov_rank:
             if z is None or weight is None:
                 raise ValueError("a covariance summary needs the standardised features")
-            projected = torch.einsum("bchw,cr->brhw", z.float(), self.cov_proj.float())
+            # A 1x1 convolution, not an einsum: the same sums, and every runtime has a fast
+            # convolution (ONNX Runtime's Einsum took 5% of a run at 512 px).
+            projected = F.conv2d(z.float(), self.cov_proj.float().t()[:, :, None, None])
             cov = masked_covariance(projected, weight)
             rows, cols = torch.triu_indices(self.cov_rank, self.cov_rank, device=cov.device)
             parts.append(cov[:, rows, cols])

@@ -58,31 +58,28 @@ def region_stats(
 
     Why this form: on a full-resolution skip (64 channels at 512 x 512) the element-wise
     formula (multiply, sum, subtract, square, multiply, sum per region) made the masked
-    statistics cost more than the convolutions. Every weighted sum here is a matrix product
-    instead, over positions as rows (a view, no copy, of the NHWC maps the encoders
-    produce), and the variance stays two-pass (centred on the region's own mean), so values
-    outside the region, however large, cannot leak into it through cancellation.
+    statistics cost more than the convolutions. Every weighted sum here is a matrix-vector
+    product instead, over the (B, C, HW) flattening of the map: a view, no copy, of an NCHW
+    map and of the channels-last maps PyTorch's CPU convolutions produce alike, so ONNX
+    Runtime needs no second layout of the map for them either. The variance stays two-pass
+    (centred on the region's own mean), so values outside the region, however large, cannot
+    leak into it through cancellation.
     """
-    b, c = feat.shape[:2]
-    cols = feat.float().permute(0, 2, 3, 1).reshape(b, -1, c)  # (B, HW, C)
+    b = feat.shape[0]
+    flat = feat.float().flatten(2)  # (B, C, HW)
     out = []
     for weight in weights:
-        w = weight.float().reshape(b, 1, -1)
-        total = w.sum(dim=2, keepdim=True).clamp_min(eps)  # (B, 1, 1)
-        mean = torch.bmm(w, cols) / total  # (B, 1, C)
-        centred = cols - mean
+        w = weight.float().reshape(b, -1, 1)  # (B, HW, 1)
+        total = w.sum(dim=1, keepdim=True).clamp_min(eps)  # (B, 1, 1)
+        mean = torch.bmm(flat, w) / total  # (B, C, 1)
+        centred = flat - mean
         # x * x, not square(): the same values, but ONNX has no square and ONNX Runtime's
         # generic Pow took 4% of a run at 512 px where a Mul is a plain vector loop.
         # In place where autograd does not need ``centred`` (inference: no extra map).
         squared = centred * centred if centred.requires_grad else centred.mul_(centred)
-        var = torch.bmm(w, squared) / total
-        out.append(RegionStats(_channel_map(mean), (_channel_map(var) + eps).sqrt()))
+        var = torch.bmm(squared, w) / total
+        out.append(RegionStats(mean.unsqueeze(-1), (var + eps).sqrt().unsqueeze(-1)))
     return out
-
-
-def _channel_map(row: torch.Tensor) -> torch.Tensor:
-    """(B, 1, C) per-channel values as a (B, C, 1, 1) map."""
-    return row.transpose(1, 2).unsqueeze(-1)
 
 
 def background_weight(mask: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,13 +130,18 @@ def masked_adain(
     Outside the mask the features are returned unchanged. ``valid`` (see
     :func:`background_weight`) keeps padding out of the background's statistics. The
     standardise/de-standardise pair is one per-channel affine map, bounded where
-    :func:`standardize` would bound it (Z_BOUND standard deviations), and the merge is one
-    ``lerp``: this runs on full-resolution skips, where every pass over the map counts.
+    :func:`standardize` would bound it (Z_BOUND standard deviations), and the merge is
+    ``feat + mask * (moved - feat)`` with the mask broadcast over channels: this runs on
+    full-resolution skips, where every pass over the map counts (``lerp`` with an expanded
+    mask exported as seven full-size operators, both of its branches and a ``Where``).
+    Outside the mask the product is exactly zero, so the features stay bit-identical.
     """
     fg, bg = region_stats(feat, (mask, background_weight(mask, valid)))
     scale = bg.std / fg.std
     offset = bg.mean - fg.mean * scale
     low, high = bg.mean - Z_BOUND * bg.std, bg.mean + Z_BOUND * bg.std
     feat32 = feat.float()
-    moved = torch.clamp(torch.addcmul(offset, feat32, scale), low, high)
-    return torch.lerp(feat32, moved, mask.float().expand_as(feat32)).to(feat.dtype)
+    # feat32 leads every product, so each result keeps its memory layout (channels-last
+    # on the CPU) instead of mixing it with the (B, C, 1, 1) statistics' NCHW.
+    moved = (feat32 * scale).add_(offset).clamp_(low, high)
+    return torch.addcmul(feat32, moved.sub_(feat32), mask.float()).to(feat.dtype)

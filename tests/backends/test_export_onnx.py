@@ -11,7 +11,10 @@ import torch
 
 from dkt.backends.base import BackendError
 from dkt.backends.shapes import ShapeProfile
-from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
+from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dkt.dktnet.model import DKTNet
+from tests.export_fixtures import PROFILE
+from tests.tiny import tiny_config
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
@@ -108,6 +111,28 @@ def test_static_export_fixes_every_axis(tiny_checkpoint: Path, tmp_path: Path) -
         tiny_checkpoint, out, profile=ShapeProfile.static((1, 40, 48)), exporter="torchscript"
     )
     assert [s[2] for s in io_signature(out)] == [[1, 3, 40, 48], [1, 1, 40, 48], [1, 3, 40, 48]]
+
+
+def test_graph_has_no_per_position_einsum_and_no_lerp(tmp_path: Path) -> None:
+    """The costly forms once exported are gone: a per-position Einsum for the covariance
+    projection (now a 1x1 Conv) and lerp's two-branch Where on the skips (now multiply-add).
+    The only Where nodes left are the blend's, which keep the background exact."""
+    checkpoint = tmp_path / "cov.safetensors"
+    torch.manual_seed(0)
+    save_checkpoint(checkpoint, DKTNet(tiny_config(cov_rank=2, working_size=64)))
+    out = tmp_path / "cov.onnx"
+    export_onnx(checkpoint, out, profile=PROFILE, exporter="torchscript")
+    nodes = onnx.load(str(out)).graph.node
+    equations = [
+        onnx.helper.get_attribute_value(a).decode()
+        for n in nodes if n.op_type == "Einsum" for a in n.attribute if a.name == "equation"
+    ]  # fmt: skip
+    assert equations, "the kernel mixing is still an Einsum over (B, K)"
+    assert not [e for e in equations if "h" in e.split("->")[0]], equations
+    assert [n.op_type for n in nodes].count("Where") == 2
+    composite, mask, expected, got = run_both(checkpoint, out, 2, 61, 77)
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)
 
 
 @pytest.mark.parametrize("hide_onnxslim", [False, True])
