@@ -31,7 +31,7 @@ import logging
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,12 @@ from torch import nn
 
 from dkt import dktnet
 from dkt.backends.base import BackendError
+from dkt.backends.quantize_onnx import (
+    CALIBRATION_PERCENTILE,
+    MAX_CALIBRATION_IMAGES,
+    Sample,
+    quantize_int8,
+)
 from dkt.backends.registry import require_module
 from dkt.backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.dktnet.atomic import atomic_path
@@ -51,7 +57,11 @@ METADATA_KEY = "dkt"
 METADATA_FORMAT = "dkt-onnx"
 METADATA_VERSION = 1
 EXPORTERS = ("dynamo", "torchscript")
+#: The network's dtype in the graph: what every runtime, TensorRT included, builds from.
 EXPORT_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+#: What an ONNX export can be: a graph dtype, or fp32 with int8 convolutions
+#: (:mod:`dkt.backends.quantize_onnx`, for ONNX Runtime).
+ONNX_PRECISIONS = (*EXPORT_PRECISIONS, "int8")
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization is an ONNX op from 17 on
 
@@ -208,10 +218,17 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     exporter: str = "dynamo",
     simplify: bool = False,
+    calibration: Sequence[Sample] | None = None,
 ) -> ExportResult:
-    """Write ``output`` (.onnx) from a ``.safetensors`` checkpoint, atomically."""
-    if precision not in EXPORT_PRECISIONS:
-        raise BackendError(f"unknown export precision '{precision}' (use fp32 or fp16)")
+    """Write ``output`` (.onnx) from a ``.safetensors`` checkpoint, atomically.
+
+    ``calibration`` (int8 only, and required there): working-size (3,h,w) composites and
+    (1,h,w) masks, no larger than the working size a side, that set the activation ranges.
+    """
+    if precision not in ONNX_PRECISIONS:
+        raise BackendError(f"unknown export precision '{precision}' (use fp32, fp16 or int8)")
+    if (precision == "int8") != (calibration is not None):
+        raise BackendError("int8 and only int8 takes calibration composites (--calibration DIR)")
     if exporter not in EXPORTERS:
         raise BackendError(f"unknown exporter '{exporter}' (use {' or '.join(EXPORTERS)})")
     if opset < MIN_OPSET:
@@ -220,7 +237,7 @@ def export_onnx(
     checkpoint, output = Path(checkpoint), Path(output)
     start = time.perf_counter()
     model = load_checkpoint(checkpoint)
-    graph = ExportGraph(model, EXPORT_PRECISIONS[precision])
+    graph = ExportGraph(model, EXPORT_PRECISIONS.get(precision, torch.float32))
     inputs = example_inputs(profile.opt)
     export = _export_dynamo if exporter == "dynamo" else _export_torchscript
     try:
@@ -238,6 +255,11 @@ def export_onnx(
     if simplify:
         proto, simplified_with = simplify_model(proto)
         notes.append(f"simplified with {simplified_with}")
+    calibrated = None
+    if calibration is not None:
+        proto = quantize_int8(proto, calibration)
+        calibrated = min(len(calibration), MAX_CALIBRATION_IMAGES)
+        notes.append(f"int8 convolutions calibrated on {calibrated} composites")
     _set_io_dims(proto, profile)
     metadata = {
         "format": METADATA_FORMAT,
@@ -249,6 +271,9 @@ def export_onnx(
         "config": model.config.to_dict(),
         "working_size": model.config.working_size,
         "precision": precision,
+        "calibration": None
+        if calibrated is None
+        else {"composites": calibrated, "percentile": CALIBRATION_PERCENTILE},
         "profile": profile.to_dict(),
         "opset": opset,
         "exporter": exporter,

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from dkt.backends.export_onnx import EXPORT_PRECISIONS, parse_metadata, read_metadata
+from dkt.backends.export_onnx import ONNX_PRECISIONS, parse_metadata, read_metadata
 from dkt.backends.registry import require_module
 from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.dktnet.checkpoint import file_sha256
@@ -93,7 +93,7 @@ class OnnxRuntimeBackend(Backend):
         name="onnxruntime",
         suffixes=(".onnx",),
         devices=("auto", "cpu", "cuda", "tensorrt"),
-        precisions=tuple(EXPORT_PRECISIONS),  # fixed in the graph at export
+        precisions=ONNX_PRECISIONS,  # fixed in the graph at export
         size_multiple=MULTIPLE,
         min_side=MIN_SIDE,
         dynamic_shapes=True,  # a --dynamic export; a --static one fixes its file's shape

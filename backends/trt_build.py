@@ -186,8 +186,13 @@ def export_engine(
     keep_onnx: Path | None = None,
 ) -> BuildReport:
     """Checkpoint -> ONNX (with the precision in the graph) -> TensorRT engine + sidecar."""
-    from dkt.backends.export_onnx import export_onnx
+    from dkt.backends.export_onnx import EXPORT_PRECISIONS, export_onnx
 
+    if precision not in EXPORT_PRECISIONS:
+        raise BackendError(
+            f"TensorRT engines are built {' or '.join(EXPORT_PRECISIONS)}, not {precision} "
+            "(int8 is an ONNX Runtime export: --format onnx)"
+        )
     trt = import_tensorrt()  # fail before the slow ONNX export if TensorRT is missing
     with tempfile.TemporaryDirectory(prefix="dkt-trt-") as tmp:
         onnx_path = keep_onnx or Path(tmp) / "model.onnx"

@@ -1,7 +1,7 @@
 """ONNX Runtime against eager PyTorch on the CPU, with PHDNet's generator in the same run.
 
     python benchmarks/backends_cpu.py [--configs bundled] [--sizes 512] [--threads 1,2]
-        [--runs 6] [--no-phdnet] [--profile] [--json out.json]
+        [--runs 6] [--no-phdnet] [--profile] [--int8 CALIBRATION_DIR] [--json out.json]
 
 ``bundled`` is the shipped model file itself; ``lite`` (``DKTNetConfig()``) and ``vgg19``
 (``DKTNetConfig(encoder="vgg19", kernel_dim=64)``) are seeded random-weight checkpoints
@@ -17,6 +17,8 @@ hits them alike. Reported: median and 10th-90th percentile, GFLOP per image and 
 achieved, and the speed-up of ORT over eager (eager median / ORT median: above 1, ORT is
 faster). ``--profile`` adds ONNX Runtime's own profile of three runs after three warm-up
 runs: kernel time by operator type, the share of convolutions, and the kernel calls per run.
+``--int8 DIR`` adds the int8 export ``dkt export --precision int8 --calibration DIR`` writes
+as one more contender in the same turns.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dkt.backends.shapes import build_profile
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet
+from dkt.inference.calibration import calibration_samples
 
 try:
     from benchmarks.phdnet_standin import PHDNetStandIn, build_phdnet_standin
@@ -121,14 +124,15 @@ def op_breakdown(onnx_path: Path, size: int, threads: int, runs: int = 3) -> dic
 
 @contextlib.contextmanager
 def contenders(
-    checkpoint: Path, onnx_path: Path, threads: int, phdnet: bool
+    checkpoint: Path, onnx_path: Path, threads: int, phdnet: bool, int8_path: Path | None
 ) -> Iterator[list[tuple[str, Any]]]:
     """(label, runner) pairs, loaded with ``threads`` threads each, closed afterwards."""
-    with (
-        open_backend(checkpoint, device="cpu", threads=threads) as eager,
-        open_backend(onnx_path, device="cpu", threads=threads) as onnx,
-    ):
-        runners: list[tuple[str, Backend | _EagerModule]] = [("eager", eager), ("ort", onnx)]
+    with contextlib.ExitStack() as stack:
+        runners: list[tuple[str, Backend | _EagerModule]] = [
+            (label, stack.enter_context(open_backend(path, device="cpu", threads=threads)))
+            for label, path in (("eager", checkpoint), ("ort", onnx_path), ("ort_int8", int8_path))
+            if path is not None
+        ]
         if phdnet:
             runners.append(("phdnet", _EagerModule(build_phdnet_standin(seed=0))))
         yield runners
@@ -157,9 +161,18 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             start = time.perf_counter()
             export_onnx(checkpoint, onnx_path, profile=profile, exporter=args.exporter)
             say(f"{name}: exported in {time.perf_counter() - start:.0f} s ({profile.describe()})")
+            int8_path = None
+            if args.int8:
+                int8_path = Path(tmp) / f"{name}-int8.onnx"
+                samples = calibration_samples(args.int8, config.working_size)
+                export_onnx(checkpoint, int8_path, profile=profile, exporter=args.exporter,
+                            precision="int8", calibration=samples)  # fmt: skip
+                say(f"{name}: int8 export calibrated on {len(samples)} composites")
             for threads in (int(t) for t in args.threads.split(",")):
                 torch.set_num_threads(threads)
-                with contenders(checkpoint, onnx_path, threads, not args.no_phdnet) as runners:
+                with contenders(
+                    checkpoint, onnx_path, threads, not args.no_phdnet, int8_path
+                ) as runners:
                     for size in sizes:
                         rows.append(_one(name, config, runners, size, threads, args, onnx_path))
     return rows
@@ -169,7 +182,7 @@ def _one(name: str, config: DKTNetConfig, runners: list[tuple[str, Any]], size: 
          threads: int, args: argparse.Namespace, onnx_path: Path) -> dict[str, Any]:  # fmt: skip
     times = interleaved_timings([r for _, r in runners], batch=1, size=size,
                                 warmup=args.warmup, runs=args.runs)  # fmt: skip
-    gflop = {"eager": count_gflop(config, size), "ort": count_gflop(config, size)}
+    gflop = dict.fromkeys(("eager", "ort", "ort_int8"), count_gflop(config, size))
     if not args.no_phdnet:
         gflop["phdnet"] = phdnet_gflop(size)
     row: dict[str, Any] = {"config": name, "size": size, "threads": threads, "runs": args.runs}
@@ -183,6 +196,8 @@ def _one(name: str, config: DKTNetConfig, runners: list[tuple[str, Any]], size: 
             "gflop_per_s": gflop[label] / (median / 1000),
         }
     row["ort_speedup"] = row["eager"]["median_ms"] / row["ort"]["median_ms"]
+    if "ort_int8" in row:
+        row["ort_int8_speedup"] = row["eager"]["median_ms"] / row["ort_int8"]["median_ms"]
     if "phdnet" in row:
         row["eager_speedup_over_phdnet"] = row["phdnet"]["median_ms"] / row["eager"]["median_ms"]
     if args.profile:
@@ -210,6 +225,18 @@ def report(rows: list[dict[str, Any]]) -> str:
             + (f"| {p['median_ms']:.0f} | {r['eager_speedup_over_phdnet']:.2f}x |"
                if p else "| - | - |")
         )  # fmt: skip
+    int8 = [r for r in rows if "ort_int8" in r]
+    if int8:
+        lines += ["", "| config | size | threads | ORT int8 ms (p10-p90) "
+                  "| int8 speed-up over eager | over ORT fp32 |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for r in int8:
+            q = r["ort_int8"]
+            lines.append(
+                f"| {r['config']} | {r['size']} | {r['threads']} | {q['median_ms']:.0f} "
+                f"({q['p10_ms']:.0f}-{q['p90_ms']:.0f}) | {r['ort_int8_speedup']:.2f}x "
+                f"| {r['ort']['median_ms'] / q['median_ms']:.2f}x |"
+            )
     for r in rows:
         prof = r.get("ort_profile")
         if not prof:
@@ -233,6 +260,13 @@ def main() -> int:
     parser.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"))
     parser.add_argument("--no-phdnet", action="store_true", help="leave the PHDNet stand-in out")
     parser.add_argument("--profile", action="store_true", help="ORT's op breakdown too")
+    parser.add_argument(
+        "--int8",
+        type=Path,
+        default=None,
+        metavar="CALIBRATION_DIR",
+        help="also time an int8 export calibrated on this folder's composites",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     say(f"torch {torch.__version__}, cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")

@@ -17,12 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from dkt import dktnet
-from dkt.backends.export_onnx import DEFAULT_OPSET, EXPORTERS, export_onnx
+from dkt.backends.export_onnx import DEFAULT_OPSET, EXPORTERS, ONNX_PRECISIONS, export_onnx
+from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
 from dkt.backends.shapes import build_profile
 from dkt.cli.console import EXIT_FAILED, err, fail, print_json
 from dkt.dktnet.checkpoint import read_checkpoint_info
 from dkt.dktnet.errors import DktError
-from dkt.inference.parity import FP16_NOTE, ParityReport, folder_images, verify_export
+from dkt.inference.calibration import calibration_samples
+from dkt.inference.parity import NOTES, ParityReport, folder_images, verify_export
 
 FORMATS = {"onnx": "onnx", "trt": "trt", "tensorrt": "trt", "engine": "trt"}
 SUFFIXES = {"onnx": (".onnx",), "trt": (".engine", ".plan")}
@@ -117,7 +119,19 @@ def export(
         ),
     ] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = DEFAULT_OPSET,
-    precision: Annotated[str, typer.Option(help="fp32 or fp16 (in the graph).")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32 or fp16 (in the graph), or int8 (ONNX Runtime; needs --calibration)."
+        ),
+    ] = "fp32",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of <key>_comp.* / <key>_mask.* composites like the ones you will "
+            f"harmonize, for --precision int8 (the first {MAX_CALIBRATION_IMAGES} are used).",
+        ),
+    ] = None,
     exporter: Annotated[
         str, typer.Option(help=f"Torch ONNX exporter: {' or '.join(EXPORTERS)}.")
     ] = "dynamo",
@@ -179,8 +193,14 @@ def export(
     if output is None:
         fail("give the output file: -o model.onnx or -o model.engine")
     canonical = resolve_format(fmt, output)
-    if precision not in ("fp32", "fp16"):
-        fail(f"unknown precision '{precision}' (use fp32 or fp16)")
+    if precision not in ONNX_PRECISIONS:
+        fail(f"unknown precision '{precision}' (use {', '.join(ONNX_PRECISIONS)})")
+    if precision == "int8" and canonical != "onnx":
+        fail("int8 is an ONNX Runtime export (--format onnx); TensorRT builds fp32 or fp16")
+    if precision == "int8" and calibration is None:
+        fail("--precision int8 needs --calibration DIR: composites and masks to calibrate on")
+    if calibration is not None and precision != "int8":
+        fail("--calibration is for --precision int8")
     if verify_images is not None and not verify_images.is_dir():
         fail(f"{verify_images}: not a folder")
     if canonical == "onnx" and (keep_onnx or timing_cache or no_timing_cache):
@@ -195,6 +215,11 @@ def export(
             max_shape=max_shape,
         )
         images = folder_images(verify_images) if verify_images is not None else None
+        samples = (
+            calibration_samples(calibration, info.config.working_size)
+            if calibration is not None
+            else None
+        )
         if images == []:
             fail(f"{verify_images}: no <key>_comp.* / <key>_mask.* pairs found")
         record: dict[str, object] = {"format": canonical, "profile": profile.to_dict()}
@@ -207,6 +232,7 @@ def export(
                 opset=opset,
                 exporter=exporter,
                 simplify=simplify,
+                calibration=samples,
             )
             record.update(
                 output=str(result.path),
@@ -272,7 +298,7 @@ def export(
             f"parity {verdict}: max abs {parity.max_abs:.2e} (bound {parity.bound:.0e}), "
             f"mean abs {parity.mean_abs:.2e}, min PSNR {parity.min_psnr:.1f} dB"
         )
-        if parity.precision == "fp16":
-            err.print(f"[dim]{escape(FP16_NOTE)}[/]")
+        if parity.precision in NOTES:
+            err.print(f"[dim]{escape(NOTES[parity.precision])}[/]")
         if not parity.passed:
             raise typer.Exit(EXIT_FAILED)

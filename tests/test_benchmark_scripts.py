@@ -110,11 +110,20 @@ def test_gpu_check_dry_run_runs_every_row_on_the_cpu(tmp_path: Path) -> None:
 def test_backends_cpu_compares_eager_ort_and_phdnet_with_the_op_breakdown(tmp_path: Path) -> None:
     import json
 
+    from dkt.demo.samples import make_demo_sample
+    from dkt.imaging.imageio import write_image
+
+    calibration = tmp_path / "calib"
+    calibration.mkdir()
+    sample = make_demo_sample(48, 64)
+    write_image(calibration / "a_comp.png", sample.composite)
+    write_image(calibration / "a_mask.png", sample.mask)
     out = tmp_path / "cpu.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "backends_cpu.py"), "--configs", "lite",
          "--sizes", "64", "--threads", "1", "--runs", "1", "--warmup", "0",
-         "--exporter", "torchscript", "--profile", "--json", str(out)],
+         "--exporter", "torchscript", "--profile", "--int8", str(calibration),
+         "--json", str(out)],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
@@ -126,3 +135,7 @@ def test_backends_cpu_compares_eager_ort_and_phdnet_with_the_op_breakdown(tmp_pa
     assert "Conv" in ops and 0 < row["ort_profile"]["conv_share"] < 1
     assert sum(o["share"] for o in ops.values()) == pytest.approx(1.0)
     assert "ORT kernel time by operator" in result.stdout and "| Conv |" in result.stdout
+    assert row["ort_int8_speedup"] == pytest.approx(
+        row["eager"]["median_ms"] / row["ort_int8"]["median_ms"]
+    )
+    assert "ORT int8 ms" in result.stdout

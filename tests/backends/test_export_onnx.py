@@ -162,7 +162,9 @@ def test_simplified_graph_still_matches(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"precision": "int8"}, "unknown export precision"),
+        ({"precision": "int4"}, "unknown export precision"),
+        ({"precision": "int8"}, "only int8 takes calibration"),
+        ({"calibration": []}, "only int8 takes calibration"),
         ({"exporter": "magic"}, "unknown exporter"),
         ({"opset": 13}, "opset 13 is too old"),
     ],

@@ -328,12 +328,12 @@ def test_torch_descriptor() -> None:
 
 
 def test_onnxruntime_descriptor() -> None:
-    from dkt.backends.export_onnx import EXPORT_PRECISIONS
+    from dkt.backends.export_onnx import ONNX_PRECISIONS
     from dkt.backends.onnxruntime_backend import CPU, CUDA, TENSORRT, provider_plan
 
     d = registry.descriptors()["onnxruntime"]
     assert d.suffixes == (".onnx",)
-    assert d.precisions == tuple(EXPORT_PRECISIONS) == ("fp32", "fp16")
+    assert d.precisions == ONNX_PRECISIONS == ("fp32", "fp16", "int8")
     assert d.devices == ("auto", "cpu", "cuda", "tensorrt")
     for kind in d.devices:
         assert provider_plan(kind, [TENSORRT, CUDA, CPU])  # every declared device is accepted

@@ -42,7 +42,10 @@ def test_export_with_no_shape_flags_gets_the_default_profile(
         (["-o", "m.bin"], "cannot tell the format"),
         (["-o", "m.onnx", "--static", "--max-shape", "1x3x64x64"], "static export has one shape"),
         (["-o", "m.onnx", "--max-shape", "1x3x64"], "at least 9"),
-        (["-o", "m.onnx", "--max-shape", "1x3x64x64", "--precision", "int8"], "unknown precision"),
+        (["-o", "m.onnx", "--precision", "int4"], "unknown precision 'int4'"),
+        (["-o", "m.onnx", "--precision", "int8"], "int8 needs --calibration DIR"),
+        (["-o", "m.plan", "--precision", "int8", "--calibration", "."], "int8 is an ONNX Runtime"),
+        (["-o", "m.onnx", "--calibration", "."], "--calibration is for --precision int8"),
         (["-o", "m.onnx", "--max-shape", "1x3x64x64", "--keep-onnx", "x.onnx"], "for --format trt"),
         ([], "give the output file"),
     ],
@@ -197,3 +200,41 @@ def test_harmonize_never_falls_back_to_the_cpu_unasked(
     assert allowed.exit_code == 0, allowed.output
     backend = json.loads(allowed.stdout)["backend"]
     assert backend["fallback"] is True and backend["providers"] == ["CPUExecutionProvider"]
+
+
+def test_int8_export_calibrates_on_a_folder_and_verifies(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from dkt.demo.samples import make_demo_sample
+    from dkt.imaging.imageio import write_image
+
+    calibration = tmp_path / "calib"
+    calibration.mkdir()
+    for seed in range(2):
+        sample = make_demo_sample(48, 64, seed=seed)
+        write_image(calibration / f"s{seed}_comp.png", sample.composite)
+        write_image(calibration / f"s{seed}_mask.png", sample.mask)
+    out = tmp_path / "q.onnx"
+    result = dkt(
+        "export", tiny_checkpoint, "-o", out, "--precision", "int8", "--calibration",
+        calibration, "--exporter", "torchscript", "--verify", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["metadata"]["precision"] == "int8"
+    assert record["metadata"]["calibration"]["composites"] == 2
+    assert record["verify"]["passed"] and record["verify"]["bound_max_abs"] == 0.2
+    assert "int8 convolutions calibrated on 2 composites" in " ".join(result.stderr.split())
+    assert "int8 bound 0.2" in " ".join(result.stderr.split())
+
+
+def test_a_bad_calibration_image_is_named(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_comp.png").write_bytes(b"not a png")
+    (tmp_path / "a_mask.png").write_bytes(b"not a png")
+    result = dkt(
+        "export", tiny_checkpoint, "-o", tmp_path / "q.onnx", "--precision", "int8",
+        "--calibration", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "a_" in result.output and "error" in result.output
+    assert not (tmp_path / "q.onnx").exists()

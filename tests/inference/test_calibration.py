@@ -1,0 +1,54 @@
+"""Calibration composites for int8: read from a folder, at the working size, one square shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dkt.backends.base import BackendError
+from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
+from dkt.demo.samples import make_demo_sample
+from dkt.imaging.imageio import write_image
+from dkt.inference.calibration import calibration_samples
+
+
+def write_pairs(folder: Path, count: int, height: int = 120, width: int = 160) -> None:
+    for i in range(count):
+        sample = make_demo_sample(height, width, seed=i)
+        write_image(folder / f"k{i}_comp.png", sample.composite)
+        write_image(folder / f"k{i}_mask.png", sample.mask)
+
+
+def test_pairs_come_at_the_working_size_padded_square(tmp_path: Path) -> None:
+    write_pairs(tmp_path, 2)
+    samples = calibration_samples(tmp_path, working_size=64)
+    assert len(samples) == 2
+    for composite, mask in samples:
+        assert composite.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
+        assert composite.dtype == np.float32 and 0 <= composite.min() <= composite.max() <= 1
+        assert mask[:, 48:].max() == 0  # 160x120 -> 64x48: the rows below are padding
+        assert mask.max() > 0.5
+
+
+def test_no_more_than_the_limit_are_read(tmp_path: Path) -> None:
+    write_pairs(tmp_path, MAX_CALIBRATION_IMAGES + 1, 32, 40)
+    assert len(calibration_samples(tmp_path, working_size=40)) == MAX_CALIBRATION_IMAGES
+
+
+def test_small_images_are_not_upsampled(tmp_path: Path) -> None:
+    write_pairs(tmp_path, 1, 32, 40)
+    composite, _ = calibration_samples(tmp_path, working_size=64)[0]
+    np.testing.assert_array_equal(composite[:, :, 40:], composite[:, :, 39:40].repeat(24, 2))
+
+
+@pytest.mark.parametrize(("make", "message"), [(False, "not a folder"), (True, "no <key>_comp")])
+def test_a_folder_without_pairs_is_named(tmp_path: Path, make: bool, message: str) -> None:
+    folder = tmp_path / "calib"
+    if make:
+        folder.mkdir()
+        (folder / "notes.txt").write_text("no images")
+    with pytest.raises(BackendError, match=message) as caught:
+        calibration_samples(folder, working_size=64)
+    assert str(folder) in str(caught.value)
