@@ -20,6 +20,10 @@ in the graph itself (what TensorRT 11's strongly typed builds need). The region 
 stay float32 because :mod:`dktnet.stats` upcasts. The graph's inputs and output stay float32
 with casts inside, and the final blend runs in float32 on the original inputs, so callers
 do not change and pixels outside the mask still come back bit-exact.
+
+int8 (ONNX Runtime only). The fp32 graph with its convolutions quantized after export,
+calibrated on composites the user passes (:mod:`dkt.backends.quantize_onnx`); the I/O, the
+statistics and the blend stay float32, so the background is still bit-exact.
 """
 
 from __future__ import annotations

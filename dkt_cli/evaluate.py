@@ -325,8 +325,13 @@ def evaluate(
         str, typer.Option(help="auto, cpu, cuda, cuda:N.", rich_help_panel=_MODELS)
     ] = "auto",
     precision: Annotated[
-        str, typer.Option(help="fp32, fp16 or bf16 (GPU).", rich_help_panel=_MODELS)
-    ] = "fp32",
+        str | None,
+        typer.Option(
+            help="fp32, fp16 or bf16 (GPU) for checkpoints. Default: fp32, or what an exported "
+            "file was built for.",
+            rich_help_panel=_MODELS,
+        ),
+    ] = None,
     size: Annotated[
         int | None,
         typer.Option(

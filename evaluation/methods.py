@@ -232,7 +232,7 @@ def open_method(
     outputs_pattern: str = "{key}",
     backend: str | None = None,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str | None = None,
     size: int | None = None,
     adain_weights: Path | None = None,
 ) -> OpenMethod:

@@ -203,3 +203,21 @@ def test_vgg_losses_with_a_weights_file(evalset: EvalSet, tmp_path: Path) -> Non
 
     refused = runner.invoke(app, _args(evalset, "composite", "--vgg-weights", "random:0"))
     assert refused.exit_code == 2 and "not measurements" in refused.stderr
+
+
+def test_an_export_of_another_precision_beside_a_checkpoint(
+    evalset: EvalSet, tmp_path: Path
+) -> None:
+    """No --precision: the checkpoint runs fp32 and the export what it was exported as."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
+    from dkt.backends.export_onnx import export_onnx
+    from dkt.backends.shapes import ShapeProfile
+
+    exported = tmp_path / "tiny16.onnx"
+    profile = ShapeProfile((1, 16, 16), (1, 64, 64), (1, 64, 64))
+    export_onnx(evalset.model, exported, profile=profile, precision="fp16", exporter="torchscript")
+    result = runner.invoke(app, _args(evalset, f"{evalset.model},{exported}", "--json"))
+    assert result.exit_code == 0, result.output
+    rows = {m["method"]: m for m in json.loads(result.stdout)["methods"]}
+    assert set(rows) == {"tiny.safetensors", "tiny16.onnx"}
+    assert all(r["metrics"]["bg_max_change"] == 0 for r in rows.values())
