@@ -49,6 +49,7 @@ from dkt.backends.quantize_onnx import (
     CALIBRATION_PERCENTILE,
     MAX_CALIBRATION_IMAGES,
     Sample,
+    calibration_shape,
     quantize_int8,
 )
 from dkt.backends.registry import require_module
@@ -226,8 +227,8 @@ def export_onnx(
 ) -> ExportResult:
     """Write ``output`` (.onnx) from a ``.safetensors`` checkpoint, atomically.
 
-    ``calibration`` (int8 only, and required there): working-size (3,h,w) composites and
-    (1,h,w) masks, no larger than the working size a side, that set the activation ranges.
+    ``calibration`` (int8 only, and required there): (3,h,w) composites and (1,h,w) masks
+    that set the activation ranges, all at the profile's :func:`calibration_shape`.
     """
     if precision not in ONNX_PRECISIONS:
         raise BackendError(f"unknown export precision '{precision}' (use fp32, fp16 or int8)")
@@ -261,7 +262,8 @@ def export_onnx(
         notes.append(f"simplified with {simplified_with}")
     calibrated = None
     if calibration is not None:
-        proto = quantize_int8(proto, calibration)
+        shape = calibration_shape(profile, model.config.working_size)
+        proto = quantize_int8(proto, calibration, shape)
         calibrated = min(len(calibration), MAX_CALIBRATION_IMAGES)
         notes.append(f"int8 convolutions calibrated on {calibrated} composites")
     _set_io_dims(proto, profile)

@@ -9,9 +9,10 @@ Why this form (measured on the bundled model at 512 px, this project's 2-core CP
 * Activation ranges from the 99.99th percentile of each tensor's histogram, not its
   min/max: a few bright outliers set a min/max scale so coarse that the object moved 3.4 to
   4.8 levels (mean, 8-bit) from the fp32 result; with the percentile 1.7 to 2.9.
-* The calibrator needs one shape for every sample, so each composite is fitted into a
-  ``side`` x ``side`` square at the working size, edge-padded as the model pads (its mask
-  zero-padded): what the network sees, at the scale it works at.
+* The calibrator needs one shape for every sample, so each composite is fitted into one
+  box, :func:`calibration_shape`: the working size, within the export's shape profile (a
+  static export's own shape), edge-padded as the model pads and its mask zero-padded. That
+  is what the network sees, at the scale it works at.
 
 ONNX Runtime's own quantization tooling does the work (``onnxruntime.quantization``); it
 keeps every calibration sample's intermediate tensors in memory until it has seen them all,
@@ -32,6 +33,7 @@ import numpy as np
 
 from dkt.backends.base import BackendError
 from dkt.backends.registry import require_module
+from dkt.backends.shapes import ShapeProfile, Triple
 
 #: Percentile of each activation's histogram that sets its int8 range.
 CALIBRATION_PERCENTILE = 99.99
@@ -41,12 +43,19 @@ MAX_CALIBRATION_IMAGES = 8
 Sample = tuple[np.ndarray, np.ndarray]  # (3, h, w) composite and (1, h, w) mask, float32
 
 
-def square_sample(composite: np.ndarray, mask: np.ndarray, side: int) -> Sample:
-    """A working-size (3,h,w)/(1,h,w) pair padded to ``side`` x ``side`` (h, w <= side)."""
-    _, h, w = composite.shape
-    if h > side or w > side:
-        raise BackendError(f"calibration sample {h}x{w} is larger than {side}x{side}")
-    pad = ((0, 0), (0, side - h), (0, side - w))
+def calibration_shape(profile: ShapeProfile, working_size: int) -> Triple:
+    """(batch, height, width) every sample is fed at: the smallest batch the profile allows
+    and the working size, clamped into the profile (a static profile: its one shape)."""
+    (batch, min_h, min_w), (_, max_h, max_w) = profile.min, profile.max
+    return batch, min(max(working_size, min_h), max_h), min(max(working_size, min_w), max_w)
+
+
+def pad_sample(composite: np.ndarray, mask: np.ndarray, box: tuple[int, int]) -> Sample:
+    """A (3,h,w)/(1,h,w) pair no larger than ``box`` padded to exactly ``box`` (height, width)."""
+    (_, h, w), (box_h, box_w) = composite.shape, box
+    if h > box_h or w > box_w:
+        raise BackendError(f"calibration sample {h}x{w} does not fit in {box_h}x{box_w}")
+    pad = ((0, 0), (0, box_h - h), (0, box_w - w))
     return (
         np.pad(composite, pad, mode="edge").astype(np.float32),
         np.pad(mask, pad).astype(np.float32),
@@ -54,23 +63,31 @@ def square_sample(composite: np.ndarray, mask: np.ndarray, side: int) -> Sample:
 
 
 class _Feeds:
-    """The calibration samples as ONNX Runtime's data reader wants them: one batch at a time."""
+    """The calibration samples as ONNX Runtime's data reader wants them: one batch at a time
+    (a sample repeated to fill a batch the profile fixes: the same ranges, the right shape)."""
 
-    def __init__(self, samples: Sequence[Sample]) -> None:
+    def __init__(self, samples: Sequence[Sample], batch: int) -> None:
         self._items: Iterator[Sample] = iter(samples)
+        self._batch = batch
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         item = next(self._items, None)
         if item is None:
             return None
-        composite, mask = item
-        return {"composite": composite[None], "mask": mask[None]}
+        composite, mask = (np.repeat(a[None], self._batch, axis=0) for a in item)
+        return {"composite": composite, "mask": mask}
 
 
-def quantize_int8(proto: Any, samples: Sequence[Sample]) -> Any:
-    """The fp32 graph ``proto`` with its convolutions quantized to int8, as a new ModelProto."""
+def quantize_int8(proto: Any, samples: Sequence[Sample], shape: Triple) -> Any:
+    """The fp32 graph ``proto`` with its convolutions quantized to int8, as a new ModelProto.
+
+    ``shape`` is the graph profile's :func:`calibration_shape`; every sample has its size.
+    """
     if not samples:
         raise BackendError("int8 needs calibration composites with masks; none were given")
+    batch, h, w = shape
+    if any(composite.shape[1:] != (h, w) for composite, _ in samples):
+        raise BackendError(f"calibration samples must be {h}x{w} for this export's shapes")
     onnx = require_module("onnx", "int8 quantization")
     quantization = require_module("onnxruntime.quantization", "int8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -80,17 +97,22 @@ def quantize_int8(proto: Any, samples: Sequence[Sample]) -> Any:
         onnx.save_model(proto, str(source))
         # Shape annotations let the quantizer see every Conv's tensors; ONNX's own inference
         # is enough (the symbolic one cannot follow the pad-to-8 arithmetic).
-        with _quiet():
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-            _quantize(quantization, prepared, output, samples)
+        try:
+            with _quiet():
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+                feeds = _Feeds(samples[:MAX_CALIBRATION_IMAGES], batch)
+                _quantize(quantization, prepared, output, feeds)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise BackendError(f"int8 calibration failed: {first}") from exc
         return onnx.load_model(str(output))
 
 
-def _quantize(quantization: Any, prepared: Path, output: Path, samples: Sequence[Sample]) -> None:
+def _quantize(quantization: Any, prepared: Path, output: Path, feeds: _Feeds) -> None:
     quantization.quantize_static(
         str(prepared),
         str(output),
-        _Feeds(samples[:MAX_CALIBRATION_IMAGES]),
+        feeds,
         quant_format=quantization.QuantFormat.QDQ,
         op_types_to_quantize=["Conv"],
         per_channel=True,

@@ -2,8 +2,9 @@
 
 Each ``<key>_comp.*`` / ``<key>_mask.*`` pair of a folder is scaled to the working size the
 way :class:`dkt.inference.harmonizer.Harmonizer` scales it (long side, aspect kept, never
-upsampled), then padded to one square shape (:func:`dkt.backends.quantize_onnx.square_sample`):
-activation ranges measured at another scale would not be the ones inference meets.
+upsampled), shrunk further only where the export's shapes are smaller, then padded to the one
+shape the calibrator takes (:func:`dkt.backends.quantize_onnx.calibration_shape`): activation
+ranges measured at another scale would not be the ones inference meets.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES, Sample, square_sample
+from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES, Sample, pad_sample
 from dkt.inference.harmonizer import downsample_image, downsample_mask, working_shape
 from dkt.inference.parity import folder_images
 
 
-def calibration_samples(folder: Path, working_size: int) -> list[Sample]:
-    """Up to :data:`MAX_CALIBRATION_IMAGES` pairs from ``folder`` at ``working_size``."""
+def calibration_samples(folder: Path, working_size: int, box: tuple[int, int]) -> list[Sample]:
+    """Up to :data:`MAX_CALIBRATION_IMAGES` pairs from ``folder``, each padded to ``box``."""
     if not folder.is_dir():
         raise BackendError(f"{folder}: not a folder (--calibration takes a folder of composites)")
     pairs = folder_images(folder, limit=MAX_CALIBRATION_IMAGES)
@@ -25,10 +26,15 @@ def calibration_samples(folder: Path, working_size: int) -> list[Sample]:
         raise BackendError(f"{folder}: no <key>_comp.* / <key>_mask.* pairs to calibrate on")
     samples = []
     for _, composite, mask in pairs:
-        shape = working_shape(*mask.shape, working_size)
+        shape = _fit(working_shape(*mask.shape, working_size), box)
         samples.append(
-            square_sample(
-                downsample_image(composite, shape), downsample_mask(mask, shape), working_size
-            )
+            pad_sample(downsample_image(composite, shape), downsample_mask(mask, shape), box)
         )
     return samples
+
+
+def _fit(shape: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """``shape`` scaled down (aspect kept) until it fits in ``box``; unchanged if it does."""
+    scale = min(box[0] / shape[0], box[1] / shape[1], 1.0)
+    h, w = (max(1, min(limit, round(side * scale))) for side, limit in zip(shape, box, strict=True))
+    return h, w

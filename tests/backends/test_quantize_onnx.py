@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES, quantize_int8, square_sample
+from dkt.backends.quantize_onnx import (
+    MAX_CALIBRATION_IMAGES,
+    Sample,
+    calibration_shape,
+    pad_sample,
+    quantize_int8,
+)
+from dkt.backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.model import DKTNet
@@ -22,27 +29,39 @@ from tests.backends.test_export_onnx import assert_background_exact, run_both  #
 from tests.export_fixtures import PROFILE, TINY_CONFIG  # noqa: E402
 
 
-def demo_samples(count: int, side: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Painting-like composites with an object, as (3,h,w)/(1,h,w) float32 at most side."""
+def demo_samples(count: int, box: tuple[int, int] = (64, 64)) -> list[Sample]:
+    """Painting-like composites with an object as (3,h,w)/(1,h,w) float32, padded to box."""
     samples = []
     for seed in range(count):
-        sample = make_demo_sample(side - 8 * (seed % 2), side, seed=seed)
+        sample = make_demo_sample(box[0] - 8 * (seed % 2), box[1], seed=seed)
         composite = sample.composite.astype(np.float32).transpose(2, 0, 1) / 255.0
         mask = (sample.mask > 0).astype(np.float32)[None]
-        samples.append(square_sample(composite, mask, side))
+        samples.append(pad_sample(composite, mask, box))
     return samples
 
 
-def test_square_sample_pads_like_the_model() -> None:
+def test_pad_sample_pads_like_the_model() -> None:
     composite = np.arange(2 * 3, dtype=np.float32).reshape(1, 2, 3).repeat(3, axis=0)
     mask = np.ones((1, 2, 3), np.float32)
-    padded, padded_mask = square_sample(composite, mask, 4)
-    assert padded.shape == (3, 4, 4) and padded_mask.shape == (1, 4, 4)
-    np.testing.assert_array_equal(padded[0, 3], [3, 4, 5, 5])  # edge rows and columns
+    padded, padded_mask = pad_sample(composite, mask, (4, 5))
+    assert padded.shape == (3, 4, 5) and padded_mask.shape == (1, 4, 5)
+    np.testing.assert_array_equal(padded[0, 3], [3, 4, 5, 5, 5])  # edge rows and columns
     assert padded_mask[:, :2, :3].all() and not padded_mask[:, 2:].any()
     assert not padded_mask[:, :, 3:].any()
-    with pytest.raises(BackendError, match="larger than 2x2"):
-        square_sample(composite, mask, 2)
+    with pytest.raises(BackendError, match="does not fit in 2x2"):
+        pad_sample(composite, mask, (2, 2))
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [
+        (ShapeProfile((1, 16, 16), (1, 512, 512), (4, 2048, 2048)), (1, 512, 512)),
+        (ShapeProfile((1, 16, 16), (1, 256, 256), (2, 384, 300)), (1, 384, 300)),
+        (ShapeProfile.static((2, 96, 128)), (2, 96, 128)),
+    ],
+)
+def test_calibration_shape_is_the_working_size_within_the_profile(profile, expected) -> None:
+    assert calibration_shape(profile, 512) == expected
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +124,9 @@ def test_calibration_uses_at_most_the_documented_number(
     seen = []
     original = quantize._Feeds.__init__
 
-    def spy(self, samples):
+    def spy(self, samples, batch):
         seen.append(len(samples))
-        original(self, samples)
+        original(self, samples, batch)
 
     monkeypatch.setattr(quantize._Feeds, "__init__", spy)
     export_onnx(
@@ -122,6 +141,20 @@ def test_calibration_uses_at_most_the_documented_number(
     assert read_metadata(tmp_path / "q.onnx")["calibration"]["composites"] == MAX_CALIBRATION_IMAGES
 
 
-def test_no_samples_is_refused() -> None:
+def test_no_samples_or_samples_of_the_wrong_size_are_refused() -> None:
     with pytest.raises(BackendError, match="none were given"):
-        quantize_int8(object(), [])
+        quantize_int8(object(), [], (1, 64, 64))
+    with pytest.raises(BackendError, match="must be 64x64"):
+        quantize_int8(object(), demo_samples(1, (64, 72)), (1, 64, 64))
+
+
+def test_a_static_export_with_a_fixed_batch_calibrates_at_its_shape(
+    unsaturated_checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "static.onnx"
+    profile = ShapeProfile.static((2, 48, 64))
+    export_onnx(unsaturated_checkpoint, out, profile=profile, exporter="torchscript",
+                precision="int8", calibration=demo_samples(2, (48, 64)))  # fmt: skip
+    composite, mask, expected, got = run_both(unsaturated_checkpoint, out, 2, 48, 64)
+    assert_background_exact(composite, mask, got)
+    assert np.abs(got - expected)[np.broadcast_to(mask > 0, got.shape)].mean() < 0.02
