@@ -57,8 +57,8 @@ def pad_sample(composite: np.ndarray, mask: np.ndarray, box: tuple[int, int]) ->
         raise BackendError(f"calibration sample {h}x{w} does not fit in {box_h}x{box_w}")
     pad = ((0, 0), (0, box_h - h), (0, box_w - w))
     return (
-        np.pad(composite, pad, mode="edge").astype(np.float32),
-        np.pad(mask, pad).astype(np.float32),
+        np.pad(composite, pad, mode="edge").astype(np.float32, copy=False),
+        np.pad(mask, pad).astype(np.float32, copy=False),
     )
 
 

@@ -43,7 +43,6 @@ from dkt import dktnet
 from dkt.backends.base import Backend
 from dkt.backends.benchmark import count_gflop, interleaved_timings, model_config, synthetic_batch
 from dkt.backends.export_onnx import export_onnx
-from dkt.backends.quantize_onnx import calibration_shape
 from dkt.backends.registry import open_backend
 from dkt.backends.shapes import build_profile
 from dkt.dktnet.checkpoint import save_checkpoint
@@ -165,8 +164,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
             int8_path = None
             if args.int8:
                 int8_path = Path(tmp) / f"{name}-int8.onnx"
-                box = calibration_shape(profile, config.working_size)[1:]
-                samples = calibration_samples(args.int8, config.working_size, box)
+                samples = calibration_samples(args.int8, config.working_size, profile)
                 export_onnx(checkpoint, int8_path, profile=profile, exporter=args.exporter,
                             precision="int8", calibration=samples)  # fmt: skip
                 say(f"{name}: int8 export calibrated on {len(samples)} composites")

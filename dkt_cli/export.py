@@ -18,7 +18,7 @@ from rich.table import Table
 
 from dkt import dktnet
 from dkt.backends.export_onnx import DEFAULT_OPSET, EXPORTERS, ONNX_PRECISIONS, export_onnx
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES, calibration_shape
+from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
 from dkt.backends.shapes import build_profile
 from dkt.cli.console import EXIT_FAILED, err, fail, print_json
 from dkt.dktnet.checkpoint import read_checkpoint_info
@@ -219,8 +219,7 @@ def export(
             fail(f"{verify_images}: no <key>_comp.* / <key>_mask.* pairs found")
         samples = None
         if calibration is not None:
-            box = calibration_shape(profile, info.config.working_size)[1:]
-            samples = calibration_samples(calibration, info.config.working_size, box)
+            samples = calibration_samples(calibration, info.config.working_size, profile)
         record: dict[str, object] = {"format": canonical, "profile": profile.to_dict()}
         if canonical == "onnx":
             result = export_onnx(

@@ -12,13 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES, Sample, pad_sample
+from dkt.backends.quantize_onnx import (
+    MAX_CALIBRATION_IMAGES,
+    Sample,
+    calibration_shape,
+    pad_sample,
+)
+from dkt.backends.shapes import ShapeProfile
 from dkt.inference.harmonizer import downsample_image, downsample_mask, working_shape
 from dkt.inference.parity import folder_images
 
 
-def calibration_samples(folder: Path, working_size: int, box: tuple[int, int]) -> list[Sample]:
-    """Up to :data:`MAX_CALIBRATION_IMAGES` pairs from ``folder``, each padded to ``box``."""
+def calibration_samples(folder: Path, working_size: int, profile: ShapeProfile) -> list[Sample]:
+    """Up to :data:`MAX_CALIBRATION_IMAGES` pairs from ``folder``, as an int8 export of
+    ``profile`` is calibrated on them."""
+    box = calibration_shape(profile, working_size)[1:]
     if not folder.is_dir():
         raise BackendError(f"{folder}: not a folder (--calibration takes a folder of composites)")
     pairs = folder_images(folder, limit=MAX_CALIBRATION_IMAGES)

@@ -9,9 +9,15 @@ import pytest
 
 from dkt.backends.base import BackendError
 from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
+from dkt.backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
 from dkt.imaging.imageio import write_image
 from dkt.inference.calibration import calibration_samples
+
+
+def _box(height: int, width: int) -> ShapeProfile:
+    """A profile whose calibration shape is height x width (at any larger working size)."""
+    return ShapeProfile((1, 16, 16), (1, height, width), (1, height, width))
 
 
 def write_pairs(folder: Path, count: int, height: int = 120, width: int = 160) -> None:
@@ -23,7 +29,7 @@ def write_pairs(folder: Path, count: int, height: int = 120, width: int = 160) -
 
 def test_pairs_come_at_the_working_size_padded_square(tmp_path: Path) -> None:
     write_pairs(tmp_path, 2)
-    samples = calibration_samples(tmp_path, working_size=64, box=(64, 64))
+    samples = calibration_samples(tmp_path, working_size=64, profile=_box(64, 64))
     assert len(samples) == 2
     for composite, mask in samples:
         assert composite.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
@@ -35,19 +41,20 @@ def test_pairs_come_at_the_working_size_padded_square(tmp_path: Path) -> None:
 def test_no_more_than_the_limit_are_read(tmp_path: Path) -> None:
     write_pairs(tmp_path, MAX_CALIBRATION_IMAGES + 1, 32, 40)
     assert (
-        len(calibration_samples(tmp_path, working_size=40, box=(40, 40))) == MAX_CALIBRATION_IMAGES
+        len(calibration_samples(tmp_path, working_size=40, profile=_box(40, 40)))
+        == MAX_CALIBRATION_IMAGES
     )
 
 
 def test_small_images_are_not_upsampled(tmp_path: Path) -> None:
     write_pairs(tmp_path, 1, 32, 40)
-    composite, _ = calibration_samples(tmp_path, working_size=64, box=(64, 64))[0]
+    composite, _ = calibration_samples(tmp_path, working_size=64, profile=_box(64, 64))[0]
     np.testing.assert_array_equal(composite[:, :, 40:], composite[:, :, 39:40].repeat(24, 2))
 
 
 def test_a_smaller_box_shrinks_the_image_aspect_kept(tmp_path: Path) -> None:
     write_pairs(tmp_path, 1)  # 160x120
-    composite, mask = calibration_samples(tmp_path, working_size=128, box=(48, 96))[0]
+    composite, mask = calibration_samples(tmp_path, working_size=128, profile=_box(48, 96))[0]
     assert composite.shape == (3, 48, 96)
     assert mask[:, :, 64:].max() == 0 and mask[:, :, :64].max() > 0.5  # 64x48, padded right
 
@@ -59,5 +66,5 @@ def test_a_folder_without_pairs_is_named(tmp_path: Path, make: bool, message: st
         folder.mkdir()
         (folder / "notes.txt").write_text("no images")
     with pytest.raises(BackendError, match=message) as caught:
-        calibration_samples(folder, working_size=64, box=(64, 64))
+        calibration_samples(folder, working_size=64, profile=_box(64, 64))
     assert str(folder) in str(caught.value)
