@@ -37,6 +37,8 @@ _SHORTCUTS = {
     "coco": "data.coco",
     "yolo": "data.yolo",
     "loss_network": "loss.network",
+    "deep_loss_network": "loss.deep_network",
+    "encoder_init": "run.encoder_init",
     "decoder_init": "run.decoder_init",
     "steps": "run.steps",
     "batch_size": "data.batch_size",
@@ -186,11 +188,26 @@ def train(
             "folder.",
         ),
     ] = None,
+    deep_loss_network: Annotated[
+        str | None,
+        typer.Option(
+            help="A distilled VGG-19 encoder (cd16x_encoder_relu4_1.pth or ..._relu5_1.pth) "
+            "whose approximate relu4_1 (, relu5_1) taps extend the loss network past what "
+            "--loss-network reaches; recorded per tap as distilled.",
+        ),
+    ] = None,
     decoder_init: Annotated[
         str | None,
         typer.Option(
-            help="vgg19-relu3 only: the pretrained relu3_1 feature inverter "
-            "(feature_invertor_conv3_1.pth) the decoder starts from.",
+            help="The pretrained inverter the decoder starts from: vgg19-relu3 takes "
+            "feature_invertor_conv3_1.pth, cd16x-relu4 cd16x_decoder_relu4_1.pth.",
+        ),
+    ] = None,
+    encoder_init: Annotated[
+        str | None,
+        typer.Option(
+            help="cd16x-relu4 only: the distilled encoder file (cd16x_encoder_relu4_1.pth) "
+            "its frozen encoder is loaded from.",
         ),
     ] = None,
     download_weights: Annotated[
@@ -254,6 +271,7 @@ def train(
     shortcut_values = {
         "paintings": paintings, "paintings_csv": paintings_csv, "photos": photos, "masks": masks,
         "coco": coco, "yolo": yolo, "loss_network": loss_network, "decoder_init": decoder_init,
+        "deep_loss_network": deep_loss_network, "encoder_init": encoder_init,
         "steps": steps,
         "batch_size": batch_size, "size": size, "workers": workers, "seed": seed,
         "skip_bad": skip_bad,
@@ -301,7 +319,9 @@ def _train(
         with shown_warnings() if dist.is_main else contextlib.nullcontext():
             data = _dataset(cfg)
         dataset = data.dataset
-        loss_net = load_loss_network(cfg.loss.network, download=download_weights)
+        loss_net = load_loss_network(
+            cfg.loss.network, deep=cfg.loss.deep_network, download=download_weights
+        )
         trainer = Trainer(cfg, loss_net, dist)
         provenance = {"initialised_from": trainer.init_from(init)} if init and not resume else {}
     except (DktError, ValueError) as exc:

@@ -6,9 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODERS = ("lite", "vgg19", "vgg19-relu3")
-#: Tap channels of the VGG encoders: relu1_1, relu2_1, relu3_1 (, relu4_1).
-VGG_CHANNELS = {"vgg19": (64, 128, 256, 512), "vgg19-relu3": (64, 128, 256)}
+ENCODERS = ("lite", "vgg19", "vgg19-relu3", "cd16x-relu4")
+#: Tap channels of the pretrained encoders: relu1_1, relu2_1, relu3_1 (, relu4_1).
+#: ``cd16x-relu4`` is the distilled VGG-19 (16x fewer filters; :mod:`dkt.dktnet.distilled`).
+VGG_CHANNELS = {
+    "vgg19": (64, 128, 256, 512),
+    "vgg19-relu3": (64, 128, 256),
+    "cd16x-relu4": (16, 32, 64, 128),
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class DKTNetConfig:
     #: checkpoint made before it existed).
     cov_rank: int = 0
     skip_adain: bool = True
+    #: The pretrained-inverter decoders' zero-initialised skips from the shallower taps
+    #: (False: the inverter alone, an ablation).
+    decoder_skips: bool = True
     working_size: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -6,9 +6,10 @@ first re-normalised to the background's statistics (masked AdaIN, as PHDNet does
 detail arrives already in the painting's colours.
 
 :class:`Decoder` is the trainable decoder of the ``lite`` and ``vgg19`` encoders (skips
-concatenated and fused). :class:`InverterDecoder` belongs to ``vgg19-relu3``: its main path is
-exactly the layer list of the pretrained feature inverter of that encoder's relu3_1 features,
-so it can start from those weights, and its skips are *added* through 1x1 convolutions that
+concatenated and fused). :class:`InverterDecoder` belongs to ``vgg19-relu3`` and
+``cd16x-relu4``: its main path is exactly the layer list of the pretrained feature inverter
+of that encoder's deepest features (WCT's relu3_1 inverter; the distilled network's relu4_1
+decoder), so it can start from those weights, and its skips are *added* through 1x1 convolutions that
 start at zero: at initialisation it is the pretrained inverter, and training decides how much
 of the object's detail the skips bring back.
 """
@@ -58,7 +59,7 @@ class Decoder(nn.Module):
         return self.out(x)
 
 
-#: The inverter's layers: (name, in, out, upsample after). Its pretrained file's
+#: A pretrained inverter's layers: (name, in, out, upsample after). The relu3_1 inverter's
 #: ``nn.Sequential`` indices are in :data:`dkt.dktnet.vgg_weights.INVERTER_INDEX`.
 INVERTER_LAYERS: tuple[tuple[str, int, int, bool], ...] = (
     ("conv3_1", 256, 128, True),
@@ -67,19 +68,44 @@ INVERTER_LAYERS: tuple[tuple[str, int, int, bool], ...] = (
     ("conv1_2", 64, 64, False),
     ("conv1_1", 64, 3, False),
 )
+#: The distilled network's relu4_1 decoder (Collaborative Distillation), its files' names.
+CD16X_INVERTER_LAYERS: tuple[tuple[str, int, int, bool], ...] = (
+    ("conv41", 128, 64, True),
+    ("conv34", 64, 64, False),
+    ("conv33", 64, 64, False),
+    ("conv32", 64, 64, False),
+    ("conv31", 64, 32, True),
+    ("conv22", 32, 32, False),
+    ("conv21", 32, 16, True),
+    ("conv12", 16, 16, False),
+    ("conv11", 16, 3, False),
+)
 
 
 class InverterDecoder(nn.Module):
-    """The relu3_1 feature inverter with zero-initialised, masked-AdaIN skips added."""
+    """A pretrained feature inverter with zero-initialised, masked-AdaIN skips added.
 
-    def __init__(self, skip_adain: bool = True) -> None:
+    ``layers`` is the inverter's plan; a skip is added right after each upsampling, from
+    the encoder tap at that stride, through a 1x1 convolution that starts at zero (so the
+    untrained decoder is exactly the pretrained inverter). ``skips=False`` builds the
+    inverter alone (an ablation, and the training-free baselines). The last layer has no
+    activation even where the original ended in a ReLU: the blend clamps to [0, 1] anyway,
+    and a ReLU there would cut the gradient of every pixel it zeroes.
+    """
+
+    def __init__(
+        self,
+        skip_adain: bool = True,
+        layers: tuple[tuple[str, int, int, bool], ...] = INVERTER_LAYERS,
+        skips: bool = True,
+    ) -> None:
         super().__init__()
         self.skip_adain = skip_adain
-        self.convs = nn.ModuleDict(
-            {name: conv3x3(cin, cout) for name, cin, cout, _ in INVERTER_LAYERS}
-        )
-        # Added right after each upsampling: relu2_1 (128 ch) at stride 2, relu1_1 (64) at 1.
-        self.skips = nn.ModuleList(nn.Conv2d(c, c, kernel_size=1) for c in (64, 128))
+        self.layers = layers
+        self.convs = nn.ModuleDict({name: conv3x3(cin, cout) for name, cin, cout, _ in layers})
+        # The channels arriving at each upsampling, shallowest level (stride 1) first.
+        widths = [cout for _, _, cout, up in reversed(layers) if up]
+        self.skips = nn.ModuleList(nn.Conv2d(c, c, kernel_size=1) for c in widths if skips)
         for proj in self.skips:
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
@@ -91,15 +117,17 @@ class InverterDecoder(nn.Module):
         masks: list[torch.Tensor],
         valids: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``skips`` are relu1_1 and relu2_1 (strides 1, 2); ``masks``/``valids`` at those sizes."""
+        """``skips`` are the shallower taps (strides 1, 2, ...); ``masks``/``valids`` at those sizes."""
         x = deep
         level = len(skips)
-        *body, (last, _, _, _) = INVERTER_LAYERS
+        *body, (last, _, _, _) = self.layers
         for name, _, _, upsample in body:
             x = self.convs[name](x).relu_()
             if upsample:
                 x = _up(x)
                 level -= 1
+                if not len(self.skips):
+                    continue
                 skip = skips[level]
                 if self.skip_adain:
                     skip = masked_adain(skip, masks[level], valids[level] if valids else None)
@@ -107,8 +135,15 @@ class InverterDecoder(nn.Module):
         return self.convs[last](x)
 
 
-def build_decoder(encoder: str, channels: tuple[int, ...], skip_adain: bool) -> nn.Module:
-    """The decoder that belongs to an encoder."""
-    if encoder == "vgg19-relu3":
-        return InverterDecoder(skip_adain)
+#: Encoder name -> the inverter plan its decoder starts from (others get :class:`Decoder`).
+INVERTERS = {"vgg19-relu3": INVERTER_LAYERS, "cd16x-relu4": CD16X_INVERTER_LAYERS}
+
+
+def build_decoder(
+    encoder: str, channels: tuple[int, ...], skip_adain: bool, skips: bool = True
+) -> nn.Module:
+    """The decoder that belongs to an encoder: a pretrained inverter's plan where one exists."""
+    layers = INVERTERS.get(encoder)
+    if layers is not None:
+        return InverterDecoder(skip_adain, layers, skips)
     return Decoder(channels, skip_adain)

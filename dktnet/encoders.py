@@ -133,8 +133,18 @@ class LiteEncoder(Encoder):
 VGG_ENCODERS = {"vgg19": "relu4_1", "vgg19-relu3": "relu3_1"}
 
 
+#: Encoder name -> the distilled VGG-19 depth it is (see :mod:`dkt.dktnet.distilled`).
+DISTILLED_ENCODERS = {"cd16x-relu4": "relu4_1"}
+#: Every encoder that is a frozen pretrained network (its weights come from a file).
+PRETRAINED_ENCODERS = (*VGG_ENCODERS, *DISTILLED_ENCODERS)
+
+
 def build_encoder(name: str, lite_channels: tuple[int, int, int, int]) -> Encoder:
     """The encoder a config names."""
     if name in VGG_ENCODERS:
         return VGG19Encoder(depth=VGG_ENCODERS[name])
+    if name in DISTILLED_ENCODERS:
+        from dkt.dktnet.distilled import DistilledEncoder  # it imports this module
+
+        return DistilledEncoder(depth=DISTILLED_ENCODERS[name])
     return LiteEncoder(lite_channels)

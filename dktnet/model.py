@@ -90,7 +90,9 @@ class DKTNet(nn.Module):
         self.bitransform = BiTransformation(
             channels[-1], cfg.kernel_dim, cfg.prototypes, cfg.generator_hidden, cfg.cov_rank
         )
-        self.decoder = build_decoder(cfg.encoder, channels, skip_adain=cfg.skip_adain)
+        self.decoder = build_decoder(
+            cfg.encoder, channels, skip_adain=cfg.skip_adain, skips=cfg.decoder_skips
+        )
         self.provenance: dict[str, object] = {}  # filled in by checkpoint loading
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:

@@ -67,6 +67,13 @@ class LossWeights:
     # Loss network Φ: a VGG-19 weights path, "random:SEED", or null to look it up
     # ($DKT_VGG19_WEIGHTS, then the cache folder, then a checksum-verified download).
     network: str | None = None
+    # A distilled VGG-19 encoder file (cd16x_encoder_relu4_1.pth or ..._relu5_1.pth) whose
+    # aux taps extend the loss network past what loss.network reaches (relu4_1, relu5_1);
+    # recorded per tap as "distilled", never as VGG-19. null: loss.network's taps only.
+    deep_network: str | None = None
+    # Chroma speckle: the object's high-frequency a/b (Lab) energy above the painting's
+    # (dkt.training.losses.chroma_noise_loss); 0 turns it off.
+    chroma: float = 0.0
     # What L_c compares the output's deepest Φ features with: "composite" (the composite's
     # own, METHOD.md) or "transformed" (the composite's with the foreground re-normalised to
     # the background's statistics, as AdaIN trains): see dkt.training.losses.content_target.
@@ -137,6 +144,9 @@ class RunSettings:
     # vgg19-relu3 only: the pretrained relu3_1 feature inverter its decoder starts from
     # (WCT's feature_invertor_conv3_1.pth); null starts from random weights.
     decoder_init: str | None = None
+    # cd16x-relu4 only: the distilled encoder file (cd16x_encoder_relu4_1.pth) the frozen
+    # encoder is loaded from (the VGG encoders are copied from the loss network instead).
+    encoder_init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,15 +216,18 @@ def _validate(cfg: TrainConfig) -> None:
         (all(w >= 0 for w in _weights(cfg.loss)), "loss weights must be >= 0"),
         (cfg.loss.content_target in CONTENT_TARGETS,
          f"loss.content_target must be one of {CONTENT_TARGETS}"),
-        (run.decoder_init is None or cfg.model.encoder == "vgg19-relu3",
-         "run.decoder_init (a relu3_1 feature inverter) only fits model.encoder vgg19-relu3"),
+        (run.decoder_init is None or cfg.model.encoder in ("vgg19-relu3", "cd16x-relu4"),
+         "run.decoder_init (a pretrained inverter) only fits model.encoder vgg19-relu3 or "
+         "cd16x-relu4"),
+        (run.encoder_init is None or cfg.model.encoder == "cd16x-relu4",
+         "run.encoder_init (a distilled encoder file) only fits model.encoder cd16x-relu4"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
 
 
-_NOT_WEIGHTS = ("network", "content_target")
+_NOT_WEIGHTS = ("network", "deep_network", "content_target")
 
 
 def _weights(loss: LossWeights) -> list[float]:

@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader
 
 from dkt import dktnet
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from dkt.dktnet.encoders import VGG_ENCODERS
+from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
 from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
+from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.vgg_weights import load_inverter_state
 from dkt.training.config import TrainConfig
 from dkt.training.data import CompositeDataset
@@ -41,6 +42,7 @@ from dkt.training.distributed import DistContext
 from dkt.training.ema import EMA
 from dkt.training.losses import (
     adversarial_loss,
+    chroma_noise_loss,
     autoencoder_loss,
     colour_loss,
     consistency_loss,
@@ -67,6 +69,11 @@ from dkt.training.state import LoadedState, load_training_state, restore_rng, sa
 __all__ = ["GeneratorPass", "TrainResult", "Trainer", "run_training"]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Encoder name -> the reader of the pretrained inverter its decoder starts from.
+_DECODER_INITS = {
+    "vgg19-relu3": load_inverter_state,
+    "cd16x-relu4": load_distilled_decoder_state,
+}
 
 
 class GeneratorPass(nn.Module):
@@ -127,9 +134,18 @@ class Trainer:
         self.model = DKTNet(config.model)
         if config.model.encoder in VGG_ENCODERS:
             _copy_frozen_encoder(self.model, loss_network)
+        if config.model.encoder in DISTILLED_ENCODERS and not config.run.encoder_init:
+            raise ValueError(
+                f"model.encoder {config.model.encoder} needs its pretrained weights: pass "
+                "--encoder-init cd16x_encoder_relu4_1.pth (run.encoder_init)"
+            )
+        if config.run.encoder_init:
+            self.model.encoder.load_state_dict(
+                load_distilled_encoder(config.run.encoder_init).state_dict()
+            )
         if config.run.decoder_init:
             self.model.decoder.load_state_dict(
-                load_inverter_state(config.run.decoder_init), strict=False
+                _DECODER_INITS[config.model.encoder](config.run.decoder_init), strict=False
             )
         self.model.to(self.device).train()
         self.loss_network = loss_network
@@ -219,14 +235,17 @@ class Trainer:
             with torch.no_grad():
                 target_feats = self.loss_net(composite)
             output_feats = self.loss_net(output)
-            target = content_target(target_feats[-1], mask, weights.content_target)
+            c = self.loss_network.content_index
+            target = content_target(target_feats[c], mask, weights.content_target)
             terms: dict[str, torch.Tensor] = {
                 "style": style_loss(output_feats, target_feats, mask),
-                "content": content_loss(output_feats[-1], target, mask),
+                "content": content_loss(output_feats[c], target, mask),
                 "identity": identity_loss(gen["identity"], painting),
             }
             if weights.colour > 0:
                 terms["colour"] = colour_loss(output, composite, mask)
+            if weights.chroma > 0:
+                terms["chroma"] = chroma_noise_loss(output, composite, mask)
             if weights.diversity > 0:
                 terms["diversity"] = kernel_diversity_loss(gen["kernel_weights"])
             if "consistency" in gen:

@@ -15,6 +15,7 @@ from torch import nn
 
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.stats import RegionStats, masked_adain, masked_covariance, masked_stats, resize_mask
+from dkt.evaluation.chroma import chroma_detail, chroma_rms, inner
 from dkt.evaluation.colour import srgb_to_lab_tensor
 
 _EPS = 1e-6
@@ -74,6 +75,28 @@ def colour_loss(output: torch.Tensor, composite: torch.Tensor, mask: torch.Tenso
     fg = masked_stats(out_lab, mask)
     bg = masked_stats(comp_lab, 1.0 - mask)
     return _stats_distance(fg, bg) / COLOUR_UNIT**2
+
+
+#: Lab units of excess chroma-detail RMS that count as 1 in the chroma term: the speckle
+#: the relu3 model put on light objects was about 2 units above the painting's own.
+CHROMA_UNIT = 2.0
+
+
+def chroma_noise_loss(
+    output: torch.Tensor, composite: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """L_chroma: the object may carry no finer colour detail than the painting has.
+
+    One-sided: the squared excess of the object's a/b high-pass RMS over the painting's (see
+    :mod:`dkt.evaluation.chroma`, the metric it mirrors), per image, in units of
+    :data:`CHROMA_UNIT`. Why: the style loss matches feature statistics, which a decoder can
+    satisfy with colour speckle (green and pink specks on light objects); the colour loss
+    matches distributions, which speckle hardly moves. Less detail than the painting is
+    left to the style and content terms, so a smooth painting does not flatten the object.
+    """
+    fg = chroma_rms(chroma_detail(output), inner(mask))
+    bg = chroma_rms(chroma_detail(composite).detach(), inner(1.0 - mask))
+    return (torch.relu(fg - bg) / CHROMA_UNIT).pow(2).mean()
 
 
 def content_target(composite_feat: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:

@@ -11,6 +11,12 @@ folder (``~/.cache/dkt``), or a download of torchvision's file checked against i
 Where none exists, a seeded random-weight VGG-19 may be used, but only when asked for by
 name (``random:SEED``), and its use is written into every checkpoint trained with it so
 nobody mistakes the result for a paper-faithful model.
+
+Depth the exact files lack comes from the distilled VGG-19 (Collaborative Distillation,
+:mod:`dkt.dktnet.distilled`): its aux taps approximate VGG-19's relu1_1..relu5_1. It can be
+the whole loss network (its file as ``spec``) or extend an exact one past relu3_1
+(``deep``). The provenance then says, tap by tap, which network gave it, and calls the
+distilled one "distilled", never VGG-19.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import nn
+
 from dkt.dktnet.checkpoint import file_sha256
+from dkt.dktnet.distilled import DISTILLED_KIND, DistilledTaps, StackedTaps
+from dkt.dktnet.distilled_weights import is_distilled_encoder_state, load_distilled_encoder
 from dkt.dktnet.downloads import cache_dir, download_file
-from dkt.dktnet.encoders import VGG19Encoder
 from dkt.dktnet.errors import CheckpointError
-from dkt.dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder
+from dkt.dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder, read_state_dict
 
 __all__ = [
     "ENV_VAR",
@@ -50,10 +59,22 @@ class MissingLossNetworkError(CheckpointError):
     """No pretrained VGG-19 was found, and none was asked to be downloaded."""
 
 
+#: The tap the content loss reads (METHOD.md); a network that stops earlier uses its deepest.
+CONTENT_TAP = "relu4_1"
+
+
 @dataclass(frozen=True)
 class LossNetwork:
-    network: VGG19Encoder
+    """``network(x) -> [taps]``, named by ``network.tap_names``, and where each came from."""
+
+    network: nn.Module
     provenance: dict[str, object]
+
+    @property
+    def content_index(self) -> int:
+        """Which tap L_c reads: relu4_1 where the network has it, else its deepest."""
+        names = list(self.network.tap_names)
+        return names.index(CONTENT_TAP) if CONTENT_TAP in names else len(names) - 1
 
 
 def find_vgg19_weights(
@@ -112,22 +133,70 @@ def _random(spec: str) -> LossNetwork:
     )
 
 
+def _file_record(path: Path, source: str) -> dict[str, object]:
+    return {"file": path.name, "source": source, "sha256": file_sha256(path)}
+
+
+def _distilled(path: Path) -> tuple[DistilledTaps, dict[str, object]]:
+    taps = DistilledTaps(load_distilled_encoder(path, aux=True)).eval()
+    record = {
+        "kind": DISTILLED_KIND,
+        "note": "Collaborative Distillation's 16x-smaller VGG-19; its aux taps approximate "
+        "VGG-19's, they are not VGG-19",
+        **_file_record(path, "path"),
+    }
+    return taps, record
+
+
+def _is_distilled_file(path: Path) -> bool:
+    return is_distilled_encoder_state(read_state_dict(path))
+
+
 def load_loss_network(
-    spec: str | None = None, *, download: bool = False, env: Mapping[str, str] | None = None
+    spec: str | None = None,
+    *,
+    deep: str | None = None,
+    download: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> LossNetwork:
-    """``random:SEED`` for the stand-in, a path, or ``None`` to look the weights up."""
+    """``random:SEED`` for the stand-in, a path, or ``None`` to look the weights up.
+
+    A distilled encoder file as ``spec`` gives a loss network of its aux taps alone;
+    ``deep`` (a distilled encoder file) adds the taps past the exact network's deepest.
+    """
     if spec is not None and spec.startswith("random:"):
+        if deep is not None:
+            raise ValueError("the random stand-in already reaches relu4_1; drop the deep network")
         return _random(spec)
     path, source = find_vgg19_weights(spec, download=download, env=env)
-    network = load_vgg19_encoder(path).eval()
+    if _is_distilled_file(path):
+        if deep is not None:
+            raise ValueError(f"{path}: already the distilled network; drop the deep network")
+        network, record = _distilled(path)
+        record["source"] = source
+        taps = list(network.tap_names)
+        return LossNetwork(
+            network,
+            {**record, "taps": taps, "pretrained": True, "tap_sources": dict.fromkeys(taps, record)},
+        )
+    exact = load_vgg19_encoder(path).eval()
+    exact_record = {"kind": "vgg19", **_file_record(path, source)}
+    tap_sources = dict.fromkeys(exact.tap_names, exact_record)
+    network: nn.Module = exact
+    if deep is not None:
+        if not Path(deep).is_file():
+            raise CheckpointError(deep, "no such file (deep loss network)")
+        deep_taps, deep_record = _distilled(Path(deep))
+        network = StackedTaps(exact, deep_taps).eval()
+        tap_sources.update(dict.fromkeys(network.tap_names[len(exact.tap_names) :], deep_record))
+    kinds = dict.fromkeys(str(r["kind"]) for r in tap_sources.values())
     return LossNetwork(
         network,
         {
-            "kind": "vgg19",
+            **exact_record,
+            "kind": "+".join(kinds),
             "taps": list(network.tap_names),
             "pretrained": True,
-            "file": path.name,
-            "source": source,
-            "sha256": file_sha256(path),
+            "tap_sources": tap_sources,
         },
     )
