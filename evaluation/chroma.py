@@ -56,6 +56,7 @@ def chroma_speckle(result: np.ndarray, composite: np.ndarray, mask: np.ndarray) 
 
     uint8 (H,W,3) images, ``mask`` float (H,W). None where either region has no inner pixel.
     """
+
     def tensor(image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
 

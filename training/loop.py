@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader
 
 from dkt import dktnet
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
 from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
-from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.vgg_weights import load_inverter_state
 from dkt.training.config import TrainConfig
 from dkt.training.data import CompositeDataset
@@ -42,8 +42,8 @@ from dkt.training.distributed import DistContext
 from dkt.training.ema import EMA
 from dkt.training.losses import (
     adversarial_loss,
-    chroma_noise_loss,
     autoencoder_loss,
+    chroma_noise_loss,
     colour_loss,
     consistency_loss,
     content_loss,

@@ -175,9 +175,9 @@ def load_loss_network(
         network, record = _distilled(path)
         record["source"] = source
         taps = list(network.tap_names)
+        sources = dict.fromkeys(taps, record)
         return LossNetwork(
-            network,
-            {**record, "taps": taps, "pretrained": True, "tap_sources": dict.fromkeys(taps, record)},
+            network, {**record, "taps": taps, "pretrained": True, "tap_sources": sources}
         )
     exact = load_vgg19_encoder(path).eval()
     exact_record = {"kind": "vgg19", **_file_record(path, source)}
