@@ -9,8 +9,8 @@ detail arrives already in the painting's colours.
 concatenated and fused). :class:`InverterDecoder` belongs to ``vgg19-relu3`` and
 ``cd16x-relu4``: its main path is exactly the layer list of the pretrained feature
 inverter of that encoder's deepest features (WCT's relu3_1 inverter; the distilled
-network's relu4_1 decoder), so it can start from those weights, and its skips are *added* through 1x1 convolutions that
-start at zero: at initialisation it is the pretrained inverter, and training decides how much
+network's relu4_1 decoder), so it can start from those weights, and its skips are *added*
+through 1x1 convolutions that start at zero: at initialisation it is the pretrained inverter, and training decides how much
 of the object's detail the skips bring back.
 """
 
@@ -117,7 +117,7 @@ class InverterDecoder(nn.Module):
         masks: list[torch.Tensor],
         valids: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """``skips``: the shallower taps (strides 1, 2, ...); ``masks``/``valids`` at those sizes."""
+        """``skips``: shallower taps (strides 1, 2, ...); ``masks``/``valids`` at those sizes."""
         x = deep
         level = len(skips)
         *body, (last, _, _, _) = self.layers
