@@ -10,8 +10,8 @@ concatenated and fused). :class:`InverterDecoder` belongs to ``vgg19-relu3`` and
 ``cd16x-relu4``: its main path is exactly the layer list of the pretrained feature
 inverter of that encoder's deepest features (WCT's relu3_1 inverter; the distilled
 network's relu4_1 decoder), so it can start from those weights, and its skips are *added*
-through 1x1 convolutions that start at zero: at initialisation it is the pretrained inverter, and training decides how much
-of the object's detail the skips bring back.
+through 1x1 convolutions that start at zero: at initialisation it is the pretrained
+inverter, and training decides how much of the object's detail the skips bring back.
 """
 
 from __future__ import annotations
