@@ -44,17 +44,20 @@ class Decoder(nn.Module):
         skips: list[torch.Tensor],
         masks: list[torch.Tensor],
         valids: list[torch.Tensor] | None = None,
+        strength: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``skips``/``masks`` are the shallower encoder taps and masks at those sizes.
 
-        ``valids`` (1 on real pixels, 0 on padding) keep padding out of the skips' statistics.
+        ``valids`` (1 on real pixels, 0 on padding) keep padding out of the skips' statistics;
+        ``strength`` scales the skips' masked AdaIN (:func:`masked_adain`; ``None``: full).
         """
         x = deep
         for level in reversed(range(len(skips))):
             x = torch.relu(self.up[level](_up(x)))
             skip = skips[level]
             if self.skip_adain:
-                skip = masked_adain(skip, masks[level], valids[level] if valids else None)
+                valid = valids[level] if valids else None
+                skip = masked_adain(skip, masks[level], valid, strength)
             x = torch.relu(self.fuse[level](torch.cat([x, skip], dim=1)))
         return self.out(x)
 
@@ -116,8 +119,10 @@ class InverterDecoder(nn.Module):
         skips: list[torch.Tensor],
         masks: list[torch.Tensor],
         valids: list[torch.Tensor] | None = None,
+        strength: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``skips``: shallower taps (strides 1, 2, ...); ``masks``/``valids`` at those sizes."""
+        """``skips``: shallower taps (strides 1, 2, ...); ``masks``/``valids`` at those sizes;
+        ``strength`` scales the skips' masked AdaIN (``None``: full)."""
         x = deep
         level = len(skips)
         *body, (last, _, _, _) = self.layers
@@ -130,7 +135,8 @@ class InverterDecoder(nn.Module):
                     continue
                 skip = skips[level]
                 if self.skip_adain:
-                    skip = masked_adain(skip, masks[level], valids[level] if valids else None)
+                    valid = valids[level] if valids else None
+                    skip = masked_adain(skip, masks[level], valid, strength)
                 x = x.add_(self.skips[level](skip))  # in place: a full-size map less
         return self.convs[last](x)
 

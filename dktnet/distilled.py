@@ -14,6 +14,8 @@ reported as the real network's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
@@ -145,3 +147,23 @@ class StackedTaps(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         deep = self.deep(x)
         return [*self.shallow(x), *(deep[i] for i in self.deep_index)]
+
+
+def tap_groups(
+    taps: Sequence[str], sources: Mapping[str, Mapping[str, object]]
+) -> list[tuple[list[str], Mapping[str, object]]]:
+    """Runs of consecutive ``taps`` that came from one network, each with that network's record.
+
+    ``sources`` is a loss network's ``provenance["tap_sources"]`` (tap -> the record of the
+    network that gives it: ``kind``, ``file``, ...). A tap missing from ``sources`` gets an
+    empty record. What reports use to say, tap by tap, which taps are the real VGG-19 and
+    which the distilled approximation.
+    """
+    groups: list[tuple[list[str], Mapping[str, object]]] = []
+    for tap in taps:
+        record = sources.get(tap) or {}
+        if groups and groups[-1][1] == record:
+            groups[-1][0].append(tap)
+        else:
+            groups.append(([tap], record))
+    return groups

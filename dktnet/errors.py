@@ -52,3 +52,13 @@ class CheckpointError(PathError):
 
 class WorkingMemoryError(DktError):
     """An image whose working size needs more memory than is left: refused before the run."""
+
+
+class StrengthError(DktError, ValueError):
+    """A style strength that is not a number from 0 to 1 (a ``ValueError`` too).
+
+    >>> h = dkt.Harmonizer(strength=1.5)                 # doctest: +SKIP
+    dkt.StrengthError: strength must be a number from 0 to 1, got 1.5
+    >>> isinstance(StrengthError("strength: ..."), ValueError)
+    True
+    """

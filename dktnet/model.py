@@ -18,6 +18,7 @@ from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.decoder import build_decoder
 from dkt.dktnet.encoders import build_encoder
 from dkt.dktnet.stats import RegionStats, resize_mask
+from dkt.dktnet.strength import toward
 
 STRIDES = (1, 2, 4, 8)
 #: Inputs are padded to a multiple of the deepest stride any encoder has (8; vgg19-relu3's
@@ -78,6 +79,11 @@ class DKTNet(nn.Module):
       nor blended (what an export and a parity check compare);
     * :meth:`forward`: the harmonized image: :meth:`unblended` blended into the composite
       by the mask, every background pixel exactly the composite's.
+
+    Each takes an optional ``strength``, a float32 tensor of shape [1] in [0, 1] (an exported
+    graph's third input): the features, the skips and the image move only that far from the
+    composite's own (:mod:`dkt.dktnet.strength`). ``None`` is full strength with no extra
+    operation: the network exactly as it was before strength existed.
     """
 
     def __init__(self, config: DKTNetConfig | None = None) -> None:
@@ -99,7 +105,11 @@ class DKTNet(nn.Module):
         return self.encoder(image)
 
     def run_padded(
-        self, composite: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
+        self,
+        composite: torch.Tensor,
+        mask: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        strength: torch.Tensor | None = None,
     ) -> NetworkOutput:
         """Run the network on inputs whose H, W are multiples of 8; no clamping or blending.
 
@@ -110,27 +120,41 @@ class DKTNet(nn.Module):
         masks = [resize_mask(mask, s) for s in self.strides]
         valids = None if valid is None else [resize_mask(valid, s) for s in self.strides]
         bt = self.bitransform(taps[-1], masks[-1], None if valids is None else valids[-1])
+        deep = toward(taps[-1], bt.harmonized, strength)  # F_c + s * (F~_c - F_c)
         image = self.decoder(
-            bt.harmonized, taps[:-1], masks[:-1], None if valids is None else valids[:-1]
+            deep, taps[:-1], masks[:-1], None if valids is None else valids[:-1], strength
         )
         return NetworkOutput(
             image, bt.standard, bt.harmonized, bt.fg_stats, bt.bg_stats, bt.weights
         )
 
-    def unblended(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The decoder's image at the input's own H x W, before clamping and blending."""
+    def unblended(
+        self, composite: torch.Tensor, mask: torch.Tensor, strength: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The decoder's image at the input's own H x W, before clamping and blending.
+
+        At a ``strength`` below 1 the features and skips it decodes moved that far; the
+        image itself is faded in by :meth:`forward`, on the composite's own values.
+        """
         h, w = composite.shape[-2:]
         mask = mask.to(composite.dtype)
         valid = pad_to_multiple(torch.ones_like(mask), mode="constant")
         rendered = self.run_padded(
-            pad_to_multiple(composite), pad_to_multiple(mask, mode="constant"), valid
+            pad_to_multiple(composite), pad_to_multiple(mask, mode="constant"), valid, strength
         )
         return rendered.image[..., :h, :w]
 
-    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Harmonize ``composite`` (B,3,H,W) in [0,1] inside ``mask`` (B,1,H,W) in [0,1]."""
+    def forward(
+        self, composite: torch.Tensor, mask: torch.Tensor, strength: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Harmonize ``composite`` (B,3,H,W) in [0,1] inside ``mask`` (B,1,H,W) in [0,1].
+
+        The decoder's image is faded in by ``strength`` before the exact blend:
+        ``composite + s * (decoded - composite)``, the composite itself at 0.
+        """
         mask = mask.to(composite.dtype)
-        return blend(composite, self.unblended(composite, mask), mask)
+        generated = toward(composite, self.unblended(composite, mask, strength), strength)
+        return blend(composite, generated, mask)
 
     def autoencode(self, image: torch.Tensor) -> torch.Tensor:
         """D(E(I)) with no transform: what the reconstruction loss trains for a lite encoder."""

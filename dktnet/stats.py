@@ -123,7 +123,10 @@ def masked_covariance(z: torch.Tensor, weight: torch.Tensor, eps: float = EPS) -
 
 
 def masked_adain(
-    feat: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
+    feat: torch.Tensor,
+    mask: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    strength: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Re-normalise the foreground (``mask``) to the background's statistics (PHDNet-style).
 
@@ -135,6 +138,10 @@ def masked_adain(
     full-resolution skips, where every pass over the map counts (``lerp`` with an expanded
     mask exported as seven full-size operators, both of its branches and a ``Where``).
     Outside the mask the product is exactly zero, so the features stay bit-identical.
+
+    ``strength`` (shape [1], :mod:`dkt.dktnet.strength`) gives ``feat + s * (adain - feat)``
+    by scaling the merge's one-channel mask, not the full map: exact at 0 and 1 (``m * 1``
+    is ``m``), and the statistics still come from the whole mask. ``None``: full strength.
     """
     fg, bg = region_stats(feat, (mask, background_weight(mask, valid)))
     scale = bg.std / fg.std
@@ -144,4 +151,5 @@ def masked_adain(
     # feat32 leads every product, so each result keeps its memory layout (channels-last
     # on the CPU) instead of mixing it with the (B, C, 1, 1) statistics' NCHW.
     moved = (feat32 * scale).add_(offset).clamp_(low, high)
-    return torch.addcmul(feat32, moved.sub_(feat32), mask.float()).to(feat.dtype)
+    weight = mask.float() if strength is None else mask.float() * strength.float()
+    return torch.addcmul(feat32, moved.sub_(feat32), weight).to(feat.dtype)

@@ -67,6 +67,28 @@ def shared_weights() -> Path:
     return SHARED_WEIGHTS
 
 
+@pytest.fixture(scope="session")
+def shared_cd16x_weights() -> Path:
+    """The real distilled VGG-19 approximation (cd16x) to relu4_1 and relu5_1, the relu4_1
+    decoder; skips the test where absent."""
+    from dkt.dktnet.pretrained import CD16X_RELU4_FILES
+
+    names = (*CD16X_RELU4_FILES, "cd16x_encoder_relu5_1.pth")
+    missing = [name for name in names if not (SHARED_WEIGHTS / name).is_file()]
+    if missing:
+        pytest.skip(f"distilled cd16x weights {', '.join(missing)} not found at {SHARED_WEIGHTS}")
+    return SHARED_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def distilled_weights() -> Path:
+    """The real distilled VGG-19 (cd16x) encoders and relu4_1 decoder; skips where absent."""
+    names = ("cd16x_encoder_relu4_1.pth", "cd16x_encoder_relu5_1.pth", "cd16x_decoder_relu4_1.pth")
+    if not all((SHARED_WEIGHTS / name).is_file() for name in names):
+        pytest.skip(f"distilled VGG-19 (cd16x) weights not found at {SHARED_WEIGHTS}")
+    return SHARED_WEIGHTS
+
+
 # --------------------------------------------------------------------------- tiny model
 
 #: A network small enough to build, save, load and run in milliseconds on a busy CPU.

@@ -39,6 +39,7 @@ def test_to_dict_holds_every_field() -> None:
         "generator_hidden": 16,
         "cov_rank": 0,
         "skip_adain": True,
+        "decoder_skips": True,
         "working_size": 256,
         "extra": {},
     }

@@ -100,3 +100,23 @@ def test_apply_overrides_does_not_touch_its_input() -> None:
 def test_defaults_equal_the_lite_preset_except_where_the_preset_says_otherwise() -> None:
     # The dataclass defaults and the shipped YAML must not drift apart silently.
     assert load_config("dktnet-lite") == TrainConfig()
+
+
+def test_the_cd16x_preset_takes_the_distilled_files_and_only_it_takes_an_encoder_file() -> None:
+    cfg = load_config(
+        "dktnet-cd16x",
+        ["run.encoder_init=enc.pth", "run.decoder_init=dec.pth", "loss.deep_network=enc5.pth"],
+    )
+    assert cfg.model.encoder == "cd16x-relu4" and cfg.model.channels == (16, 32, 64, 128)
+    assert cfg.loss.chroma > 0 and cfg.model.decoder_skips
+    with pytest.raises(ConfigError, match="encoder_init"):
+        load_config("dktnet-relu3", ["run.encoder_init=enc.pth"])
+
+
+def test_a_cd16x_run_without_its_encoder_weights_stops_before_training() -> None:
+    from dkt.training.loop import Trainer
+    from dkt.training.lossnet import load_loss_network
+
+    cfg = load_config("dktnet-cd16x", ["data.size=32", "run.tensorboard=false"])
+    with pytest.raises(ValueError, match="--encoder-init"):
+        Trainer(cfg, load_loss_network("random:0"))

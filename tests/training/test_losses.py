@@ -508,3 +508,24 @@ def test_colour_loss_is_zero_when_the_object_has_the_paintings_lab_statistics() 
     darker = image.clone()
     darker[0][:, inside] = colours * 0.5
     assert colour_loss(darker, image, mask).item() > 0.5
+
+
+def test_chroma_noise_loss_sees_colour_speckle_the_painting_lacks() -> None:
+    from dkt.training.losses import chroma_noise_loss
+
+    torch.manual_seed(0)
+    grey = torch.full((1, 3, 48, 48), 0.6)
+    painting = grey + 0.02 * torch.randn(1, 3, 48, 48)  # a little colour grain of its own
+    mask = torch.zeros(1, 1, 48, 48)
+    mask[..., 10:38, 10:38] = 1.0
+    smooth = painting * (1 - mask) + grey * mask
+    assert float(chroma_noise_loss(smooth, painting, mask)) == 0.0  # less detail: no penalty
+    speckle = torch.zeros(1, 3, 48, 48)
+    speckle[:, 1, ::2, ::2] = 0.15  # green specks
+    speckle[:, 0, 1::2, 1::2] = 0.15  # pink specks
+    noisy = (smooth + speckle * mask).clamp(0, 1).requires_grad_(True)
+    loss = chroma_noise_loss(noisy, painting, mask)
+    assert loss.item() > 1.0
+    loss.backward()
+    stepped = (noisy - 0.01 * noisy.grad / noisy.grad.abs().max()).detach()
+    assert chroma_noise_loss(stepped, painting, mask).item() < loss.item()

@@ -96,3 +96,44 @@ def test_the_random_stand_in_records_its_four_taps() -> None:
         "relu3_1",
         "relu4_1",
     ]
+
+
+def test_deep_distilled_taps_extend_the_exact_network_and_say_which_is_which(
+    shared_weights: Path, distilled_weights: Path
+) -> None:
+    net = load_loss_network(
+        str(shared_weights / "vgg_normalised_conv3_1.pth"),
+        deep=str(distilled_weights / "cd16x_encoder_relu5_1.pth"),
+    )
+    taps = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert net.provenance["taps"] == taps
+    sources = net.provenance["tap_sources"]
+    assert {sources[t]["kind"] for t in taps[:3]} == {"vgg19"}
+    assert {sources[t]["kind"] for t in taps[3:]} == {"distilled-vgg19-cd16x"}
+    assert sources["relu5_1"]["file"] == "cd16x_encoder_relu5_1.pth"
+    assert net.content_index == 3  # L_c reads relu4_1, not the deepest tap
+    feats = net.network(torch.rand(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+    # The shallow taps are the exact network's own, not the approximation's.
+    exact = load_loss_network(str(shared_weights / "vgg_normalised_conv3_1.pth")).network
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(net.network(x)[2], exact(x)[2])
+
+
+def test_a_distilled_file_alone_is_a_loss_network_of_its_aux_taps(distilled_weights: Path) -> None:
+    net = load_loss_network(str(distilled_weights / "cd16x_encoder_relu4_1.pth"))
+    assert net.provenance["kind"] == "distilled-vgg19-cd16x"
+    assert net.provenance["taps"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    assert "not VGG-19" in str(net.provenance["note"])
+    with pytest.raises(ValueError, match="already the distilled"):
+        load_loss_network(
+            str(distilled_weights / "cd16x_encoder_relu4_1.pth"),
+            deep=str(distilled_weights / "cd16x_encoder_relu5_1.pth"),
+        )
+
+
+def test_a_missing_deep_network_is_named(shared_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="deep loss network"):
+        load_loss_network(
+            str(shared_weights / "vgg_normalised_conv3_1.pth"), deep=str(tmp_path / "typo.pth")
+        )
