@@ -134,11 +134,32 @@ class Backend(ABC):
         raise BackendError(f"{model}: the {cls.name} backend cannot describe its model files")
 
     @abstractmethod
-    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(self, composite: np.ndarray, mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
         """Harmonize a batch: (B,3,H,W) and (B,1,H,W) float32 in [0,1] -> (B,3,H,W) float32.
 
-        The result equals ``composite`` wherever ``mask`` is 0.
+        The result equals ``composite`` wherever ``mask`` is 0. ``strength`` in [0, 1] is the
+        style strength (:mod:`dkt.dktnet.strength`); callers pass it only when it is not 1,
+        so a backend that runs at full strength only may keep a two-argument ``run``, and
+        says so in :attr:`strength_refusal`.
         """
+
+    @property
+    def strength_refusal(self) -> str | None:
+        """Why this loaded model runs at strength 1 only (one line), or ``None`` if it runs at
+        any strength.
+
+        A property of the model file as much as of the backend (an export made before
+        strength existed has no input for it), so it is asked of the loaded backend, and
+        before any image is read: a folder run must not fail on every file for it.
+        """
+        return f"the {self.name} backend runs at style strength 1 only"
+
+    def check_strength(self, strength: float) -> None:
+        """Raise :class:`BackendError` (:attr:`strength_refusal`) if ``strength`` is not 1 and
+        this model cannot run at it."""
+        reason = self.strength_refusal
+        if strength != 1.0 and reason is not None:
+            raise BackendError(f"strength {strength:g}: {reason}")
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -5,7 +5,10 @@ multiple of 8 (replicate padding computed from the input's shape), encode, bi-tr
 the dynamic kernels, decode, crop back and blend with the composite outside the mask. So an
 ONNX Runtime or TensorRT user gets the same "the painting is never altered" guarantee as
 the eager model, with the same I/O: ``composite`` (B,3,H,W) and ``mask`` (B,1,H,W), float32
-in [0, 1] -> ``harmonized`` (B,3,H,W) float32.
+in [0, 1], and ``strength`` (shape [1], float32 in [0, 1], :mod:`dkt.dktnet.strength`) ->
+``harmonized`` (B,3,H,W) float32. The strength is an input, not a constant, so one file serves
+every strength; ``strength_input=False`` writes the two-input graph of the exports made
+before it existed (for consumers wired to that I/O), which runs at strength 1 only.
 
 Exporters. ``dynamo`` (default) is ``torch.export`` + onnxscript, the path torch supports
 going forward; dynamic axes are declared by name so nothing about the example input's size
@@ -53,10 +56,18 @@ from dkt.backends.quantize_onnx import (
     quantize_int8,
 )
 from dkt.backends.registry import require_module
-from dkt.backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.backends.shapes import (
+    CHANNELS,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    STRENGTH_INPUT,
+    STRENGTH_SHAPE,
+    ShapeProfile,
+)
 from dkt.dktnet.atomic import atomic_path
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 from dkt.dktnet.model import DKTNet, blend
+from dkt.dktnet.strength import toward
 
 METADATA_KEY = "dkt"
 METADATA_FORMAT = "dkt-onnx"
@@ -75,7 +86,8 @@ class ExportGraph(nn.Module):
     """What gets exported: DKTNet.forward with the network run at ``dtype``.
 
     For float32 this is exactly ``DKTNet.forward``. For float16 the network runs in half,
-    and the blend with the composite is done in float32 on the untouched inputs.
+    and the fade-in by strength and the blend with the composite are done in float32 on the
+    untouched inputs (the composite comes back exactly at strength 0).
     """
 
     def __init__(self, model: DKTNet, dtype: torch.dtype = torch.float32) -> None:
@@ -83,11 +95,14 @@ class ExportGraph(nn.Module):
         self.model = model.to(dtype).eval()
         self.dtype = dtype
 
-    def forward(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, composite: torch.Tensor, mask: torch.Tensor, strength: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.dtype == torch.float32:
-            return self.model(composite, mask)
-        generated = self.model.unblended(composite.to(self.dtype), mask.to(self.dtype))
-        return blend(composite, generated.float(), mask)
+            return self.model(composite, mask, strength)
+        half = (composite.to(self.dtype), mask.to(self.dtype))
+        generated = self.model.unblended(*half, strength).float()
+        return blend(composite, toward(composite, generated, strength), mask)
 
 
 @dataclass
@@ -109,6 +124,18 @@ def example_inputs(shape: tuple[int, int, int], seed: int = 0) -> tuple[torch.Te
     return composite, mask
 
 
+def graph_input_names(strength_input: bool) -> tuple[str, ...]:
+    """The exported graph's inputs, in order."""
+    return (*INPUT_NAMES, STRENGTH_INPUT) if strength_input else INPUT_NAMES
+
+
+def _example(profile: ShapeProfile, names: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
+    """Example inputs for the exporters; a strength between 0 and 1, so neither end is traced
+    as a special case (nothing in the graph depends on its value, but a tracer cannot know)."""
+    images = example_inputs(profile.opt)
+    return (*images, torch.full(STRENGTH_SHAPE, 0.5)) if STRENGTH_INPUT in names else images
+
+
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """The exporters log and warn a lot that is no use to a dkt user; keep the terminal clean."""
@@ -128,15 +155,19 @@ def _dynamic_names(profile: ShapeProfile) -> dict[int, str]:
     return {axes[name]: name for name in profile.dynamic_axes}
 
 
-def _export_dynamo(graph: nn.Module, inputs: tuple, profile: ShapeProfile, opset: int) -> Any:
+def _export_dynamo(
+    graph: nn.Module, inputs: tuple, names: tuple[str, ...], profile: ShapeProfile, opset: int
+) -> Any:
     require_module("onnxscript", "the dynamo ONNX exporter")
-    names = _dynamic_names(profile)
-    dynamic_shapes = {name: dict(names) for name in INPUT_NAMES} if names else None
+    axes = _dynamic_names(profile)
+    dynamic_shapes = (
+        {name: dict(axes) if name in INPUT_NAMES else None for name in names} if axes else None
+    )
     with _quiet_exporter():
         program = torch.onnx.export(
             graph,
             inputs,
-            input_names=list(INPUT_NAMES),
+            input_names=list(names),
             output_names=list(OUTPUT_NAMES),
             opset_version=opset,
             dynamo=True,
@@ -146,17 +177,19 @@ def _export_dynamo(graph: nn.Module, inputs: tuple, profile: ShapeProfile, opset
     return program.model_proto
 
 
-def _export_torchscript(graph: nn.Module, inputs: tuple, profile: ShapeProfile, opset: int) -> Any:
+def _export_torchscript(
+    graph: nn.Module, inputs: tuple, names: tuple[str, ...], profile: ShapeProfile, opset: int
+) -> Any:
     onnx = require_module("onnx", "ONNX export")
-    names = _dynamic_names(profile)
-    dynamic_axes = {name: dict(names) for name in (*INPUT_NAMES, *OUTPUT_NAMES)} if names else None
+    axes = _dynamic_names(profile)
+    dynamic_axes = {name: dict(axes) for name in (*INPUT_NAMES, *OUTPUT_NAMES)} if axes else None
     buffer = io.BytesIO()
     with _quiet_exporter():
         torch.onnx.export(
             graph,
             inputs,
             buffer,
-            input_names=list(INPUT_NAMES),
+            input_names=list(names),
             output_names=list(OUTPUT_NAMES),
             opset_version=opset,
             dynamic_axes=dynamic_axes,
@@ -205,8 +238,12 @@ def _set_io_dims(proto: Any, profile: ShapeProfile) -> None:
     """
     dynamic = _dynamic_names(profile)
     for value in (*proto.graph.input, *proto.graph.output):
-        fixed = dict(enumerate((profile.opt[0], CHANNELS[value.name], *profile.opt[1:])))
         dims = value.type.tensor_type.shape.dim
+        if value.name == STRENGTH_INPUT:  # one number, whatever the images' shapes
+            for dim, size in zip(dims, STRENGTH_SHAPE, strict=True):
+                dim.dim_value = size
+            continue
+        fixed = dict(enumerate((profile.opt[0], CHANNELS[value.name], *profile.opt[1:])))
         for index in range(len(dims)):
             if index in dynamic:
                 dims[index].dim_param = dynamic[index]
@@ -224,11 +261,14 @@ def export_onnx(
     exporter: str = "dynamo",
     simplify: bool = False,
     calibration: Sequence[Sample] | None = None,
+    strength_input: bool = True,
 ) -> ExportResult:
     """Write ``output`` (.onnx) from a ``.safetensors`` checkpoint, atomically.
 
     ``calibration`` (int8 only, and required there): (3,h,w) composites and (1,h,w) masks
     that set the activation ranges, all at the profile's :func:`calibration_shape`.
+    ``strength_input``: give the graph its ``strength`` input (``False``: the two-input graph
+    of older exports, strength 1 only).
     """
     if precision not in ONNX_PRECISIONS:
         raise BackendError(f"unknown export precision '{precision}' (use fp32, fp16 or int8)")
@@ -243,10 +283,10 @@ def export_onnx(
     start = time.perf_counter()
     model = load_checkpoint(checkpoint)
     graph = ExportGraph(model, EXPORT_PRECISIONS.get(precision, torch.float32))
-    inputs = example_inputs(profile.opt)
+    names = graph_input_names(strength_input)
     export = _export_dynamo if exporter == "dynamo" else _export_torchscript
     try:
-        proto = export(graph, inputs, profile, opset)
+        proto = export(graph, _example(profile, names), names, profile, opset)
     except BackendError:
         raise
     except Exception as exc:
@@ -284,8 +324,9 @@ def export_onnx(
         "opset": opset,
         "exporter": exporter,
         "simplified_with": simplified_with,
-        "inputs": list(INPUT_NAMES),
+        "inputs": list(names),
         "outputs": list(OUTPUT_NAMES),
+        "strength_input": strength_input,
     }
     set_metadata(proto, metadata)
     proto.producer_name = "dkt"

@@ -26,7 +26,14 @@ import numpy as np
 from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from dkt.backends.export_onnx import ONNX_PRECISIONS, parse_metadata, read_metadata
 from dkt.backends.registry import require_module
-from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.backends.shapes import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    STRENGTH_INPUT,
+    STRENGTH_SHAPE,
+    ShapeProfile,
+    strength_input,
+)
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import MULTIPLE, estimate_working_bytes
@@ -120,10 +127,14 @@ class OnnxRuntimeBackend(Backend):
         )
         self.providers: list[str] = list(session.get_providers())
         inputs = [i.name for i in session.get_inputs()]
-        if tuple(inputs) != INPUT_NAMES or session.get_outputs()[0].name != OUTPUT_NAMES[0]:
+        strength = strength_input(inputs)
+        if strength is None or session.get_outputs()[0].name != OUTPUT_NAMES[0]:
             raise BackendError(
-                f"{path}: not a dkt export (inputs {inputs}, expected {list(INPUT_NAMES)})"
+                f"{path}: not a dkt export (inputs {inputs}, expected {list(INPUT_NAMES)}, "
+                f"and '{STRENGTH_INPUT}' in newer exports)"
             )
+        #: Whether the graph takes a strength (exports made since strength exists do).
+        self.has_strength = strength
         self._static = any(isinstance(d, int) for d in session.get_inputs()[0].shape[2:]) or (
             self.profile is not None and not self.profile.is_dynamic
         )
@@ -254,7 +265,17 @@ class OnnxRuntimeBackend(Backend):
     def on_cpu(self) -> bool:
         return not self.providers or self.providers[0] == CPU
 
-    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    @property
+    def strength_refusal(self) -> str | None:
+        if self.has_strength:
+            return None
+        return (
+            f"{self.path.name} was exported without a strength input (by an older dkt), so it "
+            "runs at strength 1 only; re-export it with dkt export to choose a strength"
+        )
+
+    def run(self, composite: np.ndarray, mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
+        self.check_strength(strength)
         if self.profile is not None and (self._static or self.providers[0] == TENSORRT):
             self.profile.check(
                 composite.shape, "re-export with a larger --max-shape, or pass a smaller --size"
@@ -263,6 +284,8 @@ class OnnxRuntimeBackend(Backend):
             "composite": np.ascontiguousarray(composite, dtype=np.float32),
             "mask": np.ascontiguousarray(mask, dtype=np.float32),
         }
+        if self.has_strength:
+            feeds[STRENGTH_INPUT] = np.full(STRENGTH_SHAPE, strength, dtype=np.float32)
         try:
             (out,) = self.session.run(list(OUTPUT_NAMES), feeds)
         except Exception as exc:
@@ -283,6 +306,7 @@ class OnnxRuntimeBackend(Backend):
             "model_sha256": file_sha256(self.path),
             "source_sha256": self.metadata.get("source_sha256"),
             "profile": self.profile.describe() if self.profile else None,
+            "strength_input": self.has_strength,
             "opset": self.metadata.get("opset"),
             "onnxruntime": ort.__version__,
         }

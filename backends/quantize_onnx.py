@@ -33,7 +33,7 @@ import numpy as np
 
 from dkt.backends.base import BackendError
 from dkt.backends.registry import require_module
-from dkt.backends.shapes import ShapeProfile, Triple
+from dkt.backends.shapes import STRENGTH_INPUT, STRENGTH_SHAPE, ShapeProfile, Triple
 
 #: Percentile of each activation's histogram that sets its int8 range.
 CALIBRATION_PERCENTILE = 99.99
@@ -64,18 +64,23 @@ def pad_sample(composite: np.ndarray, mask: np.ndarray, box: tuple[int, int]) ->
 
 class _Feeds:
     """The calibration samples as ONNX Runtime's data reader wants them: one batch at a time
-    (a sample repeated to fill a batch the profile fixes: the same ranges, the right shape)."""
+    (a sample repeated to fill a batch the profile fixes: the same ranges, the right shape).
 
-    def __init__(self, samples: Sequence[Sample], batch: int) -> None:
+    A graph with a strength input is calibrated at strength 1, where the features move
+    furthest from the composite's; a lower strength interpolates within those ranges.
+    """
+
+    def __init__(self, samples: Sequence[Sample], batch: int, strength: bool = False) -> None:
         self._items: Iterator[Sample] = iter(samples)
         self._batch = batch
+        self._extra = {STRENGTH_INPUT: np.ones(STRENGTH_SHAPE, np.float32)} if strength else {}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         item = next(self._items, None)
         if item is None:
             return None
         composite, mask = (np.repeat(a[None], self._batch, axis=0) for a in item)
-        return {"composite": composite, "mask": mask}
+        return {"composite": composite, "mask": mask, **self._extra}
 
 
 def quantize_int8(proto: Any, samples: Sequence[Sample], shape: Triple) -> Any:
@@ -100,7 +105,8 @@ def quantize_int8(proto: Any, samples: Sequence[Sample], shape: Triple) -> Any:
         try:
             with _quiet():
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-                feeds = _Feeds(samples[:MAX_CALIBRATION_IMAGES], batch)
+                strength = any(i.name == STRENGTH_INPUT for i in proto.graph.input)
+                feeds = _Feeds(samples[:MAX_CALIBRATION_IMAGES], batch, strength)
                 _quantize(quantization, prepared, output, feeds)
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -22,6 +22,11 @@ from dkt.backends.base import MIN_SIDE, BackendError
 INPUT_NAMES = ("composite", "mask")
 OUTPUT_NAMES = ("harmonized",)
 CHANNELS = {"composite": 3, "mask": 1, "harmonized": 3}
+#: The style strength's input (:mod:`dkt.dktnet.strength`), after the images in exports made
+#: since it existed: float32 of a fixed shape, outside any shape profile. An export without
+#: it runs at strength 1 only.
+STRENGTH_INPUT = "strength"
+STRENGTH_SHAPE = (1,)
 
 #: ``MIN_SIDE`` (9, from :mod:`dkt.backends.base`): the network's reflection-padded convolutions
 #: need at least 2x2 positions at stride 8, i.e. at least 9 pixels per side before the model
@@ -39,6 +44,16 @@ Triple = tuple[int, int, int]
 
 class ShapeError(BackendError):
     """A bad shape option, or an input outside the profile a model was exported for."""
+
+
+def strength_input(names: list[str] | tuple[str, ...]) -> bool | None:
+    """Whether a graph's inputs, in order, are dkt's with the strength input (``True``),
+    dkt's without it (``False``: an export made before strength existed), or not dkt's
+    (``None``: the caller refuses the file, naming it)."""
+    names = tuple(names)
+    if names == (*INPUT_NAMES, STRENGTH_INPUT):
+        return True
+    return False if names == INPUT_NAMES else None
 
 
 def parse_shape(text: str) -> Triple:

@@ -25,7 +25,14 @@ from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from dkt.backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
 from dkt.backends.export_onnx import EXPORT_PRECISIONS
 from dkt.backends.registry import require_module
-from dkt.backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, ShapeError, format_shape
+from dkt.backends.shapes import (
+    CHANNELS,
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    STRENGTH_INPUT,
+    ShapeError,
+    format_shape,
+)
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.model import MULTIPLE
 
@@ -115,11 +122,19 @@ class TensorRTBackend(Backend):
 
     def _check_io(self) -> None:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        if sorted(names) != sorted((*INPUT_NAMES, *OUTPUT_NAMES)):
+        #: Whether the engine takes a strength (built from an export that has the input).
+        self.has_strength = STRENGTH_INPUT in names
+        inputs = (*INPUT_NAMES, STRENGTH_INPUT) if self.has_strength else INPUT_NAMES
+        if sorted(names) != sorted((*inputs, *OUTPUT_NAMES)):
             raise BackendError(
                 f"{self.path}: engine I/O {names} is not dkt's "
-                f"{[*INPUT_NAMES, *OUTPUT_NAMES]}; re-export it with dkt export"
+                f"{[*INPUT_NAMES, *OUTPUT_NAMES]} (+ '{STRENGTH_INPUT}'); re-export it with "
+                "dkt export"
             )
+        if self.has_strength and (
+            self.engine.get_tensor_mode(STRENGTH_INPUT) != self.trt.TensorIOMode.INPUT
+        ):
+            raise BackendError(f"{self.path}: engine tensor '{STRENGTH_INPUT}' is not an input")
         for name in INPUT_NAMES:
             if self.engine.get_tensor_mode(name) != self.trt.TensorIOMode.INPUT:
                 raise BackendError(f"{self.path}: engine tensor '{name}' is not an input")
@@ -212,11 +227,12 @@ class TensorRTBackend(Backend):
     def _bind(self, batch: int, height: int, width: int) -> None:
         """Set the input shapes and (re)allocate every buffer for them."""
         self.buffers.clear()
-        for name in INPUT_NAMES:
+        for name in INPUT_NAMES:  # the strength's shape is fixed in the engine
             shape = (batch, CHANNELS[name], height, width)
             if not self.context.set_input_shape(name, shape):
                 raise ShapeError(f"TensorRT refused shape {shape} for '{name}'")
-        for name in (*INPUT_NAMES, *OUTPUT_NAMES):
+        strength = (STRENGTH_INPUT,) if self.has_strength else ()
+        for name in (*INPUT_NAMES, *strength, *OUTPUT_NAMES):
             shape = tuple(self.context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
                 raise BackendError(f"TensorRT could not infer the shape of '{name}': {shape}")
@@ -227,8 +243,21 @@ class TensorRTBackend(Backend):
         self.bound_shape = (batch, height, width)
         self.rebinds += 1
 
-    def run_tensors(self, composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    @property
+    def strength_refusal(self) -> str | None:
+        if self.has_strength:
+            return None
+        return (
+            f"{self.path.name} was built from an ONNX export without a strength input (by an "
+            "older dkt), so it runs at strength 1 only; re-export it with dkt export --format "
+            "trt to choose a strength"
+        )
+
+    def run_tensors(
+        self, composite: torch.Tensor, mask: torch.Tensor, strength: float = 1.0
+    ) -> torch.Tensor:
         """Run on tensors (any device); returns the output buffer on the GPU (reused)."""
+        self.check_strength(strength)
         batch, _, height, width = composite.shape
         self.profile.check(
             tuple(composite.shape),
@@ -251,6 +280,8 @@ class TensorRTBackend(Backend):
             with stream_scope:
                 self.buffers["composite"].copy_(composite, non_blocking=True)
                 self.buffers["mask"].copy_(mask, non_blocking=True)
+                if self.has_strength:
+                    self.buffers[STRENGTH_INPUT].fill_(strength)
                 handle = self.stream.cuda_stream if self.stream is not None else 0
                 if not self.context.execute_async_v3(handle):
                     raise BackendError(f"{self.path}: TensorRT execution failed")
@@ -258,10 +289,11 @@ class TensorRTBackend(Backend):
                 self.stream.synchronize()
         return self.buffers[OUTPUT_NAMES[0]]
 
-    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(self, composite: np.ndarray, mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
         out = self.run_tensors(
             torch.from_numpy(np.ascontiguousarray(composite, dtype=np.float32)),
             torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)),
+            strength,
         )
         return out.float().cpu().numpy()
 
@@ -282,6 +314,7 @@ class TensorRTBackend(Backend):
             "tensorrt": str(self.trt.__version__),
             "precision": self.metadata.precision,
             "profile": self.profile.describe(),
+            "strength_input": self.has_strength,
             "bound_shape": list(self.bound_shape) if self.bound_shape else None,
             "model": str(self.path),
             "model_sha256": file_sha256(self.path),

@@ -12,6 +12,7 @@ from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from dkt.backends.cpu import keep_freed_memory
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dkt.dktnet.model import MULTIPLE, DKTNet
+from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -113,12 +114,24 @@ class TorchBackend(Backend):
     def on_cpu(self) -> bool:
         return self.device.type == "cpu"
 
+    @property
+    def strength_refusal(self) -> str | None:
+        return None  # the eager model takes any strength
+
     @torch.inference_mode()
-    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def run(self, composite: np.ndarray, mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
         c = torch.from_numpy(np.ascontiguousarray(composite)).to(self.device, self.dtype)
         m = torch.from_numpy(np.ascontiguousarray(mask)).to(self.device, self.dtype)
-        out = self.model(c, m)
+        out = self.model(c, m, self._strength(strength))
         return out.float().cpu().numpy()
+
+    def _strength(self, strength: float) -> torch.Tensor | None:
+        """The network's strength input: float32 of shape [1]; ``None`` at full strength,
+        which runs the network exactly as before strength existed (no extra operation)."""
+        strength = check_strength(strength)
+        if strength == DEFAULT_STRENGTH:
+            return None
+        return torch.tensor([strength], dtype=torch.float32, device=self.device)
 
     def describe(self) -> dict[str, Any]:
         return {

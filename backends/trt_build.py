@@ -27,7 +27,13 @@ from typing import Any
 from dkt import dktnet
 from dkt.backends.base import BackendError
 from dkt.backends.engine_sidecar import EngineMetadata, write_sidecar
-from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from dkt.backends.shapes import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    STRENGTH_INPUT,
+    ShapeProfile,
+    strength_input,
+)
 from dkt.backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
 from dkt.dktnet.atomic import atomic_write_bytes
 
@@ -63,7 +69,8 @@ def network_flags(trt: Any) -> tuple[int, list[str]]:
     return flags, names
 
 
-def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> None:
+def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> tuple[str, ...]:
+    """Parse the export into ``network``; its input names (the strength's, if it has one)."""
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -71,11 +78,12 @@ def _parse(trt: Any, network: Any, logger: Any, onnx_path: Path) -> None:
         raise BackendError(f"{onnx_path}: TensorRT's ONNX parser refused it: {errors[0]}{more}")
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
-    if tuple(inputs) != INPUT_NAMES or tuple(outputs) != OUTPUT_NAMES:
+    if strength_input(inputs) is None or tuple(outputs) != OUTPUT_NAMES:
         raise BackendError(
             f"{onnx_path}: I/O {inputs} -> {outputs} is not dkt's "
-            f"{list(INPUT_NAMES)} -> {list(OUTPUT_NAMES)}"
+            f"{list(INPUT_NAMES)} (+ '{STRENGTH_INPUT}') -> {list(OUTPUT_NAMES)}"
         )
+    return tuple(inputs)
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> Any:
@@ -130,13 +138,13 @@ def build_engine(
         builder = trt.Builder(logger)
         flags, flag_names = network_flags(trt)
         network = builder.create_network(flags)
-        _parse(trt, network, logger, onnx_path)
+        inputs = _parse(trt, network, logger, onnx_path)
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
         if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)  # on by default; fp32 means fp32 here
         trt_profile = builder.create_optimization_profile()
-        for input_name in INPUT_NAMES:
+        for input_name in INPUT_NAMES:  # the strength has one fixed shape: no profile
             trt_profile.set_shape(input_name, *profile.tensor_shapes(input_name))
         config.add_optimization_profile(trt_profile)
         _load_timing_cache(config, cache_path)
@@ -159,6 +167,7 @@ def build_engine(
         precision=precision,
         profile=profile,
         working_size=onnx_metadata.get("working_size"),
+        inputs=inputs,
         extra={
             "workspace_mib": workspace_mib,
             "network_flags": flag_names,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dkt.dktnet.errors import DktError as DktError
     from dkt.dktnet.errors import ImageInputError as ImageInputError
     from dkt.dktnet.errors import PathError as PathError
+    from dkt.dktnet.errors import StrengthError as StrengthError
     from dkt.inference.jobs import RunSummary as RunSummary
     from dkt.inputs import InputError as InputError
 
@@ -38,6 +39,7 @@ _EXPORTS = {
     "DktError": "dkt.dktnet.errors",
     "PathError": "dkt.dktnet.errors",
     "ImageInputError": "dkt.dktnet.errors",
+    "StrengthError": "dkt.dktnet.errors",
     "InputError": "dkt.inputs",
 }
 

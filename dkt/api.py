@@ -18,6 +18,8 @@ from PIL import Image
 from dkt import dktnet
 from dkt.backends.base import Backend
 from dkt.backends.registry import open_backend
+from dkt.dktnet.errors import DktError
+from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference import harmonizer as engine
 from dkt.inference.full_resolution import UPSAMPLERS
@@ -39,11 +41,16 @@ class Harmonizer:
     (the backend follows the suffix unless ``backend`` names one); ``None`` is the bundled
     model. ``device``: ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda[:N]"``.
     ``size`` is the working resolution's long side (``None``: the model's, 0: the image's
-    own). The model stays loaded until :meth:`close` (or the end of a ``with`` block).
+    own). ``strength`` is the style strength from 0 (the composite as pasted) to 1 (full
+    harmonization, the default); a call may override it. A number outside [0, 1] raises
+    :class:`dkt.StrengthError` (a ``ValueError``); a model that runs at strength 1 only (an
+    ONNX export or engine made before strength existed) raises a ``DktError`` saying to
+    re-export it. The model stays loaded until :meth:`close` (or the end of a ``with`` block).
 
     >>> import dkt
     >>> h = dkt.Harmonizer()                           # doctest: +SKIP
     >>> result = h("composite.jpg", "mask.png")        # doctest: +SKIP
+    >>> subtle = h("composite.jpg", "mask.png", strength=0.5)   # doctest: +SKIP
     """
 
     def __init__(
@@ -57,10 +64,12 @@ class Harmonizer:
         upsample: str = "guided",
         threads: int | None = None,
         allow_cpu_fallback: bool = False,
+        strength: float = DEFAULT_STRENGTH,
     ) -> None:
         path = Path(model) if model is not None else dktnet.BUNDLED_MODEL
         if upsample not in UPSAMPLERS:
             raise InputError(f"upsample must be one of {', '.join(UPSAMPLERS)}")
+        strength = check_strength(strength)  # before the model loads, not after
         self.backend: Backend = open_backend(
             path,
             backend=backend,
@@ -71,6 +80,12 @@ class Harmonizer:
         )
         self.model = path
         self.size, self.upsample, self.threads = size, upsample, threads
+        try:
+            self.backend.check_strength(strength)
+        except DktError:
+            self.backend.close()
+            raise
+        self.strength = strength
 
     def __call__(
         self,
@@ -79,6 +94,7 @@ class Harmonizer:
         *,
         size: int | None = None,
         upsample: str | None = None,
+        strength: float | None = None,
     ) -> Any:
         """Harmonize ``image`` inside ``mask``; the result is the same kind as ``image``.
 
@@ -87,16 +103,21 @@ class Harmonizer:
         a numpy array back. ``mask=None`` takes the mask from the image's alpha channel. A
         list of images (with a list of masks) gives a list of results, as does a batched
         (B, 3, H, W) tensor a batched tensor. Outside the mask the result is the input.
+        ``size``, ``upsample`` and ``strength`` override the harmonizer's own for this call
+        (at ``strength=0`` the result is the input, byte for byte).
 
         >>> out = h(np.asarray(composite), mask_array)    # doctest: +SKIP
         >>> out.shape, out.dtype                           # doctest: +SKIP
         ((480, 640, 3), dtype('uint8'))
         """
+        strength = self.strength if strength is None else check_strength(strength)
         if _is_batch(image):
-            return self._batch(image, mask, size, upsample)
-        return self._one(image, mask, size, upsample)
+            return self._batch(image, mask, size, upsample, strength)
+        return self._one(image, mask, size, upsample, strength)
 
-    def _one(self, image: ImageLike, mask: ImageLike | None, size, upsample) -> Any:
+    def _one(
+        self, image: ImageLike, mask: ImageLike | None, size, upsample, strength: float
+    ) -> Any:
         converted = convert_image(image, want_alpha=mask is None)
         hw = converted.image.shape[:2]
         weights = converted.alpha if mask is None else convert_mask(mask, hw)
@@ -105,14 +126,17 @@ class Harmonizer:
             self.backend,
             self.size if size is None else size,
             upsample or self.upsample,
+            strength,
         )
         return converted.restore(runner.harmonize(converted.image, weights), weights)
 
-    def _batch(self, images, masks, size, upsample) -> Any:
+    def _batch(self, images, masks, size, upsample, strength: float) -> Any:
         masks = [None] * len(images) if masks is None else list(masks)
         if len(masks) != len(images):
             raise InputError(f"{len(images)} images but {len(masks)} masks")
-        results = [self._one(i, m, size, upsample) for i, m in zip(images, masks, strict=True)]
+        results = [
+            self._one(i, m, size, upsample, strength) for i, m in zip(images, masks, strict=True)
+        ]
         if hasattr(images, "detach"):  # a (B, 3, H, W) tensor gives a (B, 3, H, W) tensor
             import torch
 
@@ -163,7 +187,7 @@ class Harmonizer:
                 progress(done[0], len(jobs))
 
         budget = max_inflight_mb << 20 if max_inflight_mb else None
-        runner = engine.Harmonizer(self.backend, self.size, self.upsample)
+        runner = engine.Harmonizer(self.backend, self.size, self.upsample, self.strength)
         return run_all(jobs, runner, policy[existing], on_done, workers=workers, batch=batch,
                        threads=self.threads, max_pixels=max_pixels,
                        max_inflight_bytes=budget)  # fmt: skip
@@ -191,7 +215,8 @@ class Harmonizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"dkt.Harmonizer(model={str(self.model)!r}, backend={self.backend.name!r})"
+        extra = "" if self.strength == DEFAULT_STRENGTH else f", strength={self.strength:g}"
+        return f"dkt.Harmonizer(model={str(self.model)!r}, backend={self.backend.name!r}{extra})"
 
 
 def _is_batch(value: object) -> bool:

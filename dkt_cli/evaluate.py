@@ -24,7 +24,14 @@ from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt.dktnet.errors import DktError
 from dkt.evaluation import inception as fid_inception
 from dkt.evaluation.methods import MethodError, OpenMethod, open_methods, parse_methods
-from dkt.evaluation.report import EmptySheetError, report_dict, write_csv, write_sheet
+from dkt.evaluation.report import (
+    EmptySheetError,
+    report_dict,
+    vgg_content_label,
+    vgg_taps_label,
+    write_csv,
+    write_sheet,
+)
 from dkt.evaluation.runner import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
 from dkt.imaging.imageio import read_image
 from dkt.inference.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
@@ -98,18 +105,41 @@ def _inception(
         fail(str(exc))
 
 
-def _perceptual(vgg_weights: Path | None, device: str) -> PerceptualScorer | None:
+def _perceptual(
+    vgg_weights: Path | None, deep_weights: Path | None, device: str
+) -> PerceptualScorer | None:
+    """The VGG metrics' loss network: ``--vgg-weights``, deeper taps from ``--vgg-deep-weights``.
+
+    The loss network's provenance says, tap by tap, which network gave it; the scorer keeps
+    it so the report can name the taps that are the distilled approximation's.
+    """
     if vgg_weights is None:
+        if deep_weights is not None:
+            fail("--vgg-deep-weights adds taps past --vgg-weights' deepest; pass --vgg-weights too")
         return None
     if str(vgg_weights).startswith("random:"):
         fail("--vgg-weights needs pretrained weights; a random VGG's losses are not measurements")
+    from dkt.dktnet.distilled import DISTILLED_KIND
     from dkt.training.lossnet import load_loss_network
 
+    deep = None if deep_weights is None else str(deep_weights)
     try:
-        network = load_loss_network(str(vgg_weights)).network
+        loss = load_loss_network(str(vgg_weights), deep=deep)
     except (DktError, ValueError) as exc:
-        fail(f"--vgg-weights {vgg_weights}: {exc}")
-    return PerceptualScorer(network, device=device)
+        options = "--vgg-weights" if deep is None else "--vgg-weights, --vgg-deep-weights"
+        fail(f"{options}: {exc}")
+    sources = loss.provenance.get("tap_sources")
+    sources = sources if isinstance(sources, dict) else {}
+    if deep is not None and not any(
+        isinstance(r, dict) and r.get("kind") == DISTILLED_KIND for r in sources.values()
+    ):
+        err.print(
+            f"[yellow]warning:[/] --vgg-deep-weights {deep_weights} adds no tap: "
+            f"--vgg-weights already reaches {loss.network.tap_names[-1]}"
+        )
+    return PerceptualScorer(
+        loss.network, content_index=loss.content_index, tap_sources=sources, device=device
+    )
 
 
 def _reference_features(model: Any, files: list[Path], device: str) -> np.ndarray:
@@ -191,6 +221,9 @@ def _notes(report: EvalReport, references: Path | None) -> list[str]:
         "colour, texture: distance between the result's object and its painting (lower = "
         "more harmonized; the composite row is the starting point). content SSIM: object vs "
         "composite (1 = unchanged). bg change: largest change outside the mask (0 expected).",
+        "chroma speckle: RMS of the object's fine colour detail (Lab a/b minus a 5x5 mean) "
+        "over the painting's; 1 = like the painting, above 1 = colour speckle the painting "
+        "lacks, below 1 = flatter colour; geometric mean over images.",
     ]
     if "fid" in report.unavailable:
         notes.append(f"FID, KID: {report.unavailable['fid']}")
@@ -205,10 +238,10 @@ def _notes(report: EvalReport, references: Path | None) -> list[str]:
     if "vgg_style" in report.unavailable:
         notes.append(f"VGG style, content: {report.unavailable['vgg_style']}")
     elif report.vgg_taps:
-        notes.append(
-            f"VGG style at {', '.join(report.vgg_taps)} (the taps the weights have); "
-            f"VGG content at {report.vgg_taps[-1]}."
-        )
+        taps = vgg_taps_label(report)
+        if not report.vgg_tap_sources:
+            taps = f"{taps} (the taps the weights have)"
+        notes.append(f"VGG style at {taps}; VGG content at {vgg_content_label(report)}.")
     for result in report.methods:
         notes += [f"{result.name}: {note}" for note in result.notes]
     return notes
@@ -259,8 +292,8 @@ def evaluate(
     methods: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: composite, reinhard, bundled, a model file, or a folder of "
-            "results from another tool.",
+            help="Comma-separated: composite, reinhard, adain, adain-relu4, bundled, a model "
+            "file, or a folder of results from another tool.",
             rich_help_panel=_INPUTS,
         ),
     ],
@@ -307,11 +340,22 @@ def evaluate(
             rich_help_panel=_METRICS,
         ),
     ] = None,
+    vgg_deep_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="A distilled VGG-19 encoder (cd16x_encoder_relu5_1.pth or ..._relu4_1.pth) "
+            "whose approximate taps add what --vgg-weights lacks (relu4_1, relu5_1); the "
+            "report labels them as the distilled approximation.",
+            rich_help_panel=_METRICS,
+        ),
+    ] = None,
     adain_weights: Annotated[
         Path | None,
         typer.Option(
-            help="Folder with vgg_normalised_conv3_1.pth and feature_invertor_conv3_1.pth for "
-            "the 'adain' baseline. Default: $DKT_WEIGHTS_DIR, then the cache folder.",
+            help="Folder with the baselines' weights: vgg_normalised_conv3_1.pth and "
+            "feature_invertor_conv3_1.pth ('adain'), cd16x_encoder_relu4_1.pth and "
+            "cd16x_decoder_relu4_1.pth ('adain-relu4'). Default: $DKT_WEIGHTS_DIR, then the "
+            "cache folder.",
             rich_help_panel=_MODELS,
         ),
     ] = None,
@@ -382,7 +426,7 @@ def evaluate(
     fid_net, fid_reason = _inception(
         references, inception_weights, download_inception, torch_device, quiet
     )
-    perceptual = _perceptual(vgg_weights, torch_device)
+    perceptual = _perceptual(vgg_weights, vgg_deep_weights, torch_device)
     try:
         opened = open_methods(
             specs,
@@ -419,8 +463,6 @@ def evaluate(
         report.unavailable.update({"fid": fid_reason, "kid": fid_reason})
     if perceptual is None:
         report.unavailable.update({"vgg_style": NO_VGG, "vgg_content": NO_VGG})
-    else:
-        report.vgg_taps = perceptual.taps
     _write_outputs(report, csv_path, sheet)
     info = {
         "composites": str(composites),

@@ -19,7 +19,8 @@ from dkt.backends.cpu import pipeline_threads
 from dkt.backends.registry import open_backend
 from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt.cli.options import MODEL_PANEL, BackendName, ModelFile
-from dkt.dktnet.errors import DktError
+from dkt.dktnet.errors import DktError, StrengthError
+from dkt.dktnet.strength import check_strength
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
 from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import Harmonizer
@@ -145,6 +146,16 @@ def _pasted_job(
         return plan_single(comp_path, mask_path, output)
     except PairingError as exc:
         fail(str(exc))
+
+
+def _strength(text: str) -> float:
+    """``--strength`` as a number in [0, 1]; taken as text so that "abc" gets this one line
+    too, not the option parser's boxed usage message."""
+    try:
+        return check_strength(text)
+    except StrengthError:
+        fail(f"--strength {text}: give a number from 0 (the composite as pasted) to 1 (full "
+             "harmonization)")  # fmt: skip
 
 
 def _existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
@@ -383,6 +394,16 @@ def harmonize(
             rich_help_panel=_MODEL,
         ),
     ] = "guided",
+    strength: Annotated[
+        str,
+        typer.Option(
+            help="Style strength from 0 (the composite as pasted, byte for byte) to 1 (full "
+            "harmonization); in between, the object moves part of the way. ONNX exports "
+            "and engines made before this option existed run at 1 only.",
+            metavar="S",
+            rich_help_panel=_MODEL,
+        ),
+    ] = "1",
     manifest: Annotated[
         Path | None,
         typer.Option(
@@ -463,6 +484,8 @@ def harmonize(
 
       dkt harmonize comp.jpg --mask mask.png -o out.png
 
+      dkt harmonize comp.jpg --mask mask.png -o subtle.png --strength 0.5
+
       dkt harmonize --composites comps/ --masks masks/ --out results/ --skip-existing
 
       dkt harmonize --composites data/ --masks data/ --out results/
@@ -479,6 +502,7 @@ def harmonize(
     policy = _existing_policy(skip_existing, overwrite)
     if upsample not in UPSAMPLERS:
         fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
+    style = _strength(strength)
     given = [composite, mask, composites, masks, out, manifest]
     pasting = _check_cutout_options(painting, cutout, at, scale, save_composite, given)
     part = _shard(shard, single=composite is not None or pasting)
@@ -514,6 +538,11 @@ def harmonize(
         except DktError as exc:
             fail(str(exc))
         load_seconds = time.perf_counter() - load_start
+        try:
+            harmonizer = Harmonizer(engine, size, upsample, style)
+        except DktError as exc:  # a model that runs at strength 1 only
+            engine.close()
+            fail(str(exc))
         _say_fallback(engine)
         if batch is None:
             batch = default_batch(engine)
@@ -522,14 +551,14 @@ def harmonize(
         _mark_output_folders(jobs, out)
         with engine, progress_bar(quiet) as progress:
             task = progress.add_task("harmonizing", total=len(jobs))
-            harmonizer = Harmonizer(engine, size, upsample)
             budget = max_inflight_mb << 20 if max_inflight_mb else None
             summary = run_all(jobs, harmonizer, policy, lambda job: progress.advance(task),
                               workers=workers, batch=batch, threads=threads, max_pixels=limit,
                               max_inflight_bytes=budget)  # fmt: skip
             description = engine.describe()
         if json_output:
-            extra = {"seconds_load": round(load_seconds, 3), "backend": description}
+            extra = {"seconds_load": round(load_seconds, 3), "strength": style,
+                     "backend": description}  # fmt: skip
             print_json({**summary.to_dict(), **extra, "pipeline": pipeline})
         if not quiet or summary.failures:
             _report(summary, part)

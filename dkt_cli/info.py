@@ -19,6 +19,7 @@ from dkt import dktnet
 from dkt.backends.base import BackendError
 from dkt.backends.registry import get, name_for_model
 from dkt.cli.console import err, fail, human_bytes, print_json
+from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
 from dkt.dktnet.errors import DktError
 
 #: Table labels of record keys that read better in words.
@@ -44,19 +45,42 @@ def _shown(key: str, value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _network_words(record: dict[str, Any], pretrained: bool) -> str:
+    """``vgg19 pretrained, FILE``; a distilled network is an approximation, never "pretrained"
+    VGG-19."""
+    if record.get("kind") == DISTILLED_KIND:
+        what = "approximation"
+    else:
+        what = "pretrained" if pretrained else "NOT pretrained (random weights)"
+    source = f", {record['file']}" if record.get("file") else ""
+    return f"{record.get('kind', '?')} {what}{source}"
+
+
 def loss_network_line(provenance: dict[str, Any]) -> str | None:
     """One line on the loss network a checkpoint was trained with, its taps first.
 
     The taps matter: a truncated VGG-19 file gives relu1_1..relu3_1 only, and a reader must
-    not assume the paper's four taps.
+    not assume the paper's four taps. Where the provenance records ``tap_sources`` (taps
+    from more than one network, e.g. the exact VGG-19 to relu3_1 and the distilled
+    approximation's relu4_1 and relu5_1), each run of taps is named with its own network.
     """
     lossnet = provenance.get("loss_network")
     if not isinstance(lossnet, dict):
         return None
-    taps = ", ".join(lossnet.get("taps") or ["(not recorded)"])
-    kind = "pretrained" if lossnet.get("pretrained") else "NOT pretrained (random weights)"
-    source = f", {lossnet['file']}" if lossnet.get("file") else ""
-    return f"taps {taps} ({lossnet.get('kind', '?')} {kind}{source})"
+    pretrained = bool(lossnet.get("pretrained"))
+    sources = lossnet.get("tap_sources")
+    taps = lossnet.get("taps") or (list(sources) if isinstance(sources, dict) else [])
+    if isinstance(sources, dict) and sources and taps:
+        groups = tap_groups(taps, {k: v for k, v in sources.items() if isinstance(v, dict)})
+        parts = [
+            f"{', '.join(run)} ({_network_words(dict(record), pretrained)})"
+            if record
+            else f"{', '.join(run)} (source not recorded)"
+            for run, record in groups
+        ]
+        return f"taps {'; '.join(parts)}"
+    shown = ", ".join(taps or ["(not recorded)"])
+    return f"taps {shown} ({_network_words(lossnet, pretrained)})"
 
 
 def _rows(record: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -2,9 +2,11 @@
 
 A method token is one of:
 
-* a built-in baseline: ``composite`` (no change), ``reinhard`` (Lab colour transfer) or
+* a built-in baseline: ``composite`` (no change), ``reinhard`` (Lab colour transfer),
   ``adain`` (training-free masked AdaIN at relu3_1 with the pretrained VGG-19 and its feature
-  inverter, wherever :func:`dktnet.pretrained.find_relu3_weights` finds them);
+  inverter) or ``adain-relu4`` (the same at relu4_1 of the distilled VGG-19 approximation,
+  cd16x, with its relu4_1 decoder), each from the files
+  :func:`dktnet.pretrained.find_pretrained` finds (:mod:`dkt.evaluation.adain`);
 * ``bundled``: the model shipped with the package;
 * a model file (any suffix a backend loads, e.g. ``.safetensors``, ``.onnx``), opened
   through the backend registry and run with the same :class:`Harmonizer` as ``dkt harmonize``;
@@ -29,8 +31,11 @@ import numpy as np
 from dkt import dktnet
 from dkt.backends.registry import open_backend
 from dkt.backends.torch_backend import resolve_device
+from dkt.dktnet.distilled import DISTILLED_KIND
 from dkt.dktnet.errors import DktError, PathError
-from dkt.dktnet.pretrained import find_relu3_weights
+from dkt.dktnet.pretrained import find_pretrained
+from dkt.evaluation.adain import VARIANTS as ADAIN_VARIANTS
+from dkt.evaluation.adain import MaskedAdaIN
 from dkt.evaluation.baselines import BASELINES
 from dkt.imaging.imageio import read_image
 from dkt.inference.harmonizer import Harmonizer
@@ -46,7 +51,8 @@ __all__ = [
 ]
 
 BUNDLED = "bundled"
-ADAIN = "adain"
+#: The training-free masked AdaIN baselines (their encoders and decoders are files).
+ADAINS = tuple(ADAIN_VARIANTS)
 #: Never created: pairing needs an output folder to plan against, evaluation writes nothing.
 _UNUSED_OUT = ".dkt-evaluate-unused"
 
@@ -70,7 +76,7 @@ def _looks_like_path(token: str) -> bool:
 
 
 def _classify(token: str) -> MethodSpec:
-    if token in BASELINES or token == ADAIN:
+    if token in BASELINES or token in ADAINS:
         return MethodSpec(token, token, "baseline")
     if token == BUNDLED:
         if not dktnet.BUNDLED_MODEL.is_file():
@@ -84,7 +90,7 @@ def _classify(token: str) -> MethodSpec:
         return MethodSpec(token, "", "folder", path)
     if path.is_file():
         return MethodSpec(token, "", "model", path)
-    known = ", ".join([*BASELINES, ADAIN, BUNDLED])
+    known = ", ".join([*BASELINES, *ADAINS, BUNDLED])
     if _looks_like_path(token):
         raise MethodError(f"method {token!r}: no such file or folder")
     raise MethodError(
@@ -145,7 +151,8 @@ class OpenMethod:
     """A method ready to produce results: ``produce(key, composite, mask) -> uint8 image``.
 
     ``timed`` is False for folders of results: reading a file says nothing about the speed
-    of the tool that made it.
+    of the tool that made it. ``notes`` are lines every report of it carries (e.g. that a
+    baseline's network is an approximation).
     """
 
     def __init__(
@@ -157,6 +164,7 @@ class OpenMethod:
         description: dict[str, Any] | None = None,
         close: Callable[[], None] = lambda: None,
         seconds_load: float = 0.0,
+        notes: Sequence[str] = (),
     ) -> None:
         self.spec = spec
         self._produce = produce
@@ -164,6 +172,7 @@ class OpenMethod:
         self.description = description or {"kind": spec.kind}
         self._close = close
         self.seconds_load = seconds_load
+        self.notes = list(notes)
         self.resized = 0
 
     @property
@@ -210,18 +219,24 @@ def _folder_outputs(
 
 def _baseline(
     spec: MethodSpec, adain_weights: Path | None, device: str
-) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], dict[str, Any]]:
-    """A baseline's function, and what its description adds (the weights ``adain`` used)."""
-    if spec.token != ADAIN:
-        return BASELINES[spec.token], {}
-    from dkt.evaluation.adain import MaskedAdaIN
-
+) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], dict[str, Any], list[str]]:
+    """A baseline's function, what its description adds (an adain's weights) and its notes."""
+    if spec.token not in ADAINS:
+        return BASELINES[spec.token], {}, []
+    variant = ADAIN_VARIANTS[spec.token]
     try:
-        found = find_relu3_weights(adain_weights)
-        adain = MaskedAdaIN(found.vgg, found.inverter, device=str(resolve_device(device)))
+        found = find_pretrained(variant.files, adain_weights)
+        adain = MaskedAdaIN(*found.paths, device=str(resolve_device(device)), variant=variant.token)
     except DktError as exc:
-        raise MethodError(f"method 'adain': {exc}") from exc
-    return adain, {"weights": adain.files, "found_in": found.source}
+        raise MethodError(f"method {spec.token!r}: {exc}") from exc
+    notes = []
+    if variant.network == DISTILLED_KIND:
+        notes.append(
+            f"a distilled VGG-19 approximation (cd16x, Collaborative Distillation 16x): masked "
+            f"AdaIN of its {variant.depth} features, decoded by its {variant.depth} decoder; "
+            "not the real VGG-19"
+        )
+    return adain, {**adain.describe(), "found_in": found.source}, notes
 
 
 def open_method(
@@ -238,12 +253,13 @@ def open_method(
 ) -> OpenMethod:
     """Make ``spec`` runnable: load its model, or index its folder of results."""
     if spec.kind == "baseline":
-        fn, extra = _baseline(spec, adain_weights, device)
+        fn, extra, notes = _baseline(spec, adain_weights, device)
         return OpenMethod(
             spec,
             lambda key, comp, mask: fn(comp, mask),
             timed=True,
             description={"kind": "baseline", "baseline": spec.token, **extra},
+            notes=notes,
         )
     if spec.kind == "model":
         assert spec.path is not None

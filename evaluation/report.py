@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from dkt.demo.figures import contact_sheet
 from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
 from dkt.dktnet.errors import DktError
 from dkt.evaluation.runner import METRICS, EvalReport
 from dkt.imaging.imageio import write_image
@@ -30,6 +32,67 @@ def _num(value: float | None) -> float | None:
     if value is None or math.isnan(value):
         return None
     return float(f"{float(value):.6g}")
+
+
+def network_label(record: Mapping[str, object]) -> str:
+    """A loss network's record in words: the real VGG-19, or the distilled approximation."""
+    kind = record.get("kind")
+    if kind == DISTILLED_KIND:
+        name = "distilled cd16x approximation"
+    elif kind == "vgg19":
+        name = "VGG-19"
+    else:
+        name = str(kind or "network not recorded")
+    return f"{name}, {record['file']}" if record.get("file") else name
+
+
+def _tap_run(taps: list[str]) -> str:
+    return f"{taps[0]}..{taps[-1]}" if len(taps) > 2 else ", ".join(taps)
+
+
+def vgg_taps_label(report: EvalReport) -> str | None:
+    """The VGG metrics' taps, each run of them with the network that gave it.
+
+    E.g. ``relu1_1..relu3_1 (VGG-19, vgg_normalised_conv3_1.pth) + relu4_1, relu5_1
+    (distilled cd16x approximation, cd16x_encoder_relu5_1.pth)``; without recorded sources,
+    the taps alone. None when no VGG metric was taken.
+    """
+    if not report.vgg_taps:
+        return None
+    if not report.vgg_tap_sources:
+        return ", ".join(report.vgg_taps)
+    groups = tap_groups(report.vgg_taps, report.vgg_tap_sources)
+    return " + ".join(f"{_tap_run(taps)} ({network_label(rec)})" for taps, rec in groups)
+
+
+def vgg_content_label(report: EvalReport) -> str | None:
+    """The tap VGG content was taken at, with its network where recorded."""
+    tap = report.vgg_content_tap
+    if tap is None:
+        return None
+    record = report.vgg_tap_sources.get(tap)
+    return f"{tap} ({network_label(record)})" if record else tap
+
+
+def _vgg_dict(report: EvalReport) -> dict[str, Any] | None:
+    if not report.vgg_taps:
+        return None
+    groups = tap_groups(report.vgg_taps, report.vgg_tap_sources)
+    return {
+        "taps": list(report.vgg_taps),
+        "content_tap": report.vgg_content_tap,
+        "label": vgg_taps_label(report),
+        "sources": [
+            {
+                "taps": taps,
+                "network": rec.get("kind"),
+                "file": rec.get("file"),
+                "approximation": rec.get("kind") == DISTILLED_KIND,
+            }
+            for taps, rec in groups
+            if rec
+        ],
+    }
 
 
 def report_dict(report: EvalReport, info: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +128,7 @@ def report_dict(report: EvalReport, info: dict[str, Any]) -> dict[str, Any]:
         },
         "references": report.references,
         "unavailable": report.unavailable,
+        "vgg": _vgg_dict(report),
         "metrics": {
             m.key: {
                 "label": m.label,

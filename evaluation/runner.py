@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from dkt.dktnet.errors import DktError, PathError
+from dkt.evaluation.chroma import chroma_speckle
 from dkt.evaluation.fid import feature_stats, frechet_distance, kid
 from dkt.evaluation.fidelity import background_change, content_ssim
 from dkt.evaluation.methods import OpenMethod
@@ -37,9 +38,16 @@ __all__ = [
 ]
 
 
+#: Per-item values below this are taken as it in a geometric mean: one object with no colour
+#: detail at all (a flat fill, ratio 0) must not make a method's whole aggregate 0.
+GEOMEAN_FLOOR = 1e-3
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A column: ``better`` is "lower" or "higher"; ``aggregate`` is "mean" or "max"."""
+    """A column: ``better`` is "lower", "higher" or "one" (closest to 1); ``aggregate`` is
+    "mean", "geomean" (for ratios: exp of the mean log), "max", or "set" (FID/KID, over all
+    results at once)."""
 
     key: str
     label: str
@@ -49,7 +57,7 @@ class Metric:
 
     @property
     def arrow(self) -> str:
-        return "↓" if self.better == "lower" else "↑"
+        return {"lower": "↓", "higher": "↑"}.get(self.better, "→1")
 
 
 METRICS: tuple[Metric, ...] = (
@@ -66,6 +74,15 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         "mean",
         "mean |log| ratio of foreground to background Gabor energies (3 scales x 4 orientations)",
+    ),
+    Metric(
+        "chroma_speckle",
+        "chroma speckle",
+        "one",
+        "geomean",
+        "RMS of the object's fine colour detail (CIELAB a/b minus their 5x5 mean) over the "
+        "painting's: 1 = as fine as the painting's, above 1 = colour speckle the painting "
+        "lacks, below 1 = flatter colour; geometric mean over images",
     ),
     Metric(
         "content_ssim",
@@ -87,14 +104,16 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         "mean",
         "L_s on a pretrained VGG-19 at the taps its weights have (relu1_1..relu4_1, or "
-        "..relu3_1 for a truncated file): foreground vs background statistics, relative",
+        "..relu3_1 for a truncated file; deeper taps from --vgg-deep-weights are the distilled "
+        "approximation's, the report says which): foreground vs background statistics, relative",
     ),
     Metric(
         "vgg_content",
         "VGG content",
         "lower",
         "mean",
-        "L_c on a pretrained VGG-19: change of the foreground at its deepest tap, relative",
+        "L_c on the same loss network: change of the foreground at relu4_1 where it has that "
+        "tap, else at its deepest, relative",
     ),
     Metric(
         "fid",
@@ -121,10 +140,21 @@ class PerceptualScorer:
     measurements but mean nothing. Images are scored at most ``max_side`` pixels on the
     long side to bound the cost on large inputs; the composite's features are computed once
     per item and reused for every method.
+
+    ``content_index`` is the tap L_c reads (default: the deepest; a loss network's
+    :attr:`~dkt.training.lossnet.LossNetwork.content_index` picks relu4_1 where it has it).
+    ``tap_sources`` is its provenance's tap -> network record, kept for the report, which
+    must say which taps are the real VGG-19 and which the distilled approximation.
     """
 
     def __init__(
-        self, network: torch.nn.Module, *, max_side: int = 512, device: str | torch.device = "cpu"
+        self,
+        network: torch.nn.Module,
+        *,
+        content_index: int = -1,
+        tap_sources: dict[str, dict[str, object]] | None = None,
+        max_side: int = 512,
+        device: str | torch.device = "cpu",
     ) -> None:
         from dkt.training.losses import content_loss, style_loss
 
@@ -136,6 +166,10 @@ class PerceptualScorer:
         self._cache: tuple[np.ndarray, list[torch.Tensor], torch.Tensor] | None = None
         #: The taps the metrics are taken at, e.g. relu1_1..relu3_1 for a truncated VGG-19.
         self.taps: tuple[str, ...] = tuple(getattr(network, "tap_names", ()))
+        self.content_index = content_index
+        #: The tap L_c is taken at (None where the network does not name its taps).
+        self.content_tap: str | None = self.taps[content_index] if self.taps else None
+        self.tap_sources: dict[str, dict[str, object]] = dict(tap_sources or {})
 
     def _tensor(self, image: np.ndarray, channels_last: bool = True) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(image)).float()
@@ -162,7 +196,8 @@ class PerceptualScorer:
         _, comp_feats, m = self._cache
         out_feats = self.network(self._tensor(output))
         style = self._style_loss(out_feats, comp_feats, m)
-        content = self._content_loss(out_feats[-1], comp_feats[-1], m)
+        c = self.content_index
+        content = self._content_loss(out_feats[c], comp_feats[c], m)
         return float(style), float(content)
 
 
@@ -180,7 +215,7 @@ class MethodResult:
     token: str
     kind: str
     description: dict[str, Any]
-    per_item: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_item: dict[str, dict[str, float | None]] = field(default_factory=dict)
     failures: list[ItemFailure] = field(default_factory=list)
     features: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
@@ -200,14 +235,19 @@ class MethodResult:
         return self.seconds / len(self.per_item)
 
     def aggregate(self, metric: Metric) -> float | None:
-        """Mean (or max) over items of a per-item metric; FID/KID from ``set_metrics``."""
+        """Mean, geometric mean or max over items of a per-item metric (items where it is
+        None or NaN left out); FID/KID from ``set_metrics``."""
         if metric.aggregate == "set":
             return self.set_metrics.get(metric.key)
         values = [v[metric.key] for v in self.per_item.values() if metric.key in v]
         values = [v for v in values if v is not None and not math.isnan(v)]
         if not values:
             return None
-        return float(np.max(values) if metric.aggregate == "max" else np.mean(values))
+        if metric.aggregate == "max":
+            return float(np.max(values))
+        if metric.aggregate == "geomean":
+            return float(np.exp(np.mean(np.log(np.maximum(values, GEOMEAN_FLOOR)))))
+        return float(np.mean(values))
 
 
 @dataclass
@@ -223,6 +263,9 @@ class EvalReport:
     seconds_total: float
     unavailable: dict[str, str] = field(default_factory=dict)
     vgg_taps: tuple[str, ...] = ()  # the loss network's taps the VGG metrics were taken at
+    vgg_content_tap: str | None = None  # the tap VGG content was taken at
+    #: tap -> the record of the network that gave it (``kind``, ``file``), where known.
+    vgg_tap_sources: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def _score(
@@ -231,10 +274,11 @@ def _score(
     mask: np.ndarray,
     perceptual: PerceptualScorer | None,
     regions: TextureRegions | None = None,
-) -> dict[str, float]:
-    scores = {
+) -> dict[str, float | None]:
+    scores: dict[str, float | None] = {
         "colour_swd": colour_distance(output, mask),
         "texture_gabor": texture_distance(output, mask, regions=regions),
+        "chroma_speckle": chroma_speckle(output, composite, mask),
         "content_ssim": content_ssim(output, composite, mask),
         "bg_max_change": float(background_change(output, composite, mask)),
     }
@@ -266,7 +310,9 @@ def run_evaluation(
     """
     started = time.perf_counter()
     results = [
-        MethodResult(m.name, m.spec.token, m.spec.kind, m.description, timed=m.timed)
+        MethodResult(
+            m.name, m.spec.token, m.spec.kind, m.description, timed=m.timed, notes=list(m.notes)
+        )
         for m in methods
     ]
     item_failures: list[ItemFailure] = []
@@ -324,6 +370,9 @@ def run_evaluation(
         sheet_rows=sheet,
         references=None if reference_features is None else len(reference_features),
         seconds_total=time.perf_counter() - started,
+        vgg_taps=perceptual.taps if perceptual is not None else (),
+        vgg_content_tap=perceptual.content_tap if perceptual is not None else None,
+        vgg_tap_sources=dict(perceptual.tap_sources) if perceptual is not None else {},
     )
 
 

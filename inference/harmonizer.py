@@ -8,9 +8,13 @@ altered, whatever the backend's arithmetic.
 
 The work is split in three stages so a pipeline can run them on different threads and batch
 the middle one: :meth:`Harmonizer.prepare` (validate, downsample: CPU, no model),
-``backend.run`` on a batch of prepared inputs of one working shape, and
+:meth:`Harmonizer.run_model` on a batch of prepared inputs of one working shape, and
 :meth:`Harmonizer.finish` (full-resolution transfer and exact blend: CPU, no model).
 :meth:`Harmonizer.harmonize` chains them for one image.
+
+The style strength (:mod:`dkt.dktnet.strength`) is the network's to apply; at strength 0
+the network is not run at all and the composite comes back as it is, byte for byte (the
+transfer to full resolution would otherwise add its own small changes).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from PIL import Image
 from dkt.backends.base import Backend
 from dkt.backends.cpu import available_memory
 from dkt.dktnet.errors import DktError, WorkingMemoryError
+from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
 
 #: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
@@ -154,11 +159,23 @@ class Prepared:
 
 
 class Harmonizer:
-    """Harmonize full-size uint8 images with a backend at a working resolution."""
+    """Harmonize full-size uint8 images with a backend at a working resolution.
 
-    def __init__(self, backend: Backend, size: int | None = None, upsample: str = "guided") -> None:
+    ``strength`` in [0, 1] is the style strength; a backend whose model cannot run at it
+    (an export made before strength existed) is refused here, before any image is read.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        size: int | None = None,
+        upsample: str = "guided",
+        strength: float = DEFAULT_STRENGTH,
+    ) -> None:
         if upsample not in UPSAMPLERS:
             raise ValueError(f"upsample must be one of {UPSAMPLERS}, got {upsample!r}")
+        self.strength = check_strength(strength)
+        backend.check_strength(self.strength)
         self.backend = backend
         self.size = size if size is not None else backend.working_size
         self.upsample = upsample
@@ -185,8 +202,19 @@ class Harmonizer:
         prepared = self.prepare(composite, mask)
         if not prepared.needs_model:
             return self.finish(prepared, None)
-        output = self.backend.run(prepared.model_composite[None], prepared.model_mask[None])
+        output = self.run_model(prepared.model_composite[None], prepared.model_mask[None])
         return self.finish(prepared, output[0])
+
+    def run_model(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``backend.run`` on a (B,3,h,w) / (B,1,h,w) batch of prepared inputs, at this
+        harmonizer's strength.
+
+        The strength is passed only when it is not 1, so a backend written before strength
+        existed (its ``run`` takes two arrays) still runs at full strength.
+        """
+        if self.strength == DEFAULT_STRENGTH:
+            return self.backend.run(composite, mask)
+        return self.backend.run(composite, mask, strength=self.strength)
 
     def prepare(self, composite: np.ndarray, mask: np.ndarray) -> Prepared:
         """Check the mask and make the model's inputs; touches no model (any thread)."""
@@ -194,6 +222,8 @@ class Harmonizer:
             return Prepared(composite, mask, None, None)
         if mask.min() >= 1.0:
             raise EmptyBackgroundError("the mask covers the whole image: no painting to match")
+        if self.strength == 0.0:  # the composite itself: nothing for the model to do
+            return Prepared(composite, mask, None, None)
         height, width = mask.shape
         shape = working_shape(height, width, self.size)
         self.check_memory(shape)

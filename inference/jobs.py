@@ -217,7 +217,7 @@ def run_one(job: Job, harmonizer: Harmonizer, max_pixels: int | None = DEFAULT_M
     start = time.perf_counter()
     if prepared.needs_model:
         batch = (prepared.model_composite[None], prepared.model_mask[None])
-        output = harmonizer.backend.run(*batch)[0]
+        output = harmonizer.run_model(*batch)[0]
     model_seconds = time.perf_counter() - start
     finish_job(job, harmonizer, prepared, output)
     return model_seconds

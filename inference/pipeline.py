@@ -243,7 +243,7 @@ class _Pipeline:
         start = time.perf_counter()
         try:
             with cores:
-                return self.harmonizer.backend.run(composite, mask)
+                return self.harmonizer.run_model(composite, mask)
         finally:
             self.summary.seconds_model += time.perf_counter() - start
 

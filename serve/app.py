@@ -62,7 +62,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "webp": ("WEBP", "image/webp"),
 }
 _FILES = ("composite", "mask", "painting", "cutout")
-_OPTIONS = ("x", "y", "scale", "size", "format")
+_OPTIONS = ("x", "y", "scale", "size", "strength", "format")
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ class Options(BaseModel):
     y: int | None = None
     scale: float = Field(1.0, gt=0, allow_inf_nan=False)
     size: int | None = Field(None, ge=0)
+    #: The style strength (:mod:`dkt.dktnet.strength`); ``None``: the harmonizer's own.
+    strength: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     format: Literal["png", "jpeg", "jpg", "webp"] = "png"
 
 
@@ -195,6 +197,12 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
         "device": described.get("device"),
         "precision": described.get("precision"),
         "working_size": settings.size if settings.size is not None else own_size,
+        # Whether the page may offer a strength slider: an old export runs at 1 only.
+        "strength": {
+            "default": harmonizer.strength,
+            "adjustable": harmonizer.backend.strength_refusal is None,
+            "note": harmonizer.backend.strength_refusal,
+        },
         "limits": {
             "max_upload_bytes": settings.max_upload_bytes,
             "max_pixels": settings.max_pixels,
@@ -259,12 +267,13 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
                 form = await _read_in_time(request, settings)
                 read = time.perf_counter()
                 options = _options(form)
+                strength = _strength(options, harmonizer)
                 inputs = await _in_thread(_decode, form, options, settings)
                 size = _working_size(options, settings, inputs, own_size)
                 decoded = time.perf_counter()
                 async with gate.run_slot():
                     queued = time.perf_counter()
-                    result = await _in_thread(_run, harmonizer, inputs, size)
+                    result = await _in_thread(_run, harmonizer, inputs, size, strength)
                     ran = time.perf_counter()
             fmt, media = FORMATS[options.format]
             body = await _in_thread(lambda: encode_image(result, fmt))
@@ -278,6 +287,7 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
             "X-DKT-Backend": str(model_info["backend"]),
             "X-DKT-Device": str(model_info["device"]),
             "X-DKT-Mode": inputs.mode,
+            "X-DKT-Strength": f"{strength:g}",
             "X-DKT-Seconds-Read": f"{read - started:.4f}",
             "X-DKT-Seconds-Decode": f"{decoded - read:.4f}",
             "X-DKT-Seconds-Queue": f"{queued - decoded:.4f}",
@@ -347,6 +357,16 @@ def _working_size(
             f"over this server's largest working size, {settings.max_size}",
         )  # fmt: skip
     return size
+
+
+def _strength(options: Options, harmonizer: Harmonizer) -> float:
+    """The request's style strength; refused before decoding when the served model runs at
+    strength 1 only (an export made before strength existed)."""
+    strength = harmonizer.strength if options.strength is None else options.strength
+    refusal = harmonizer.backend.strength_refusal
+    if strength != 1.0 and refusal is not None:
+        raise RequestError(422, f"strength: {strength:g}: {refusal}")
+    return strength
 
 
 def _mode(form: dict[str, Part], options: Options) -> str:
@@ -423,10 +443,10 @@ def _paste_field(message: str) -> str:
     return f"cutout: {message}"
 
 
-def _run(harmonizer: Harmonizer, inputs: _Inputs, size: int | None) -> np.ndarray:
+def _run(harmonizer: Harmonizer, inputs: _Inputs, size: int | None, strength: float) -> np.ndarray:
     """The model on one request's inputs (worker thread); the library does every step."""
     try:
-        return harmonizer(inputs.composite, inputs.mask, size=size)
+        return harmonizer(inputs.composite, inputs.mask, size=size, strength=strength)
     except (InputError, EmptyBackgroundError) as exc:
         raise RequestError(400, f"{inputs.mask_field}: {exc}") from None
     except WorkingMemoryError as exc:
@@ -573,6 +593,10 @@ _REQUEST_BODY = {
                               "description": "Resize the cut-out first."},
                     "size": {"type": "integer", "description": "Working size (long side); "
                              "0: the image's own. Default: the server's."},
+                    "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": 1.0,
+                                 "description": "Style strength: 0 gives the composite back "
+                                 "byte for byte, 1 the full harmonization. The reply's "
+                                 "X-DKT-Strength header says what was used."},
                     "format": {"type": "string", "enum": ["png", "jpeg", "webp"],
                                "default": "png", "description": "Reply format; PNG and WebP "
                                "keep the painting byte-identical, JPEG does not."},

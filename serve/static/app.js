@@ -12,6 +12,7 @@ const state = {
   composite: null,
   mask: null,
   scale: 1,
+  strength: 1, // style strength, 0 (as pasted) to 1 (full)
   x: 0,
   y: 0,
   placed: false, // false: centred, and the server centres it (no x, y sent)
@@ -197,6 +198,7 @@ function formData() {
     if (state.mask) form.append("mask", state.mask.file, state.mask.file.name);
   }
   if ($("size").value !== "") form.append("size", $("size").value);
+  form.append("strength", String(state.strength));
   form.append("format", $("format").value);
   return form;
 }
@@ -267,7 +269,20 @@ async function describeServer() {
     const model = await response.json();
     $("model-info").textContent =
       `Model ${model.name} · ${model.backend} on ${model.device} · working size ${model.working_size}`;
+    if (model.strength) {
+      setStrength(model.strength.default);
+      $("strength").disabled = !model.strength.adjustable;
+      if (!model.strength.adjustable) $("strength-hint").textContent = model.strength.note;
+    }
   } catch (_) { /* the page still works; the request will say what is wrong */ }
+}
+
+// ------------------------------------------------------------------ style strength
+
+function setStrength(value) {
+  state.strength = Math.min(1, Math.max(0, Number(value)));
+  $("strength").value = String(state.strength);
+  $("strength-value").textContent = state.strength.toFixed(2);
 }
 
 // ------------------------------------------------------------------ before / after
@@ -311,6 +326,7 @@ function wire() {
     });
   }
   $("centre").addEventListener("click", () => { centre(); draw(); });
+  $("strength").addEventListener("input", (event) => setStrength(event.target.value));
   const canvas = $("stage");
   canvas.addEventListener("pointerdown", (event) => {
     const point = canvasPoint(event);

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import torch
 
 INPUTS = ("composite", "mask")
+#: The style strength's input of engines built from exports that have it: shape (1,).
+STRENGTH = "strength"
 
 
 class _Enum:
@@ -141,7 +143,8 @@ class FakeBuilder:
 
 
 class FakeContext:
-    """Writes composite * (1 - mask) + 0.25 * mask into the output buffer on execute."""
+    """Writes composite * (1 - mask) + 0.25 * mask into the output buffer on execute; with a
+    strength input s, composite + s * mask * (0.25 - composite)."""
 
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
@@ -161,6 +164,8 @@ class FakeContext:
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
         if name == "harmonized":
             return self.input_shapes["composite"]
+        if name == STRENGTH:
+            return (1,)  # fixed in the engine
         return self.input_shapes[name]
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
@@ -172,7 +177,11 @@ class FakeContext:
         for name, buffer in self.buffers.items():
             assert self.addresses[name] == buffer.data_ptr(), f"{name} is bound to a stale buffer"
         c, m = self.buffers["composite"], self.buffers["mask"]
-        self.buffers["harmonized"].copy_(c * (1 - m) + 0.25 * m)
+        if STRENGTH in self.buffers:
+            s = self.buffers[STRENGTH]
+            self.buffers["harmonized"].copy_(c + s * m * (0.25 - c))
+        else:
+            self.buffers["harmonized"].copy_(c * (1 - m) + 0.25 * m)
         return True
 
 
@@ -191,7 +200,8 @@ class FakeEngine:
         return self.names[index]
 
     def get_tensor_mode(self, name: str) -> int:
-        return self.trt.TensorIOMode.INPUT if name in INPUTS else self.trt.TensorIOMode.OUTPUT
+        inputs = (*INPUTS, STRENGTH)
+        return self.trt.TensorIOMode.INPUT if name in inputs else self.trt.TensorIOMode.OUTPUT
 
     def get_tensor_dtype(self, name: str) -> str:
         return self.trt.float32

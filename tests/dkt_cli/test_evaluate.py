@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 import dkt.evaluation.inception as inception
 from dkt.cli.app import app
 from dkt.cli.evaluate import NO_INCEPTION, NO_VGG
-from dkt.imaging.imageio import read_image
+from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
+from dkt.evaluation.chroma import chroma_speckle
+from dkt.imaging.imageio import read_image, read_mask
+from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder
 from tests.dkt_cli.eval_data import EvalSet, make_eval_set, tiny_model
 
 runner = CliRunner()
@@ -100,7 +103,7 @@ def test_patterns_limit_and_save_outputs(tmp_path: Path, evalset: EvalSet) -> No
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--methods", "nonsense"], "not one of composite, reinhard, adain, bundled"),
+        (["--methods", "nonsense"], "not one of composite, reinhard, adain, adain-relu4, bundled"),
         (["--methods", "composite", "--references", "/no/such/dir"], "no such folder"),
         (["--methods", "composite", "--inception-weights", "/no/w.pth",
           "--references", "{comps}"], "no such file"),
@@ -221,3 +224,158 @@ def test_an_export_of_another_precision_beside_a_checkpoint(
     rows = {m["method"]: m for m in json.loads(result.stdout)["methods"]}
     assert set(rows) == {"tiny.safetensors", "tiny16.onnx"}
     assert all(r["metrics"]["bg_max_change"] == 0 for r in rows.values())
+
+
+# --------------------------------------------------------------------------- adain-relu4
+
+
+def _no_bare_vgg19(text: str) -> bool:
+    """Whether every "VGG-19" in ``text`` is qualified as the distilled approximation."""
+    text = " ".join(text.replace("│", " ").split())
+    for qualified in ("distilled VGG-19 approximation", "not the real VGG-19"):
+        text = text.replace(qualified, "")
+    return "VGG-19" not in text
+
+
+def test_adain_relu4_with_self_made_weights(evalset: EvalSet, tmp_path: Path) -> None:
+    write_cd16x_encoder(tmp_path / CD16X_ENCODER_RELU4_FILE)
+    write_cd16x_decoder(tmp_path / CD16X_DECODER_RELU4_FILE)
+    result = runner.invoke(
+        app, _args(evalset, "composite,adain-relu4", "--adain-weights", str(tmp_path), "--json")
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["methods"][1]
+    assert row["method"] == "adain-relu4" and row["images"] == 3
+    assert row["metrics"]["bg_max_change"] == 0
+    assert row["description"]["label"] == "adain-relu4 (distilled VGG-19 approximation, cd16x)"
+    assert row["description"]["network"] == "distilled-vgg19-cd16x"
+    assert any("distilled VGG-19 approximation" in note for note in row["notes"])
+    assert "adain-relu4: a distilled VGG-19 approximation" in " ".join(result.stderr.split())
+    assert _no_bare_vgg19(result.stderr) and _no_bare_vgg19(json.dumps(row))
+
+
+def test_adain_relu4_missing_a_file_is_a_one_line_error(evalset: EvalSet, tmp_path: Path) -> None:
+    write_cd16x_decoder(tmp_path / CD16X_DECODER_RELU4_FILE)
+    result = runner.invoke(
+        app, _args(evalset, "composite,adain-relu4", "--adain-weights", str(tmp_path))
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert str(tmp_path) in lines[0] and CD16X_ENCODER_RELU4_FILE in lines[0]
+    assert CD16X_DECODER_RELU4_FILE not in lines[0]
+
+
+# --------------------------------------------------------------------------- chroma speckle
+
+
+def test_chroma_speckle_column_per_item_and_geometric_mean(
+    evalset: EvalSet, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "t.csv"
+    result = runner.invoke(
+        app, _args(evalset, "composite,reinhard", "--json", "--csv", str(csv_path))
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["metrics"]["chroma_speckle"]["aggregate"] == "geomean"
+    comp = data["methods"][0]
+    expected = {}
+    for key in ("a", "b", "c"):
+        image = read_image(evalset.composites / f"{key}.png")
+        mask = read_mask(evalset.masks / f"{key}.png")
+        expected[key] = chroma_speckle(image, image, mask)
+        assert comp["per_item"][key]["chroma_speckle"] == pytest.approx(expected[key], rel=1e-4)
+    geomean = float(np.exp(np.mean(np.log(list(expected.values())))))
+    assert comp["metrics"]["chroma_speckle"] == pytest.approx(geomean, rel=1e-4)
+    assert geomean < 0.5  # the smooth photo objects have less colour detail than the painting
+    text = " ".join(result.stderr.split())  # notes wrap at the table's width
+    assert "chroma speckle →1" in text and "above 1 = colour speckle the painting lacks" in text
+    with open(csv_path, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert float(table[0]["chroma_speckle"]) == pytest.approx(geomean, rel=1e-4)
+
+
+# --------------------------------------------------------------------------- deeper VGG taps
+
+
+def test_vgg_metrics_with_distilled_deeper_taps(evalset: EvalSet, tmp_path: Path) -> None:
+    """An exact file to relu3_1 plus a distilled relu5_1 file: five taps, the two deep ones
+    labelled as the approximation, content at relu4_1 (self-made weights: the plumbing)."""
+    from safetensors.torch import save_file
+
+    from dkt.dktnet.encoders import VGG19Encoder
+
+    torch.manual_seed(0)
+    exact = tmp_path / "vgg3.safetensors"
+    state = VGG19Encoder(depth="relu3_1").state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(exact))
+    deep = write_cd16x_encoder(tmp_path / "cd16x_encoder_relu5_1.pth", depth="relu5_1")
+    result = runner.invoke(
+        app,
+        _args(evalset, "composite,reinhard", "--vgg-weights", str(exact),
+              "--vgg-deep-weights", str(deep), "--json"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    vgg = data["vgg"]
+    assert vgg["taps"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert vgg["content_tap"] == "relu4_1"
+    assert vgg["sources"] == [
+        {"taps": ["relu1_1", "relu2_1", "relu3_1"], "network": "vgg19",
+         "file": "vgg3.safetensors", "approximation": False},
+        {"taps": ["relu4_1", "relu5_1"], "network": "distilled-vgg19-cd16x",
+         "file": deep.name, "approximation": True},
+    ]  # fmt: skip
+    comp, reinhard = (m["metrics"] for m in data["methods"])
+    assert comp["vgg_content"] == pytest.approx(0.0, abs=1e-9) and reinhard["vgg_content"] > 0
+    text = " ".join(result.stderr.split())
+    assert (
+        "VGG style at relu1_1..relu3_1 (VGG-19, vgg3.safetensors) + relu4_1, relu5_1 "
+        f"(distilled cd16x approximation, {deep.name}); VGG content at relu4_1 "
+        f"(distilled cd16x approximation, {deep.name})." in text
+    ), text
+
+
+def test_vgg_deep_weights_needs_vgg_weights_and_a_distilled_file(
+    evalset: EvalSet, tmp_path: Path
+) -> None:
+    deep = write_cd16x_encoder(tmp_path / "cd16x_encoder_relu5_1.pth", depth="relu5_1")
+    alone = runner.invoke(app, _args(evalset, "composite", "--vgg-deep-weights", str(deep)))
+    assert alone.exit_code == 2 and "pass --vgg-weights too" in alone.stderr
+    not_distilled = tmp_path / "junk.pth"
+    torch.save({"conv11.weight": torch.zeros(1)}, not_distilled)
+    wrong = runner.invoke(
+        app,
+        _args(evalset, "composite", "--vgg-weights", str(deep),
+              "--vgg-deep-weights", str(not_distilled)),
+    )  # fmt: skip
+    assert wrong.exit_code == 2 and "Traceback" not in wrong.output
+    assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+
+
+def test_real_distilled_taps_and_adain_relu4(
+    evalset: EvalSet, shared_weights: Path, shared_cd16x_weights: Path
+) -> None:
+    """The real files: the exact VGG-19 to relu3_1 with the distilled relu4_1/relu5_1 taps,
+    and the adain-relu4 baseline. Lab transfer moves the object's statistics towards the
+    painting's, so its style distance must fall below the composite's."""
+    result = runner.invoke(
+        app,
+        _args(evalset, "composite,reinhard,adain-relu4",
+              "--adain-weights", str(shared_cd16x_weights),
+              "--vgg-weights", str(shared_weights / "vgg_normalised_conv3_1.pth"),
+              "--vgg-deep-weights", str(shared_cd16x_weights / "cd16x_encoder_relu5_1.pth"),
+              "--json"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["vgg"]["label"] == (
+        "relu1_1..relu3_1 (VGG-19, vgg_normalised_conv3_1.pth) + relu4_1, relu5_1 "
+        "(distilled cd16x approximation, cd16x_encoder_relu5_1.pth)"
+    )
+    rows = {m["method"]: m["metrics"] for m in data["methods"]}
+    assert rows["reinhard"]["vgg_style"] < rows["composite"]["vgg_style"]
+    assert rows["adain-relu4"]["vgg_style"] < rows["composite"]["vgg_style"]
+    assert rows["adain-relu4"]["colour_swd"] < rows["composite"]["colour_swd"]
+    assert rows["adain-relu4"]["bg_max_change"] == 0

@@ -81,3 +81,50 @@ def test_info_names_the_loss_networks_taps(tmp_path: Path) -> None:
     text = " ".join(result.stderr.replace("│", " ").split())  # the table may fold the row
     assert "loss network taps relu1_1, relu2_1, relu3_1 (vgg19 pretrained" in text
     assert "relu4_1" not in text
+
+
+def test_info_names_the_network_of_each_tap(tmp_path: Path) -> None:
+    """Exact VGG-19 to relu3_1 plus the distilled relu4_1/relu5_1: each run of taps with its
+    own network, the distilled one as an approximation (provenance as load_loss_network
+    records it, on self-made weight files)."""
+    from safetensors.torch import save_file
+
+    from dkt.dktnet.checkpoint import save_checkpoint
+    from dkt.dktnet.encoders import VGG19Encoder
+    from dkt.dktnet.model import DKTNet
+    from dkt.training.lossnet import load_loss_network
+    from tests.cd16x_files import write_cd16x_encoder
+    from tests.tiny import tiny_config
+
+    exact = tmp_path / "vgg_normalised_conv3_1.safetensors"
+    state = VGG19Encoder(depth="relu3_1").state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(exact))
+    deep = write_cd16x_encoder(tmp_path / "cd16x_encoder_relu5_1.pth", depth="relu5_1")
+    lossnet = load_loss_network(str(exact), deep=str(deep)).provenance
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, DKTNet(tiny_config()), provenance={"loss_network": lossnet, "steps": 1})
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stderr.replace("│", " ").split())  # the table may fold the row
+    assert (
+        "loss network taps relu1_1, relu2_1, relu3_1 (vgg19 pretrained, "
+        "vgg_normalised_conv3_1.safetensors); relu4_1, relu5_1 (distilled-vgg19-cd16x "
+        "approximation, cd16x_encoder_relu5_1.pth)" in text
+    ), text
+
+
+def test_old_provenance_prints_as_before() -> None:
+    from dkt.cli.info import loss_network_line
+
+    old = {"kind": "vgg19", "pretrained": True, "file": "vgg_normalised_conv3_1.pth",
+           "taps": ["relu1_1", "relu2_1", "relu3_1"]}  # fmt: skip
+    assert loss_network_line({"loss_network": old}) == (
+        "taps relu1_1, relu2_1, relu3_1 (vgg19 pretrained, vgg_normalised_conv3_1.pth)"
+    )
+    random = {"kind": "random-vgg19", "pretrained": False, "taps": ["relu1_1", "relu4_1"]}
+    assert loss_network_line({"loss_network": random}) == (
+        "taps relu1_1, relu4_1 (random-vgg19 NOT pretrained (random weights))"
+    )
+    unknown = "taps (not recorded) (? NOT pretrained (random weights))"
+    assert loss_network_line({"loss_network": {}}) == unknown
+    assert loss_network_line({}) is None

@@ -13,7 +13,7 @@ import torch
 
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.decoder import CD16X_INVERTER_LAYERS, InverterDecoder
-from dkt.dktnet.distilled import DistilledEncoder, StackedTaps
+from dkt.dktnet.distilled import StackedTaps
 from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet

@@ -9,8 +9,10 @@ import pytest
 
 from dkt import dktnet
 from dkt.dktnet.errors import PathError
+from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
 from dkt.evaluation.methods import MethodError, open_method, parse_methods
 from dkt.imaging.imageio import read_image, read_mask, write_image
+from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder
 from tests.dkt_cli.eval_data import EvalSet, make_eval_set, tiny_model
 
 
@@ -51,7 +53,7 @@ def test_colliding_names_get_parent_folders(tmp_path: Path) -> None:
     [
         ("", "empty"),
         ("composite,composite", "listed twice"),
-        ("reinhardt", "not one of composite, reinhard, adain, bundled"),
+        ("reinhardt", "not one of composite, reinhard, adain, adain-relu4, bundled"),
         ("missing/model.onnx", "no such file or folder"),
     ],
 )
@@ -105,3 +107,34 @@ def test_folder_that_is_the_composites_folder_with_same_pattern(evalset: EvalSet
     (spec,) = parse_methods(str(evalset.composites))
     with pytest.raises(MethodError, match="same folder"):
         open_method(spec, composites=evalset.composites)
+
+
+def test_adain_relu4_is_a_baseline_labelled_as_the_distilled_approximation(
+    evalset: EvalSet, tmp_path: Path
+) -> None:
+    write_cd16x_encoder(tmp_path / CD16X_ENCODER_RELU4_FILE)
+    write_cd16x_decoder(tmp_path / CD16X_DECODER_RELU4_FILE)
+    (spec,) = parse_methods("adain-relu4")
+    assert (spec.name, spec.kind) == ("adain-relu4", "baseline")
+    method = open_method(spec, composites=evalset.composites, adain_weights=tmp_path)
+    assert method.description["label"] == "adain-relu4 (distilled VGG-19 approximation, cd16x)"
+    assert method.description["weights"] == {
+        "encoder": CD16X_ENCODER_RELU4_FILE,
+        "decoder": CD16X_DECODER_RELU4_FILE,
+    }
+    assert method.description["found_in"] == "path"
+    assert any("approximation" in note and "not the real VGG-19" in note for note in method.notes)
+    comp, mask = _item(evalset, "a")
+    out = method.produce("a", comp, mask)
+    np.testing.assert_array_equal(out[mask == 0], comp[mask == 0])
+
+
+def test_adain_relu4_without_its_files_is_one_line_naming_folder_and_files(
+    evalset: EvalSet, tmp_path: Path
+) -> None:
+    write_cd16x_encoder(tmp_path / CD16X_ENCODER_RELU4_FILE)
+    (spec,) = parse_methods("adain-relu4")
+    with pytest.raises(MethodError) as err:
+        open_method(spec, composites=evalset.composites, adain_weights=tmp_path)
+    message = str(err.value)
+    assert message == f"method 'adain-relu4': {tmp_path}: needs {CD16X_DECODER_RELU4_FILE} (path)"
