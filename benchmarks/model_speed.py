@@ -17,7 +17,9 @@ parameters, GFLOP per image (``torch.utils.flop_counter.FlopCounterMode``: a mul
 is 2 FLOPs; convolutions and matrix products only, so elementwise work and the stand-in's
 FFTs are not in it), the file size on disk, and per thread count the median seconds per
 image, min-max, and the speed-up over PHDNet (PHDNet median / model median). A line per
-dkt model and thread count says whether the speed-up reaches ``--target``.
+dkt model and thread count says whether the speed-up reaches ``--target``; with several dkt
+models, a line per later model says how many times the speed of the first one it runs at
+(``old.safetensors new.safetensors``: the new default against the old, in the same run).
 """
 
 from __future__ import annotations
@@ -168,6 +170,12 @@ def print_table(entries: list[Entry], thread_counts: list[int], target: float) -
             ratio = _median(phd, t) / _median(entry, t)
             verdict = "meets" if ratio >= target else "does NOT meet"
             print(f"{entry.name}, {t} thread(s): {ratio:.2f}x, {verdict} the {target:g}x target")
+    # Several dkt models: each against the first one given (an old default against a new one).
+    first = entries[1] if len(entries) > 2 else None
+    for entry in entries[2:]:
+        for t in thread_counts:
+            ratio = _median(first, t) / _median(entry, t)
+            print(f"{entry.name}, {t} thread(s): {ratio:.2f}x the speed of {first.name}")
 
 
 def _figures(entries: list[Entry], thread_counts: list[int]) -> list[dict[str, Any]]:
@@ -183,6 +191,7 @@ def _figures(entries: list[Entry], thread_counts: list[int]) -> list[dict[str, A
                 "max_s": max(runs),
                 "runs_s": runs,
                 "speedup_vs_phdnet": _median(phd, t) / _median(entry, t),
+                "speedup_vs_first_model": _median(entries[1], t) / _median(entry, t),
             }
         out.append(
             {

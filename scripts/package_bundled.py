@@ -8,7 +8,7 @@ harmonizer uses by default, and adds the credits of the pretrained tensors it em
 
     python scripts/package_bundled.py runs/c/model.safetensors \\
         --stage runs/a/model.safetensors --stage runs/b/model.safetensors \\
-        --working-size 512 -o dktnet/weights/dktnet-relu3.safetensors
+        --working-size 512 -o dktnet/weights/dktnet-cd16x.safetensors
 """
 
 from __future__ import annotations
@@ -33,6 +33,18 @@ RELU3_CREDITS = (
     "Li et al.; both files from the public repository pietrocarbo/deep-transfer (Apache-2.0), "
     "commit e87e72f9f8612062431a82289b758ef570da52c3, models/autoencoder_vgg19/vgg19_3/."
 )
+#: Credits of the pretrained tensors a cd16x-relu4 model embeds (the distilled network).
+CD16X_CREDITS = (
+    "Frozen encoder and decoder initialisation: the distilled VGG-19 (16x fewer filters) and "
+    "its relu4_1 decoder of H. Wang, Y. Li, Y. Wang, H. Hu, M.-H. Yang, Collaborative "
+    "Distillation for Ultra-Resolution Universal Style Transfer (CVPR 2020), public repository "
+    "MingSun-Tse/Collaborative-Distillation (MIT, Copyright (c) 2020 Huan Wang), commit 4a269dc, "
+    "trained_models/wct_se_16x_new/ and wct_se_16x_new_sd/. It is an approximation distilled "
+    "from the normalised VGG-19 (K. Simonyan and A. Zisserman, VGG Oxford, CC BY 4.0; "
+    "normalisation by Li et al., NeurIPS 2017), not VGG-19 itself."
+)
+#: Encoder name -> the credits of the pretrained tensors a model with it embeds.
+CREDITS = {"vgg19-relu3": RELU3_CREDITS, "cd16x-relu4": CD16X_CREDITS}
 
 
 def stage_record(path: Path) -> dict[str, Any]:
@@ -64,7 +76,7 @@ def package(final: Path, stages: list[Path], working_size: int | None, out: Path
     provenance["total_steps"] = sum(r["steps"] or 0 for r in records)
     provenance["total_train_seconds"] = round(sum(r["train_seconds"] or 0 for r in records), 1)
     provenance["trained_at_size"] = provenance.get("size")
-    provenance["credits"] = RELU3_CREDITS if model.config.encoder == "vgg19-relu3" else None
+    provenance["credits"] = CREDITS.get(model.config.encoder)
     save_checkpoint(out, model, provenance=provenance)
 
 

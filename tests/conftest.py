@@ -17,6 +17,7 @@ import pytest
 from tests.export_fixtures import (  # noqa: F401 - fixtures for every test folder
     dynamo_onnx,
     fp16_onnx,
+    old_style_onnx,
     tiny_checkpoint,
     torchscript_odd_onnx,
 )
@@ -77,15 +78,6 @@ def shared_cd16x_weights() -> Path:
     missing = [name for name in names if not (SHARED_WEIGHTS / name).is_file()]
     if missing:
         pytest.skip(f"distilled cd16x weights {', '.join(missing)} not found at {SHARED_WEIGHTS}")
-    return SHARED_WEIGHTS
-
-
-@pytest.fixture(scope="session")
-def distilled_weights() -> Path:
-    """The real distilled VGG-19 (cd16x) encoders and relu4_1 decoder; skips where absent."""
-    names = ("cd16x_encoder_relu4_1.pth", "cd16x_encoder_relu5_1.pth", "cd16x_decoder_relu4_1.pth")
-    if not all((SHARED_WEIGHTS / name).is_file() for name in names):
-        pytest.skip(f"distilled VGG-19 (cd16x) weights not found at {SHARED_WEIGHTS}")
     return SHARED_WEIGHTS
 
 

@@ -89,7 +89,7 @@ def test_aux_taps_have_vgg19_widths_and_a_relu5_file_adds_relu5_1(tmp_path: Path
 def test_bad_files_are_named_one_line_errors(tmp_path: Path, encoder_file: Path) -> None:
     short = dict(ENCODER_SHAPES)
     del short["conv41_aux"]
-    with pytest.raises(CheckpointError, match="conv41_aux.*missing"):
+    with pytest.raises(CheckpointError, match=r"conv41_aux.*missing"):
         load_distilled_encoder(_write(tmp_path / "short.pth", short), aux=True)
     with pytest.raises(CheckpointError, match="relu5_1 was asked"):
         load_distilled_encoder(encoder_file, depth="relu5_1")

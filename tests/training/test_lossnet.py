@@ -99,11 +99,11 @@ def test_the_random_stand_in_records_its_four_taps() -> None:
 
 
 def test_deep_distilled_taps_extend_the_exact_network_and_say_which_is_which(
-    shared_weights: Path, distilled_weights: Path
+    shared_weights: Path, shared_cd16x_weights: Path
 ) -> None:
     net = load_loss_network(
         str(shared_weights / "vgg_normalised_conv3_1.pth"),
-        deep=str(distilled_weights / "cd16x_encoder_relu5_1.pth"),
+        deep=str(shared_cd16x_weights / "cd16x_encoder_relu5_1.pth"),
     )
     taps = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     assert net.provenance["taps"] == taps
@@ -120,15 +120,17 @@ def test_deep_distilled_taps_extend_the_exact_network_and_say_which_is_which(
     torch.testing.assert_close(net.network(x)[2], exact(x)[2])
 
 
-def test_a_distilled_file_alone_is_a_loss_network_of_its_aux_taps(distilled_weights: Path) -> None:
-    net = load_loss_network(str(distilled_weights / "cd16x_encoder_relu4_1.pth"))
+def test_a_distilled_file_alone_is_a_loss_network_of_its_aux_taps(
+    shared_cd16x_weights: Path,
+) -> None:
+    net = load_loss_network(str(shared_cd16x_weights / "cd16x_encoder_relu4_1.pth"))
     assert net.provenance["kind"] == "distilled-vgg19-cd16x"
     assert net.provenance["taps"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
     assert "not VGG-19" in str(net.provenance["note"])
     with pytest.raises(ValueError, match="already the distilled"):
         load_loss_network(
-            str(distilled_weights / "cd16x_encoder_relu4_1.pth"),
-            deep=str(distilled_weights / "cd16x_encoder_relu5_1.pth"),
+            str(shared_cd16x_weights / "cd16x_encoder_relu4_1.pth"),
+            deep=str(shared_cd16x_weights / "cd16x_encoder_relu5_1.pth"),
         )
 
 
