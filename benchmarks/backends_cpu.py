@@ -96,7 +96,7 @@ def op_breakdown(onnx_path: Path, size: int, threads: int, runs: int = 3) -> dic
         options.profile_file_prefix = str(Path(tmp) / "profile")
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         composite, mask = synthetic_batch(1, size)
-        feeds = {"composite": composite, "mask": mask}
+        feeds = {"composite": composite, "mask": mask, "strength": np.ones(1, np.float32)}
         # Dropped below: the first run plans memory and the second is the first in the
         # planned block, whose page faults made single full-size operators look 10x slower.
         for _ in range(_PROFILE_WARMUP + runs):

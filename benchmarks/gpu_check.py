@@ -353,7 +353,7 @@ def _ort(row: Row, path: Path, provider: str, plan: Plan, gflop: float) -> None:
         row.status = f"skipped: {provider} did not load (ran {loaded})"
         return
     composite, mask = (t.numpy() for t in inputs(row.batch, plan.size, False))
-    feeds = {"composite": composite, "mask": mask}
+    feeds = {"composite": composite, "mask": mask, "strength": np.ones(1, np.float32)}
     _fill_speed(row, time_runs(lambda: session.run(None, feeds), plan), gflop, plan)
     (out,) = session.run(None, feeds)
     outside = np.broadcast_to(mask == 0, out.shape)

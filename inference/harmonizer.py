@@ -175,7 +175,8 @@ class Harmonizer:
         if upsample not in UPSAMPLERS:
             raise ValueError(f"upsample must be one of {UPSAMPLERS}, got {upsample!r}")
         self.strength = check_strength(strength)
-        backend.check_strength(self.strength)
+        if self.strength != DEFAULT_STRENGTH:  # at 1 any backend runs, strength-aware or not
+            backend.check_strength(self.strength)
         self.backend = backend
         self.size = size if size is not None else backend.working_size
         self.upsample = upsample

@@ -12,6 +12,9 @@ precision's bound:
   should be re-measured with ``dkt export --verify``.
 * int8: 0.2, a bound for a quantization gone wrong; what int8 costs in quality is for
   ``dkt evaluate`` to say (see ``INT8_NOTE``).
+
+An export with a strength input (:mod:`dkt.dktnet.strength`) is also checked at strength
+0.5 on the first case, under the same bound: the input is part of the contract.
 """
 
 from __future__ import annotations
@@ -198,17 +201,26 @@ def folder_images(folder: Path, limit: int = 8) -> list[tuple[str, np.ndarray, n
     return found
 
 
+#: The strength an export with a strength input is checked at, besides full strength.
+CHECKED_STRENGTH = 0.5
+
+
 def check_parity(
     reference: Backend,
     candidate: Backend,
     cases: list[tuple[str, np.ndarray, np.ndarray]],
     precision: str = "fp32",
+    strength: float = 1.0,
 ) -> ParityReport:
+    """Both backends on every case, at ``strength`` (both must run at it)."""
+    # Passed only when it is not 1, as the harmonizer does (see Backend.run).
+    options = {} if strength == 1.0 else {"strength": strength}
+    suffix = "" if strength == 1.0 else f" at strength {strength:g}"
     results = []
     for name, composite, mask in cases:
-        expected = reference.run(composite, mask)
-        got = candidate.run(composite, mask)
-        results.append(compare(name, expected, got, composite, mask))
+        expected = reference.run(composite, mask, **options)
+        got = candidate.run(composite, mask, **options)
+        results.append(compare(name + suffix, expected, got, composite, mask))
     return ParityReport(results, BOUNDS[precision], precision)
 
 
@@ -236,4 +248,8 @@ def verify_export(
         open_backend(checkpoint, backend="torch", device="cpu") as reference,
         open_backend(exported, device=device) as candidate,
     ):
-        return check_parity(reference, candidate, cases, precision)
+        report = check_parity(reference, candidate, cases, precision)
+        if candidate.strength_refusal is not None:  # an export without a strength input
+            return report
+        half = check_parity(reference, candidate, cases[:1], precision, CHECKED_STRENGTH)
+        return ParityReport(report.cases + half.cases, report.bound, precision)

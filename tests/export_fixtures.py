@@ -73,3 +73,16 @@ def fp16_onnx(tmp_path_factory, tiny_checkpoint) -> Path:
         precision="fp16",
         exporter="torchscript",
     )
+
+
+@pytest.fixture(scope="session")
+def old_style_onnx(tmp_path_factory, tiny_checkpoint) -> Path:
+    """An export without the strength input: the two-input graph dkt wrote before strength."""
+    return _export(
+        tmp_path_factory,
+        tiny_checkpoint,
+        "old-style.onnx",
+        profile=PROFILE,
+        exporter="torchscript",
+        strength_input=False,
+    )

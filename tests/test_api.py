@@ -147,6 +147,82 @@ def test_harmonize_folder_streams_with_progress(h, write_pair, tmp_path: Path) -
     assert again.skipped == 2
 
 
+# --------------------------------------------------------------------------- style strength
+
+
+def _object_change(result: np.ndarray, composite: np.ndarray, mask: np.ndarray) -> float:
+    return float(np.abs(result.astype(int) - composite)[mask > 0].mean())
+
+
+def test_strength_0_gives_the_composite_byte_for_byte(h, tiny_model: Path, pair) -> None:
+    composite, mask = pair  # 64x80 at the model's working size 64: the transfer path
+    assert np.array_equal(h(composite, mask, strength=0), composite)
+    with dkt.Harmonizer(tiny_model, device="cpu", strength=0.0) as none:
+        assert np.array_equal(none(composite, mask), composite)
+        assert np.array_equal(none(composite, mask, size=0), composite)  # the direct path
+        assert np.array_equal(none(composite, mask, strength=1.0), h(composite, mask))
+        assert "strength=0" in repr(none)
+
+
+def test_strength_1_is_the_default(h, tiny_model: Path, pair) -> None:
+    composite, mask = pair
+    default = h(composite, mask)
+    assert np.array_equal(h(composite, mask, strength=1.0), default)
+    with dkt.Harmonizer(tiny_model, device="cpu", strength=1) as full:
+        assert np.array_equal(full(composite, mask), default)
+
+
+def test_half_strength_changes_the_object_less_and_never_the_painting(h, pair) -> None:
+    composite, mask = pair
+    change = {}
+    for strength in (0.0, 0.3, 0.5, 1.0):
+        result = h(composite, mask, strength=strength)
+        assert np.array_equal(result[mask == 0], composite[mask == 0]), strength
+        change[strength] = _object_change(result, composite, mask)
+    assert change[0.0] == 0 < change[0.3] < change[1.0], change
+    assert 0 < change[0.5] < change[1.0], change
+
+
+def test_a_harmonizers_strength_runs_its_folders_too(
+    tiny_model: Path, write_pair, tmp_path: Path
+) -> None:
+    written = {}
+    for seed, name in enumerate(("a", "b")):
+        comp, mask = tmp_path / "comps" / f"{name}.png", tmp_path / "masks" / f"{name}.png"
+        written[name] = write_pair(comp, mask, seed=seed)
+    with dkt.Harmonizer(tiny_model, device="cpu", strength=0.0) as none:
+        summary = none.harmonize_folder(tmp_path / "comps", tmp_path / "masks", tmp_path / "out")
+    assert summary.done == 2
+    for name, (composite, _) in written.items():
+        assert np.array_equal(read_image(tmp_path / "out" / f"{name}.png"), composite)
+
+
+@pytest.mark.parametrize("strength", [1.5, -0.2, float("nan"), "half", True, [0.5]])
+def test_a_strength_outside_0_to_1_is_a_one_line_value_error(
+    h, tiny_model: Path, pair, strength: object
+) -> None:
+    composite, mask = pair
+    for call in (
+        lambda: h(composite, mask, strength=strength),
+        lambda: dkt.Harmonizer(tiny_model, device="cpu", strength=strength),
+    ):
+        with pytest.raises(dkt.StrengthError) as info:
+            call()
+        assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+        assert "strength must be a number from 0 to 1" in str(info.value)
+
+
+def test_an_old_export_runs_at_full_strength_and_refuses_the_rest(old_style_onnx, pair) -> None:
+    composite, mask = pair
+    with dkt.Harmonizer(old_style_onnx, device="cpu") as old:
+        assert old(composite, mask).shape == composite.shape
+        with pytest.raises(dkt.DktError, match="re-export") as info:
+            old(composite, mask, strength=0.5)
+    assert "\n" not in str(info.value) and "old-style.onnx" in str(info.value)
+    with pytest.raises(dkt.DktError, match="without a strength input"):
+        dkt.Harmonizer(old_style_onnx, device="cpu", strength=0.5)
+
+
 def test_paste_then_harmonize(h) -> None:
     painting = np.full((64, 80, 3), 90, np.uint8)
     cutout = np.zeros((20, 30, 4), np.uint8)

@@ -35,14 +35,23 @@ def io_signature(path: Path) -> list[tuple[str, int, list[object]]]:
     ]
 
 
-def run_both(checkpoint: Path, onnx_path: Path, batch: int, height: int, width: int, seed=0):
+def run_both(
+    checkpoint: Path, onnx_path: Path, batch: int, height: int, width: int, seed=0, strength=1.0
+):
+    """The eager model and the exported graph on the same inputs, at ``strength``."""
     rng = np.random.default_rng(seed)
     composite = rng.random((batch, 3, height, width), dtype=np.float32)
     mask = soft_mask(rng, batch, height, width)
+    eager_strength = None if strength == 1.0 else torch.tensor([strength])
     with torch.inference_mode():
-        expected = load_checkpoint(checkpoint)(torch.from_numpy(composite), torch.from_numpy(mask))
+        expected = load_checkpoint(checkpoint)(
+            torch.from_numpy(composite), torch.from_numpy(mask), eager_strength
+        )
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["harmonized"], {"composite": composite, "mask": mask})
+    feeds = {"composite": composite, "mask": mask}
+    if "strength" in [i.name for i in session.get_inputs()]:
+        feeds["strength"] = np.array([strength], np.float32)
+    (got,) = session.run(["harmonized"], feeds)
     return composite, mask, expected.numpy(), got
 
 
@@ -57,6 +66,7 @@ def test_dynamo_export_has_named_dynamic_io(dynamo_onnx: Path) -> None:
     assert io_signature(dynamo_onnx) == [
         ("composite", float32, ["batch", 3, "height", "width"]),
         ("mask", float32, ["batch", 1, "height", "width"]),
+        ("strength", float32, [1]),
         ("harmonized", float32, ["batch", 3, "height", "width"]),
     ]
 
@@ -91,14 +101,15 @@ def test_metadata_records_the_export(tiny_checkpoint: Path, dynamo_onnx: Path) -
     assert ShapeProfile.from_dict(meta["profile"]) == ShapeProfile(
         (1, 16, 16), (1, 64, 64), (2, 128, 128)
     )
-    assert meta["inputs"] == ["composite", "mask"] and meta["outputs"] == ["harmonized"]
+    assert meta["inputs"] == ["composite", "mask", "strength"]
+    assert meta["outputs"] == ["harmonized"] and meta["strength_input"] is True
 
 
 def test_fp16_graph_keeps_float32_io_and_the_background(
     tiny_checkpoint: Path, fp16_onnx: Path
 ) -> None:
     model = onnx.load(str(fp16_onnx))
-    assert [s[1] for s in io_signature(fp16_onnx)] == [onnx.TensorProto.FLOAT] * 3
+    assert [s[1] for s in io_signature(fp16_onnx)] == [onnx.TensorProto.FLOAT] * 4
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     composite, mask, expected, got = run_both(tiny_checkpoint, fp16_onnx, 2, 61, 77)
     assert np.abs(got - expected).max() < 2e-2
@@ -110,7 +121,9 @@ def test_static_export_fixes_every_axis(tiny_checkpoint: Path, tmp_path: Path) -
     export_onnx(
         tiny_checkpoint, out, profile=ShapeProfile.static((1, 40, 48)), exporter="torchscript"
     )
-    assert [s[2] for s in io_signature(out)] == [[1, 3, 40, 48], [1, 1, 40, 48], [1, 3, 40, 48]]
+    assert [s[2] for s in io_signature(out)] == [
+        [1, 3, 40, 48], [1, 1, 40, 48], [1], [1, 3, 40, 48]
+    ]  # fmt: skip
 
 
 def test_graph_has_no_per_position_einsum_and_no_lerp(tmp_path: Path) -> None:
@@ -190,3 +203,52 @@ def test_dynamo_fp16_export_exported_at_odd_size(tiny_checkpoint: Path, tmp_path
         composite, mask, expected, got = run_both(tiny_checkpoint, out, *shape)
         assert np.abs(got - expected).max() < 2e-2
         assert_background_exact(composite, mask, got)
+
+
+# --------------------------------------------------------------------------- style strength
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 0.5, 1.0])
+def test_the_strength_input_matches_eager_and_keeps_the_background(
+    tiny_checkpoint: Path, dynamo_onnx: Path, strength: float
+) -> None:
+    composite, mask, expected, got = run_both(
+        tiny_checkpoint, dynamo_onnx, 2, 61, 77, strength=strength
+    )
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)
+
+
+def test_half_strength_moves_the_object_part_of_the_way(
+    tiny_checkpoint: Path, torchscript_odd_onnx: Path
+) -> None:
+    change = {}
+    for strength in (0.0, 0.5, 1.0):
+        composite, mask, _, got = run_both(
+            tiny_checkpoint, torchscript_odd_onnx, 1, 64, 72, strength=strength
+        )
+        inside = np.broadcast_to(mask > 0, got.shape)
+        change[strength] = float(np.abs(got - composite)[inside].mean())
+    assert change[0.0] < 1e-6  # the composite itself (up to the soft blend's rounding)
+    assert 0.2 * change[1.0] < change[0.5] < 0.8 * change[1.0], change
+
+
+def test_fp16_graph_at_strength_0_gives_the_composite(
+    tiny_checkpoint: Path, fp16_onnx: Path
+) -> None:
+    """The fade runs in float32 on the untouched composite, not on its half-precision copy."""
+    composite, _, _, got = run_both(tiny_checkpoint, fp16_onnx, 1, 48, 40, strength=0.0)
+    assert np.abs(got - composite).max() < 1e-6
+
+
+def test_an_export_without_the_strength_input_is_the_two_input_graph(
+    tiny_checkpoint: Path, old_style_onnx: Path
+) -> None:
+    assert [name for name, _, _ in io_signature(old_style_onnx)] == [
+        "composite", "mask", "harmonized"
+    ]  # fmt: skip
+    meta = read_metadata(old_style_onnx)
+    assert meta["inputs"] == ["composite", "mask"] and meta["strength_input"] is False
+    composite, mask, expected, got = run_both(tiny_checkpoint, old_style_onnx, 2, 61, 77)
+    assert np.abs(got - expected).max() < 1e-4
+    assert_background_exact(composite, mask, got)

@@ -156,3 +156,49 @@ def test_a_working_size_over_the_budget_is_refused_before_ort_runs(dynamo_onnx: 
             harmonizer.harmonize(composite, mask)
         harmonizer.memory_left = lambda: need
         assert harmonizer.harmonize(composite, mask).shape == (64, 96, 3)
+
+
+# --------------------------------------------------------------------------- style strength
+
+
+def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from dkt.inference.parity import soft_mask
+
+    rng = np.random.default_rng(seed)
+    return rng.random((1, 3, 48, 56), dtype=np.float32), soft_mask(rng, 1, 48, 56)
+
+
+def test_an_export_with_the_strength_input_runs_at_any_strength_like_eager(
+    dynamo_onnx: Path, tiny_checkpoint: Path
+) -> None:
+    composite, mask = _inputs()
+    with (
+        registry.open_backend(dynamo_onnx, device="cpu") as exported,
+        registry.open_backend(tiny_checkpoint, backend="torch", device="cpu") as eager,
+    ):
+        assert exported.strength_refusal is None
+        assert exported.describe()["strength_input"] is True
+        for strength in (0.0, 0.5, 1.0):
+            got = exported.run(composite, mask, strength)
+            assert np.abs(got - eager.run(composite, mask, strength)).max() < 1e-4
+        assert np.array_equal(exported.run(composite, mask), exported.run(composite, mask, 1.0))
+
+
+def test_an_old_export_runs_at_strength_1_and_refuses_others_saying_re_export(
+    old_style_onnx: Path, tiny_checkpoint: Path
+) -> None:
+    composite, mask = _inputs()
+    with (
+        registry.open_backend(old_style_onnx, device="cpu") as old,
+        registry.open_backend(tiny_checkpoint, backend="torch", device="cpu") as eager,
+    ):
+        assert old.describe()["strength_input"] is False
+        assert np.abs(old.run(composite, mask) - eager.run(composite, mask)).max() < 1e-4
+        Harmonizer(old, strength=1.0)  # full strength is what it always ran at
+        for refuse in (lambda: old.run(composite, mask, 0.5), lambda: Harmonizer(old, strength=0.5),
+                       lambda: Harmonizer(old, strength=0.0)):  # fmt: skip
+            with pytest.raises(BackendError) as info:
+                refuse()
+            message = str(info.value)
+            assert "\n" not in message and "old-style.onnx" in message, message
+            assert "without a strength input" in message and "re-export" in message, message

@@ -124,9 +124,9 @@ def test_calibration_uses_at_most_the_documented_number(
     seen = []
     original = quantize._Feeds.__init__
 
-    def spy(self, samples, batch):
+    def spy(self, samples, *rest):
         seen.append(len(samples))
-        original(self, samples, batch)
+        original(self, samples, *rest)
 
     monkeypatch.setattr(quantize._Feeds, "__init__", spy)
     export_onnx(

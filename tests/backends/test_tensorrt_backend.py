@@ -173,6 +173,44 @@ def test_load_refuses_a_precision_the_engine_was_not_built_for(tmp_path: Path) -
         TensorRTBackend.load(engine, device="cuda", precision="fp16")
 
 
+def test_an_engine_with_the_strength_input_binds_it_and_runs_at_any_strength(
+    tmp_path: Path,
+) -> None:
+    backend = fake_backend(tmp_path, names=("composite", "mask", "strength", "harmonized"))
+    assert backend.strength_refusal is None and backend.describe()["strength_input"] is True
+    composite, mask = batch(2, 40, 56)
+    out = backend.run(composite, mask, 0.5)
+    np.testing.assert_allclose(out, composite + 0.5 * mask * (0.25 - composite), atol=1e-6)
+    assert tuple(backend.buffers["strength"].shape) == (1,)
+    assert backend.context.calls == [  # the strength's shape is fixed: never set
+        "shape composite (2, 3, 40, 56)",
+        "shape mask (2, 1, 40, 56)",
+        "execute",
+    ]
+    full = backend.run(composite, mask)  # the default is full strength, not the last one
+    np.testing.assert_allclose(full, composite * (1 - mask) + 0.25 * mask, atol=1e-6)
+    assert backend.rebinds == 1
+
+
+def test_an_engine_without_the_strength_input_refuses_other_strengths(tmp_path: Path) -> None:
+    from dkt.inference.harmonizer import Harmonizer
+
+    backend = fake_backend(tmp_path)
+    assert backend.describe()["strength_input"] is False
+    for refuse in (lambda: backend.run(*batch(1, 32, 32), 0.5),
+                   lambda: Harmonizer(backend, strength=0.3)):  # fmt: skip
+        with pytest.raises(BackendError) as info:
+            refuse()
+        message = str(info.value)
+        assert "\n" not in message and "m.engine" in message, message
+        assert "without a strength input" in message and "re-export" in message, message
+    assert backend.context.calls == []  # refused before TensorRT saw anything
+    composite, mask = batch(1, 32, 32)
+    np.testing.assert_allclose(
+        backend.run(composite, mask, 1.0), composite * (1 - mask) + 0.25 * mask, atol=1e-6
+    )
+
+
 # ---------------------------------------------------------------- real TensorRT, if present
 
 
@@ -203,6 +241,7 @@ def test_real_engine_matches_eager_and_rebinds(real_engine: Path) -> None:
         working_size=64,
     )
     assert report.passed, report.to_dict()
+    assert report.cases[-1].name.endswith("at strength 0.5")  # the strength input, checked
     with registry.open_backend(real_engine, device="cuda") as backend:
         assert isinstance(backend, TensorRTBackend)
         backend.run(*batch(1, 64, 64))

@@ -84,6 +84,24 @@ def test_batch_of_two_with_different_masks_matches_single_runs(backend: TorchBac
         np.testing.assert_array_equal(batched[i][outside], composite[i][outside])
 
 
+def test_any_strength_runs_and_full_strength_is_the_default(backend: TorchBackend) -> None:
+    from dkt.dktnet.errors import StrengthError
+
+    composite, mask = _inputs(batch=2)
+    assert backend.strength_refusal is None
+    backend.check_strength(0.25)  # no refusal
+    default = backend.run(composite, mask)
+    assert np.array_equal(backend.run(composite, mask, 1.0), default)
+    assert np.array_equal(backend.run(composite, mask, 0.0), composite)  # hard masks: exact
+    half = backend.run(composite, mask, 0.5)
+    inside = np.broadcast_to(mask > 0, composite.shape)
+    assert np.array_equal(half[~inside], composite[~inside])
+    moved = [np.abs(out - composite)[inside].mean() for out in (half, default)]
+    assert 0 < moved[0] < moved[1]
+    with pytest.raises(StrengthError):
+        backend.run(composite, mask, 1.5)
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precision_on_cpu_is_refused_clearly(tiny_model: Path, precision: str) -> None:
     with pytest.raises(BackendError) as info:

@@ -114,6 +114,18 @@ def test_parser_and_builder_failures_are_one_line(
     assert not onnx_file.with_name("model.engine").exists()
 
 
+def test_the_strength_input_needs_no_profile_and_is_recorded(
+    onnx_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, old = build(onnx_file, "10.8.0.43")
+    assert read_sidecar(old.engine).inputs == ("composite", "mask")
+    monkeypatch.setattr(FakeParser, "io", (["composite", "mask", "strength"], ["harmonized"]))
+    _, builder, report = build(onnx_file, "10.8.0.43")
+    (profile,) = builder.config.profiles
+    assert set(profile.shapes) == {"composite", "mask"}  # one fixed shape: no range to give
+    assert read_sidecar(report.engine).inputs == ("composite", "mask", "strength")
+
+
 def test_network_flags_without_the_enum_member() -> None:
     trt = make_fake_tensorrt("11.4.0.106")
     trt.NetworkDefinitionCreationFlag = type("F", (), {})()

@@ -344,7 +344,8 @@ def test_model_with_unknown_suffix_says_pass_backend(tmp_path: Path, write_pair)
         ("harmonize", ["--mask", "--output", "--composites", "--masks", "--out",
                        "--composite-pattern", "--mask-pattern", "--skip-existing",
                        "--overwrite", "--model", "--device", "--size", "--json", "--upsample",
-                       "--manifest", "--shard", "--workers", "--batch", "--max-pixels"]),
+                       "--strength", "--manifest", "--shard", "--workers", "--batch",
+                       "--max-pixels"]),
         ("info", ["--json", "model"]),
         ("demo", ["--output", "--model", "--seed"]),
         ("train", ["--config", "--set", "--print-config", "--resume", "--init", "--paintings",
@@ -527,6 +528,75 @@ def test_upsample_method_is_selectable(tmp_path: Path, write_pair, tiny_model: P
     bad = dkt("harmonize", tmp_path / "c.png", "-m", tmp_path / "m.png", "-o",
               tmp_path / "x.png", "--upsample", "nearest", *model_args(tiny_model))  # fmt: skip
     _usage_error(bad, "--upsample 'nearest' is not one of guided, residual")
+
+
+# --------------------------------------------------------------------------- style strength
+
+
+def _single(tmp_path: Path, tiny_model: Path, name: str, *extra: object):
+    out = tmp_path / f"{name}.png"
+    result = dkt("harmonize", tmp_path / "c.png", "-m", tmp_path / "m.png", "-o", out,
+                 *extra, *model_args(tiny_model))  # fmt: skip
+    return result, out
+
+
+@pytest.mark.parametrize("size", ["0", "48"])  # the direct path, and the transfer to full size
+def test_strength_0_writes_the_composite_byte_for_byte(
+    tmp_path: Path, write_pair, tiny_model: Path, size: str
+) -> None:
+    composite, _ = write_pair(tmp_path / "c.png", tmp_path / "m.png", height=72, width=90)
+    result, out = _single(tmp_path, tiny_model, "none", "--strength", "0", "--size", size)
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read_image(out), composite)
+
+
+def test_strength_1_is_the_default_and_half_changes_the_object_less(
+    tmp_path: Path, write_pair, tiny_model: Path
+) -> None:
+    composite, mask = write_pair(tmp_path / "c.png", tmp_path / "m.png", height=72, width=90)
+    results = {}
+    for name, extra in {"default": (), "1": ("--strength", "1"), "0.3": ("--strength", "0.3"),
+                        "0.5": ("--strength", ".5")}.items():  # fmt: skip
+        result, out = _single(tmp_path, tiny_model, name, *extra)
+        assert result.exit_code == 0, result.output
+        results[name] = read_image(out)
+        assert np.array_equal(results[name][mask == 0], composite[mask == 0]), name
+    assert np.array_equal(results["1"], results["default"])
+    change = {k: np.abs(v.astype(int) - composite)[mask > 0].mean() for k, v in results.items()}
+    assert 0 < change["0.3"] < change["1"] and 0 < change["0.5"] < change["1"], change
+
+
+def test_json_records_the_strength(tmp_path: Path, write_pair, tiny_model: Path) -> None:
+    _tree(tmp_path, write_pair, ["a.png"])
+    result = dkt(*folder_args(tmp_path, "--json", "--strength", "0.25", *model_args(tiny_model)))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["strength"] == 0.25
+    again = dkt(*folder_args(tmp_path, "--json", "--overwrite", *model_args(tiny_model)))
+    assert json.loads(again.stdout)["strength"] == 1.0
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "abc", "nan", "inf", ""])
+def test_a_strength_outside_0_to_1_is_a_one_line_usage_error(
+    tmp_path: Path, write_pair, tiny_model: Path, value: str
+) -> None:
+    write_pair(tmp_path / "c.png", tmp_path / "m.png")
+    result, out = _single(tmp_path, tiny_model, "x", "--strength", value)
+    _usage_error(result, f"--strength {value}: give a number from 0")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()
+
+
+def test_an_old_export_refuses_a_strength_saying_re_export(
+    tmp_path: Path, write_pair, old_style_onnx: Path
+) -> None:
+    composite, mask = write_pair(tmp_path / "c.png", tmp_path / "m.png")
+    result, out = _single(tmp_path, old_style_onnx, "half", "--strength", "0.5")
+    _usage_error(result, "old-style.onnx was exported without a strength input", "re-export")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()
+    result, out = _single(tmp_path, old_style_onnx, "full")  # it runs at full strength
+    assert result.exit_code == 0, result.output
+    assert_harmonized(out, composite, mask)
 
 
 # --------------------------------------------------------------------------- real signals

@@ -323,3 +323,76 @@ def test_the_working_memory_estimate_grows_with_the_area() -> None:
     model = DKTNet(tiny_config())
     assert model.working_bytes(512, 512) == 4 * model.working_bytes(256, 256)
     assert model.working_bytes(100, 100, batch=2) == 2 * model.working_bytes(100, 100)
+
+
+# ---------------------------------------------------------------------------- style strength
+
+
+def _strength(value: float) -> torch.Tensor:
+    return torch.tensor([value])
+
+
+def _soft_case(seed: int = 21) -> tuple[torch.Tensor, torch.Tensor]:
+    """A noisy painting with a greenish object of its own statistics, under a soft mask."""
+    torch.manual_seed(seed)
+    x = torch.rand(2, 3, 23, 30)
+    green = torch.tensor([0.1, 0.8, 0.2]).view(1, 3, 1, 1)
+    x[:, :, 5:18, 6:22] = 0.2 * x[:, :, 5:18, 6:22] + green
+    mask = torch.zeros(2, 1, 23, 30)
+    mask[:, :, 5:18, 6:22] = torch.rand(2, 1, 13, 16) * 0.6 + 0.4  # soft, 0 around it
+    return x, mask
+
+
+@pytest.mark.parametrize("encoder", ["lite", "vgg19-relu3"])
+def test_full_strength_is_todays_output_byte_for_byte(encoder: str) -> None:
+    model = _model(encoder=encoder)
+    x, mask = _soft_case()
+    with torch.no_grad():
+        assert torch.equal(model(x, mask, _strength(1.0)), model(x, mask))
+
+
+@pytest.mark.parametrize("encoder", ["lite", "vgg19-relu3"])
+def test_zero_strength_gives_the_composite_and_decodes_its_own_features(encoder: str) -> None:
+    model = _model(encoder=encoder)
+    x, mask = _soft_case()
+    hard = (mask > 0).float()
+    with torch.no_grad():
+        assert torch.equal(model(x, hard, _strength(0.0)), x)
+        soft = model(x, mask, _strength(0.0))
+        # Inside a soft mask the blend's x*(1-m) + x*m rounds within a float32 ulp.
+        assert (soft - x).abs().max() < 1e-6
+        # Neither the deep features nor the skips moved: the plain autoencoding of x.
+        assert torch.equal(model.unblended(x, mask, _strength(0.0)), model.autoencode(x))
+
+
+def test_half_strength_lies_between_the_composite_and_full_strength(model: DKTNet) -> None:
+    x, mask = _soft_case()
+    inside = (mask > 0).expand_as(x)
+    seen: dict[float, tuple] = {}
+    hook = model.decoder.register_forward_pre_hook(lambda _, args: seen.setdefault(key, args))
+    try:
+        with torch.no_grad():
+            change = {}
+            for key in (0.0, 0.5, 1.0):
+                change[key] = (model(x, mask, _strength(key)) - x)[inside].abs().mean()
+    finally:
+        hook.remove()
+    assert change[0.0] < 1e-6 and 0.2 * change[1.0] < change[0.5] < 0.8 * change[1.0], change
+    # Not only the image: the deep features the decoder gets are half-way between the
+    # composite's own (strength 0) and the bi-transformed ones (strength 1), and the skips'
+    # masked AdaIN gets the strength too.
+    deep = {key: args[0] for key, args in seen.items()}
+    moved = (deep[1.0] - deep[0.0]).abs().max()
+    assert moved > 0  # (little: a random tiny encoder's deep maps are small and alike)
+    torch.testing.assert_close(deep[0.5], 0.5 * (deep[0.0] + deep[1.0]), atol=1e-3 * moved, rtol=0)
+    assert torch.equal(seen[0.5][-1], _strength(0.5))
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_the_background_is_the_composite_at_every_strength(model: DKTNet, strength: float) -> None:
+    x, mask = _soft_case(seed=22)
+    with torch.no_grad():
+        out = model(x, mask, _strength(strength))
+    bg = (mask == 0).expand_as(x)
+    assert bg.any() and torch.equal(out[bg], x[bg])
+    assert ((out >= 0) & (out <= 1)).all()

@@ -215,6 +215,21 @@ def test_masked_adain_with_empty_mask_is_the_identity() -> None:
     assert torch.equal(masked_adain(feat, torch.zeros(1, 1, 4, 4)), feat)
 
 
+def test_masked_adain_strength_moves_the_foreground_part_of_the_way() -> None:
+    """``skip + s * (adain(skip) - skip)``: exact at 0 and 1, the background never moves."""
+    torch.manual_seed(10)
+    feat = torch.randn(2, 4, 6, 6) * 2.0
+    mask = torch.rand(2, 1, 6, 6)
+    mask[:, :, :, :2] = 0.0
+    full = masked_adain(feat, mask)
+    assert torch.equal(masked_adain(feat, mask, strength=torch.tensor([1.0])), full)
+    assert torch.equal(masked_adain(feat, mask, strength=torch.tensor([0.0])), feat)
+    part = masked_adain(feat, mask, strength=torch.tensor([0.3]))
+    torch.testing.assert_close(part, feat + 0.3 * (full - feat), atol=1e-5, rtol=1e-5)
+    bg_sel = (mask == 0).expand_as(feat)
+    assert torch.equal(part[bg_sel], feat[bg_sel])
+
+
 # ---------------------------------------------------------------------------- half precision
 
 

@@ -393,3 +393,72 @@ def test_a_gpu_backend_is_not_refused_by_host_memory(pair) -> None:
     harmonizer.memory_left = lambda: 0
     harmonizer.harmonize(composite, masks["hard"])
     assert backend.calls == 1
+
+
+# --------------------------------------------------------------------------- style strength
+
+
+class StrengthBackend(FakeBackend):
+    """Adds ``delta * strength`` inside the mask; records the strength of every call."""
+
+    def __init__(self, delta: float = 0.0) -> None:
+        super().__init__(delta)
+        self.strengths: list[float | None] = []
+
+    @property
+    def strength_refusal(self) -> str | None:
+        return None
+
+    def run(self, composite: np.ndarray, mask: np.ndarray, strength: float | None = None):
+        self.strengths.append(strength)
+        self.calls += 1
+        scale = 1.0 if strength is None else strength
+        return (composite + self.delta * scale * mask).astype(np.float32)
+
+
+@pytest.mark.parametrize(("kind", "size"), [("hard", None), ("soft", None), ("soft", 24)])
+def test_strength_0_gives_the_composite_byte_for_byte_without_the_model(
+    pair, tiny_model: Path, kind: str, size: int | None
+) -> None:
+    """Even below the image's size, where the full-resolution transfer would add its own
+    small changes: the network is not run at all."""
+    composite, masks = pair(40, 56, seed=4)
+    backend = StrengthBackend(delta=0.3)
+    out = Harmonizer(backend, size, strength=0.0).harmonize(composite, masks[kind])
+    assert np.array_equal(out, composite) and backend.calls == 0
+    with TorchBackend.load(tiny_model) as torch_backend:
+        real = Harmonizer(torch_backend, size, strength=0.0).harmonize(composite, masks[kind])
+    assert np.array_equal(real, composite)
+
+
+def test_strength_reaches_the_backend_only_when_it_is_not_1(pair) -> None:
+    composite, masks = pair(40, 56)
+    backend = StrengthBackend(delta=0.4)
+    change = {}
+    for strength in (1.0, 0.5):
+        out = Harmonizer(backend, 0, strength=strength).harmonize(composite, masks["hard"])
+        change[strength] = np.abs(out.astype(int) - composite)[masks["hard"] > 0].mean()
+    assert backend.strengths == [None, 0.5]  # a two-argument run still works at 1
+    assert 0 < change[0.5] < change[1.0]
+
+
+def test_a_backend_that_knows_no_strength_runs_at_1_and_refuses_the_rest(pair) -> None:
+    from dkt.backends.base import BackendError
+
+    composite, masks = pair(30, 40)
+    backend = FakeBackend(delta=0.2)  # its run takes two arrays: written before strength
+    Harmonizer(backend, strength=1.0).harmonize(composite, masks["hard"])
+    with pytest.raises(BackendError, match=r"^strength 0\.5: the fake backend runs at style "):
+        Harmonizer(backend, strength=0.5)
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), "strong"])
+def test_a_strength_outside_0_to_1_is_a_value_error(strength: object) -> None:
+    with pytest.raises(ValueError, match="strength must be a number from 0 to 1"):
+        Harmonizer(FakeBackend(), strength=strength)  # type: ignore[arg-type]
+
+
+def test_a_full_mask_is_refused_at_strength_0_too(pair) -> None:
+    composite, _ = pair(20, 20)
+    with pytest.raises(EmptyBackgroundError):
+        Harmonizer(StrengthBackend(), strength=0.0).harmonize(composite, np.ones((20, 20)))

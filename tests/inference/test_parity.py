@@ -75,7 +75,22 @@ def test_eager_vs_onnxruntime_fp32_random_and_demo(
     assert report.passed, report.to_dict()
     assert report.max_abs < 1e-4
     assert report.min_psnr > 100
-    assert len(report.cases) == 4
+    assert len(report.cases) == 5
+    assert report.cases[-1].name == f"{report.cases[0].name} at strength 0.5"
+
+
+def test_an_export_without_the_strength_input_is_checked_at_full_strength_only(
+    tiny_checkpoint: Path, old_style_onnx: Path
+) -> None:
+    report = verify_export(
+        tiny_checkpoint,
+        old_style_onnx,
+        precision="fp32",
+        profile=ShapeProfile((1, 16, 16), (1, 64, 64), (2, 128, 128)),
+        working_size=64,
+    )
+    assert report.passed, report.to_dict()
+    assert len(report.cases) == 4 and not [c for c in report.cases if "strength" in c.name]
 
 
 def test_eager_vs_onnxruntime_fp16(tiny_checkpoint: Path, fp16_onnx: Path) -> None:

@@ -213,6 +213,59 @@ def test_the_size_field_sets_the_working_size(client, harmonizer, monkeypatch) -
     assert seen == [(1, 3, 32, 40)]
 
 
+# --------------------------------------------------------------------------- style strength
+
+
+@pytest.mark.parametrize("files", ["pair", "cutout"])
+def test_strength_0_replies_with_the_composite_byte_for_byte(client, files: str) -> None:
+    if files == "pair":
+        composite, mask = synthetic_pair(64, 80)
+        upload = pair_files(composite, mask)
+    else:
+        upload = cutout_files(PAINTING, CUTOUT)
+        composite, _ = paste(PAINTING, CUTOUT)
+    response = client.post(HARMONIZE, files=upload, data={"strength": "0"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-dkt-strength"] == "0"
+    np.testing.assert_array_equal(decode(response.content), composite)
+
+
+def test_strength_1_is_the_default_and_half_changes_the_object_less(client) -> None:
+    composite, mask = synthetic_pair(64, 80)
+    replies = {}
+    for strength in (None, "1", "0.3", "0.5"):
+        fields = {} if strength is None else {"strength": strength}
+        response = client.post(HARMONIZE, files=pair_files(composite, mask), data=fields)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-dkt-strength"] == {None: "1"}.get(strength, strength)
+        replies[strength] = assert_background_kept(response.content, composite, mask)
+    assert np.array_equal(replies["1"], replies[None])
+    change = {k: np.abs(v.astype(int) - composite)[mask > 0].mean() for k, v in replies.items()}
+    assert change["0.3"] < change["1"] and change["0.5"] < change["1"], change
+
+
+def test_the_model_says_whether_its_strength_can_change(client) -> None:
+    assert client.get("/v1/model").json()["strength"] == {
+        "default": 1.0, "adjustable": True, "note": None
+    }  # fmt: skip
+
+
+def test_an_old_export_refuses_a_strength_and_runs_at_1(old_style_onnx: Path) -> None:
+    composite, mask = synthetic_pair(64, 80)
+    with (
+        dkt.Harmonizer(old_style_onnx, device="cpu") as old,
+        TestClient(create_app(old, ServeSettings())) as client,
+    ):
+        info = client.get("/v1/model").json()["strength"]
+        assert info["adjustable"] is False and "re-export" in info["note"]
+        files = pair_files(composite, mask)
+        refused = client.post(HARMONIZE, files=files, data={"strength": "0.5"})
+        assert_error(refused, 422, "strength: 0.5:", "old-style.onnx", "re-export")
+        response = client.post(HARMONIZE, files=pair_files(composite, mask))
+        assert response.status_code == 200, response.text
+        assert_background_kept(response.content, composite, mask)
+
+
 # --------------------------------------------------------------------------- refusals
 
 
@@ -291,6 +344,16 @@ BAD_REQUESTS = {
         cutout_files(PAINTING, CUTOUT), {"scale": "3000"}, 413, ("scale:", "too many pixels"),
     ),
     "unknown format": (pair_files(COMPOSITE, MASK), {"format": "gif"}, 422, ("format:",)),
+    "strength over 1": (
+        pair_files(COMPOSITE, MASK), {"strength": "1.5"}, 422, ("strength:", "less than or equal"),
+    ),
+    "strength under 0": (pair_files(COMPOSITE, MASK), {"strength": "-0.1"}, 422, ("strength:",)),
+    "strength not a number": (
+        pair_files(COMPOSITE, MASK), {"strength": "strong"}, 422, ("strength:", "number"),
+    ),
+    "strength nan": (
+        cutout_files(PAINTING, CUTOUT), {"strength": "nan"}, 422, ("strength:", "finite"),
+    ),
     "too many pixels (from the header)": (
         {"composite": ("c.png", _bomb_png()), "mask": ("m.png", encode(MASK))}, {},
         413, ("composite:", "too many pixels", "60000x60000"),
@@ -511,18 +574,22 @@ def test_model_describes_the_loaded_model(client, tiny_model: Path) -> None:
 def test_the_page_its_files_and_the_api_docs_are_served(client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for element in ("painting", "cutout", "composite", "mask", "harmonize", "status", "download"):
+    for element in ("painting", "cutout", "composite", "mask", "harmonize", "status", "download",
+                    "strength"):  # fmt: skip
         assert f'id="{element}"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "http" not in page.text.replace('href="static/', "")  # nothing from elsewhere
-    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    script = client.get("/static/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert 'form.append("strength"' in script.text  # the slider's value reaches the form
+    assert 'type="range" id="strength" min="0" max="1"' in page.text
     assert client.get("/static/style.css").status_code == 200
     assert_error(client.get("/static/..%2Fapp.py"), 404)
     assert_error(client.get("/static/study.html"), 404)  # another page's file
     assert client.get("/docs").status_code == 200
     body = client.get("/openapi.json").json()["paths"][HARMONIZE]["post"]["requestBody"]
     assert set(body["content"]["multipart/form-data"]["schema"]["properties"]) >= {
-        "composite", "mask", "painting", "cutout", "x", "y", "scale", "size", "format"
+        "composite", "mask", "painting", "cutout", "x", "y", "scale", "size", "strength", "format"
     }  # fmt: skip
 
 

@@ -94,6 +94,40 @@ def test_upload_place_harmonize_and_download_keeps_the_painting(
     assert (result[~outside] != composite[~outside]).any(), "the object came back unchanged"
 
 
+def test_the_strength_slider_at_0_downloads_the_pasted_composite(
+    browser, tiny_model: Path, tmp_path: Path
+) -> None:
+    painting, cutout = _painting(), _cutout()
+    Image.fromarray(painting).save(tmp_path / "painting.png")
+    Image.fromarray(cutout, "RGBA").save(tmp_path / "cutout.png")
+
+    args = ["serve", "--model", str(tiny_model), "--device", "cpu"]
+    with running(args, "/v1/health") as (base, _process):
+        browser.get(base + "/")
+        find = lambda element_id: browser.find_element("id", element_id)  # noqa: E731
+        slider = find("strength")
+        assert slider.get_attribute("type") == "range"
+        assert (slider.get_attribute("min"), slider.get_attribute("max")) == ("0", "1")
+        assert find("strength-value").text == "1.00"
+        browser.execute_script(
+            "const s = document.getElementById('strength'); s.value = '0';"
+            "s.dispatchEvent(new Event('input'));"
+        )
+        assert find("strength-value").text == "0.00"
+        find("painting").send_keys(str(tmp_path / "painting.png"))
+        find("cutout").send_keys(str(tmp_path / "cutout.png"))
+        _wait(browser, lambda: find("harmonize").is_enabled(), "Harmonize never became enabled")
+        find("harmonize").click()
+        link = _wait(browser, lambda: find("download").is_displayed() and find("download"),
+                     "no download link after Harmonize")  # fmt: skip
+        link.click()
+        saved = _downloaded(browser.downloads, "harmonized.png")
+
+    result = np.asarray(Image.open(saved).convert("RGB"))
+    composite, _ = paste(painting, cutout)
+    np.testing.assert_array_equal(result, composite)  # strength 0: the object as pasted
+
+
 @pytest.fixture
 def browser(browser):
     """The shared headless Chromium, its console errors checked once the test is done."""
