@@ -166,29 +166,55 @@ def _hint(entry: dict[str, Any], shared: Path, names: tuple[str, ...], var: str)
         entry["hint"] = f"found in {shared} (not searched): set ${var}={target}"
 
 
-def _relu3_entries(env: Mapping[str, str], shared: Path) -> dict[str, dict[str, Any]]:
+def _set_entries(
+    env: Mapping[str, str], shared: Path, files: dict[str, tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Entries for files looked up together (``key -> (file name, what it is)``)."""
     from dkt.dktnet.downloads import cache_dir
-    from dkt.dktnet.pretrained import ENV_DIR, INVERTER_FILE, VGG_RELU3_FILE, find_relu3_weights
+    from dkt.dktnet.pretrained import ENV_DIR, find_pretrained
 
+    names = tuple(name for name, _ in files.values())
     # A set variable is the only place searched (no fall-through to the cache), as in the lookup.
     looked = [_env_place(env, ENV_DIR)] + ([] if env.get(ENV_DIR) else [str(cache_dir(env))])
-    uses = "dkt train vgg19-relu3, dkt evaluate adain"
-    vgg_what = f"VGG-19 truncated at relu3_1, {VGG_RELU3_FILE} ({uses})"
-    inv_what = f"relu3_1 feature inverter, {INVERTER_FILE} ({uses})"
     try:
-        found = find_relu3_weights(env=env)
+        found = find_pretrained(names, env=env)
     except Exception as exc:
         entries = {
-            "vgg_relu3_1": _entry(vgg_what, None, None, looked, _reason(exc)),
-            "inverter_relu3_1": _entry(inv_what, None, None, looked, _reason(exc)),
+            key: _entry(what, None, None, looked, _reason(exc)) for key, (_, what) in files.items()
         }
         for entry in entries.values():
-            _hint(entry, shared, (VGG_RELU3_FILE, INVERTER_FILE), ENV_DIR)
+            _hint(entry, shared, names, ENV_DIR)
         return entries
     return {
-        "vgg_relu3_1": _entry(vgg_what, found.vgg, found.source, looked),
-        "inverter_relu3_1": _entry(inv_what, found.inverter, found.source, looked),
+        key: _entry(what, path, found.source, looked)
+        for (key, (_, what)), path in zip(files.items(), found.paths, strict=True)
     }
+
+
+def _relu3_entries(env: Mapping[str, str], shared: Path) -> dict[str, dict[str, Any]]:
+    from dkt.dktnet.pretrained import INVERTER_FILE, VGG_RELU3_FILE
+
+    uses = "dkt train vgg19-relu3, dkt evaluate adain"
+    return _set_entries(env, shared, {
+        "vgg_relu3_1": (VGG_RELU3_FILE, f"VGG-19 truncated at relu3_1, {VGG_RELU3_FILE} ({uses})"),
+        "inverter_relu3_1": (INVERTER_FILE, f"relu3_1 feature inverter, {INVERTER_FILE} ({uses})"),
+    })  # fmt: skip
+
+
+def _cd16x_entries(env: Mapping[str, str], shared: Path) -> dict[str, dict[str, Any]]:
+    from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
+
+    uses = "dkt train cd16x-relu4, dkt evaluate adain-relu4"
+    return _set_entries(env, shared, {
+        "cd16x_encoder_relu4_1": (
+            CD16X_ENCODER_RELU4_FILE,
+            f"distilled VGG-19 approximation to relu4_1, {CD16X_ENCODER_RELU4_FILE} ({uses})",
+        ),
+        "cd16x_decoder_relu4_1": (
+            CD16X_DECODER_RELU4_FILE,
+            f"its relu4_1 decoder, {CD16X_DECODER_RELU4_FILE} ({uses})",
+        ),
+    })  # fmt: skip
 
 
 def _vgg19_entry(env: Mapping[str, str], shared: Path) -> dict[str, Any]:
@@ -253,6 +279,11 @@ def weights_report(
     env = os.environ if env is None else env
     shared = SHARED_WEIGHTS if shared is None else shared
     report = _guarded(("vgg_relu3_1", "inverter_relu3_1"), lambda: _relu3_entries(env, shared))
+    report.update(
+        _guarded(
+            ("cd16x_encoder_relu4_1", "cd16x_decoder_relu4_1"), lambda: _cd16x_entries(env, shared)
+        )
+    )
     report.update(_guarded(("vgg19",), lambda: {"vgg19": _vgg19_entry(env, shared)}))
     report.update(_guarded(("inception",), lambda: {"inception": _inception_entry(env)}))
     return report

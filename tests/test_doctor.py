@@ -126,6 +126,14 @@ def test_weights_found_through_their_variables(
     assert report["inverter_relu3_1"]["path"] == str(inverter)
     assert report["vgg_relu3_1"]["source"] == "$DKT_WEIGHTS_DIR"
     assert report["vgg19"]["path"] == str(full)
+    # The distilled pair is looked up in the same folder and named as missing there.
+    assert report["cd16x_encoder_relu4_1"]["path"] == "not found"
+    assert "cd16x_encoder_relu4_1.pth" in report["cd16x_encoder_relu4_1"]["reason"]
+    encoder = _touch(folder / "cd16x_encoder_relu4_1.pth")
+    _touch(folder / "cd16x_decoder_relu4_1.pth")
+    again = doctor.weights_report(env, shared=no_shared)
+    assert again["cd16x_encoder_relu4_1"]["path"] == str(encoder)
+    assert "approximation" in again["cd16x_encoder_relu4_1"]["what"]
     assert report["vgg19"]["source"] == "$DKT_VGG19_WEIGHTS"
     assert report["inception"]["path"] == str(inception)
     assert report["inception"]["source"] == "$DKT_INCEPTION_WEIGHTS"
@@ -136,7 +144,10 @@ def test_weights_found_through_their_variables(
 def test_nothing_found_says_where_it_looked(env: dict[str, str], no_shared: Path) -> None:
     cache = Path(env["XDG_CACHE_HOME"]) / "dkt"
     report = doctor.weights_report(env, shared=no_shared)
-    assert set(report) == {"vgg_relu3_1", "inverter_relu3_1", "vgg19", "inception"}
+    assert set(report) == {
+        "vgg_relu3_1", "inverter_relu3_1", "cd16x_encoder_relu4_1", "cd16x_decoder_relu4_1",
+        "vgg19", "inception",
+    }  # fmt: skip
     for key, entry in report.items():
         assert entry["path"] == "not found", key
         assert entry["source"] is None, key
