@@ -71,6 +71,10 @@ class LossWeights:
     # aux taps extend the loss network past what loss.network reaches (relu4_1, relu5_1);
     # recorded per tap as "distilled", never as VGG-19. null: loss.network's taps only.
     deep_network: str | None = None
+    # Loss-network taps L_c reads, averaged (e.g. [relu3_1, relu4_1]: the exact relu3_1 keeps
+    # the object's edges, relu4_1 its parts); null: relu4_1 where the network has it, else
+    # its deepest tap.
+    content_taps: tuple[str, ...] | None = None
     # Chroma speckle: the object's high-frequency a/b (Lab) energy above the painting's
     # (dkt.training.losses.chroma_noise_loss); 0 turns it off.
     chroma: float = 0.0
@@ -227,7 +231,7 @@ def _validate(cfg: TrainConfig) -> None:
             raise ConfigError(message)
 
 
-_NOT_WEIGHTS = ("network", "deep_network", "content_target")
+_NOT_WEIGHTS = ("network", "deep_network", "content_target", "content_taps")
 
 
 def _weights(loss: LossWeights) -> list[float]:

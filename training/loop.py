@@ -149,6 +149,7 @@ class Trainer:
             )
         self.model.to(self.device).train()
         self.loss_network = loss_network
+        self.content_taps = loss_network.content_indices(config.loss.content_taps)
         self.loss_net = loss_network.network.to(self.device).eval()
         adv = config.adversarial
         self.disc = PatchDiscriminator(channels=adv.channels, layers=adv.layers).to(self.device)
@@ -235,11 +236,17 @@ class Trainer:
             with torch.no_grad():
                 target_feats = self.loss_net(composite)
             output_feats = self.loss_net(output)
-            c = self.loss_network.content_index
-            target = content_target(target_feats[c], mask, weights.content_target)
+            content = torch.stack([
+                content_loss(
+                    output_feats[c],
+                    content_target(target_feats[c], mask, weights.content_target),
+                    mask,
+                )
+                for c in self.content_taps
+            ]).mean()  # fmt: skip
             terms: dict[str, torch.Tensor] = {
                 "style": style_loss(output_feats, target_feats, mask),
-                "content": content_loss(output_feats[c], target, mask),
+                "content": content,
                 "identity": identity_loss(gen["identity"], painting),
             }
             if weights.colour > 0:

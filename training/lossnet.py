@@ -76,6 +76,18 @@ class LossNetwork:
         names = list(self.network.tap_names)
         return names.index(CONTENT_TAP) if CONTENT_TAP in names else len(names) - 1
 
+    def content_indices(self, taps: tuple[str, ...] | None) -> list[int]:
+        """The taps L_c reads: ``taps`` by name (each must exist), or :attr:`content_index`."""
+        if not taps:
+            return [self.content_index]
+        names = list(self.network.tap_names)
+        missing = [t for t in taps if t not in names]
+        if missing:
+            raise ValueError(
+                f"loss.content_taps {', '.join(missing)}: the loss network has {', '.join(names)}"
+            )
+        return [names.index(t) for t in taps]
+
 
 def find_vgg19_weights(
     explicit: str | Path | None = None,

@@ -14,6 +14,7 @@ from dkt.backends.torch_backend import TorchBackend
 from dkt.cli.demo import colour_distance
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.checkpoint import load_checkpoint, read_checkpoint_info
+from dkt.dktnet.distilled import DISTILLED_KIND
 from dkt.dktnet.kernels import Kernels
 from dkt.dktnet.model import DKTNet, pad_to_multiple
 from dkt.dktnet.stats import background_weight, masked_stats, resize_mask, standardize
@@ -33,15 +34,33 @@ def test_bundled_model_ships_with_its_card_and_honest_provenance() -> None:
     assert dktnet.BUNDLED_MODEL.is_file()
     assert dktnet.BUNDLED_MODEL_CARD.is_file()
     info = read_checkpoint_info(dktnet.BUNDLED_MODEL)
-    assert info.file_size < 20_000_000
-    assert info.config.encoder == "vgg19-relu3"
+    assert info.file_size < 10_000_000
+    assert info.config.encoder == "cd16x-relu4"
     lossnet = info.provenance["loss_network"]
     assert lossnet["pretrained"] is True
-    assert lossnet["taps"] == ["relu1_1", "relu2_1", "relu3_1"]
-    assert info.provenance["steps"] > 0
+    assert lossnet["taps"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    sources = lossnet["tap_sources"]
+    assert [sources[t]["kind"] for t in lossnet["taps"]] == ["vgg19"] * 3 + [DISTILLED_KIND] * 2
+    assert "not VGG-19 itself" in info.provenance["credits"]
+    assert info.provenance["total_steps"] > 0
     card = dktnet.BUNDLED_MODEL_CARD.read_text()
-    for credit in ("Simonyan", "Zisserman", "CC BY 4.0", "Li et al.", "Apache-2.0"):
+    for credit in (
+        "Collaborative Distillation", "MIT", "Huan Wang", "Simonyan", "Zisserman", "CC BY 4.0",
+        "Li et al.",
+    ):  # fmt: skip
         assert credit in card, credit
+
+
+def test_the_previous_default_still_loads_by_path_and_harmonizes() -> None:
+    previous = dktnet.BUNDLED_MODEL.with_name("dktnet-relu3.safetensors")
+    assert read_checkpoint_info(previous).config.encoder == "vgg19-relu3"
+    sample = make_demo_sample(height=96, width=128, seed=2)
+    mask = sample.mask.astype(np.float32) / 255.0
+    with TorchBackend.load(previous) as backend:
+        result = Harmonizer(backend).harmonize(sample.composite, mask)
+    outside = sample.mask == 0
+    assert np.array_equal(result[outside], sample.composite[outside])
+    assert not np.array_equal(result[~outside], sample.composite[~outside])
 
 
 def test_bundled_model_moves_the_demo_object_toward_the_painting() -> None:

@@ -139,3 +139,16 @@ def test_a_missing_deep_network_is_named(shared_weights: Path, tmp_path: Path) -
         load_loss_network(
             str(shared_weights / "vgg_normalised_conv3_1.pth"), deep=str(tmp_path / "typo.pth")
         )
+
+
+def test_content_taps_are_read_by_name_and_an_unknown_one_is_named(
+    shared_weights: Path, shared_cd16x_weights: Path
+) -> None:
+    net = load_loss_network(
+        str(shared_weights / "vgg_normalised_conv3_1.pth"),
+        deep=str(shared_cd16x_weights / "cd16x_encoder_relu5_1.pth"),
+    )
+    assert net.content_indices(None) == [3]
+    assert net.content_indices(("relu3_1", "relu4_1")) == [2, 3]
+    with pytest.raises(ValueError, match="relu6_1: the loss network has relu1_1"):
+        net.content_indices(("relu6_1",))
