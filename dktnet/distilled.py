@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from dkt.dktnet.encoders import Encoder, channels_last, conv3x3
+from dkt.dktnet.encoders import Encoder, conv3x3, walk_layers
 
 #: What provenance records call this network, so no reader mistakes it for VGG-19.
 DISTILLED_KIND = "distilled-vgg19-cd16x"
@@ -95,16 +95,7 @@ class DistilledEncoder(Encoder):
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.conv0(channels_last(x))
-        taps = []
-        for name, _, _ in self.layers:
-            if name == "pool":
-                x = self.pool(x)
-                continue
-            x = self.convs[name](x).relu_()
-            if name in self.taps:
-                taps.append(x)
-        return taps
+        return walk_layers(self, x)
 
     def vgg_like(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The aux approximations of VGG-19's relu taps (64/128/256/512/512 channels)."""

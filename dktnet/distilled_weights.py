@@ -16,7 +16,7 @@ import torch
 from dkt.dktnet.decoder import CD16X_INVERTER_LAYERS
 from dkt.dktnet.distilled import CD16X_AUX, CD16X_DEPTHS, DistilledEncoder
 from dkt.dktnet.errors import CheckpointError
-from dkt.dktnet.vgg_weights import read_state_dict
+from dkt.dktnet.vgg_weights import inverter_state, read_state_dict
 
 __all__ = [
     "is_distilled_encoder_state",
@@ -70,16 +70,7 @@ def load_distilled_encoder(
 
 def load_distilled_decoder_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The relu4_1 decoder's tensors, named as :class:`InverterDecoder`'s main path."""
-    state = read_state_dict(path)
-    out = {}
-    for name, cin, cout, _ in CD16X_INVERTER_LAYERS:
-        weight, bias = state.get(f"{name}.weight"), state.get(f"{name}.bias")
-        if weight is None or bias is None or tuple(weight.shape) != (cout, cin, 3, 3):
-            raise CheckpointError(
-                path, f"not a distilled relu4_1 decoder: {name} must be a 3x3 conv {cin}->{cout}"
-            )
-        out[f"convs.{name}.weight"], out[f"convs.{name}.bias"] = weight.float(), bias.float()
-    return out
+    return inverter_state(path, CD16X_INVERTER_LAYERS, str, "distilled relu4_1 decoder")
 
 
 #: The aux taps' names, for provenance: which VGG-19 tap each approximates.

@@ -38,6 +38,24 @@ class Encoder(nn.Module):
     trainable: bool
 
 
+def walk_layers(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Run a VGG-plan network (``conv0``, ``layers``, ``convs``, ``pool``, ``taps``): its taps.
+
+    The exact VGG-19 and its distilled copy share this plan (a fixed 1x1 input conv, then
+    3x3 conv + ReLU layers with 2x2 max-pools between stages), only their widths differ.
+    """
+    x = net.conv0(channels_last(x))
+    taps = []
+    for name, _, _ in net.layers:
+        if name == "pool":
+            x = net.pool(x)
+            continue
+        x = net.convs[name](x).relu_()
+        if name in net.taps:
+            taps.append(x)
+    return taps
+
+
 # (name, in, out); a "pool" entry is a 2x2 max-pool. relu1_1, relu2_1, relu3_1, relu4_1 are taps.
 VGG19_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("conv1_1", 3, 64),
@@ -91,16 +109,7 @@ class VGG19Encoder(Encoder):
             self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.conv0(channels_last(x))
-        taps = []
-        for name, _, _ in self.layers:
-            if name == "pool":
-                x = self.pool(x)
-                continue
-            x = self.convs[name](x).relu_()
-            if name in self.taps:
-                taps.append(x)
-        return taps
+        return walk_layers(self, x)
 
 
 class LiteEncoder(Encoder):

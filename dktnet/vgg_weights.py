@@ -14,6 +14,7 @@ tensors and plain containers and refuses arbitrary pickled objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -158,19 +159,34 @@ def load_vgg19_encoder(
     return encoder
 
 
-def load_inverter_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The relu3_1 feature inverter's tensors, named as :class:`InverterDecoder`'s main path."""
+def inverter_state(
+    path: str | Path,
+    layers: tuple[tuple[str, int, int, bool], ...],
+    key: Callable[[str], str],
+    what: str,
+) -> dict[str, torch.Tensor]:
+    """A pretrained inverter's 3x3 convs (file key ``key(name)``) as :class:`InverterDecoder`'s.
+
+    Every layer must be there with its exact shape; anything else is a one-line error
+    naming the file, ``what`` it should have been and the layer.
+    """
     state = read_state_dict(path)
     out = {}
-    for name, cin, cout, _ in INVERTER_LAYERS:
-        i = INVERTER_INDEX[name]
-        weight, bias = state.get(f"{i}.weight"), state.get(f"{i}.bias")
+    for name, cin, cout, _ in layers:
+        weight, bias = state.get(f"{key(name)}.weight"), state.get(f"{key(name)}.bias")
         if weight is None or bias is None or tuple(weight.shape) != (cout, cin, 3, 3):
             raise CheckpointError(
-                path, f"not a relu3_1 feature inverter: layer {i} must be a 3x3 conv {cin}->{cout}"
+                path, f"not a {what}: layer {key(name)} must be a 3x3 conv {cin}->{cout}"
             )
         out[f"convs.{name}.weight"], out[f"convs.{name}.bias"] = weight.float(), bias.float()
     return out
+
+
+def load_inverter_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The relu3_1 feature inverter's tensors, named as :class:`InverterDecoder`'s main path."""
+    return inverter_state(
+        path, INVERTER_LAYERS, lambda name: str(INVERTER_INDEX[name]), "relu3_1 feature inverter"
+    )
 
 
 def random_vgg19_encoder(seed: int) -> VGG19Encoder:
