@@ -97,11 +97,21 @@ class DistilledEncoder(Encoder):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return walk_layers(self, x)
 
-    def vgg_like(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The aux approximations of VGG-19's relu taps (64/128/256/512/512 channels)."""
+    def vgg_like(self, x: torch.Tensor, names: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """The aux approximations of VGG-19's relu taps (64/128/256/512/512 channels).
+
+        ``names`` (tap names, default all) limits the aux convolutions to the taps wanted:
+        the shallow ones run at full resolution, and a loss network that takes them from the
+        exact VGG-19 would compute them for nothing at every training step.
+        """
         if not len(self.aux):
             raise ValueError("this distilled encoder was built without its aux convolutions")
-        return [self.aux[n](t).relu() for n, t in zip(self.taps, self(x), strict=True)]
+        wanted = self.tap_names if names is None else tuple(names)
+        return [
+            self.aux[conv](tap).relu()
+            for conv, name, tap in zip(self.taps, self.tap_names, self(x), strict=True)
+            if name in wanted
+        ]
 
 
 class DistilledTaps(nn.Module):
@@ -124,20 +134,16 @@ class StackedTaps(nn.Module):
     them, and the distilled network's aux taps add only what it lacks (relu4_1, relu5_1).
     """
 
-    def __init__(self, shallow: nn.Module, deep: nn.Module) -> None:
+    def __init__(self, shallow: nn.Module, deep: DistilledTaps) -> None:
         super().__init__()
         self.shallow, self.deep = shallow, deep
         have = set(shallow.tap_names)
-        self.deep_index = [i for i, n in enumerate(deep.tap_names) if n not in have]
-        self.tap_names = (
-            *shallow.tap_names,
-            *(deep.tap_names[i] for i in self.deep_index),
-        )
+        self.deep_names = tuple(n for n in deep.tap_names if n not in have)
+        self.tap_names = (*shallow.tap_names, *self.deep_names)
         self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        deep = self.deep(x)
-        return [*self.shallow(x), *(deep[i] for i in self.deep_index)]
+        return [*self.shallow(x), *self.deep.encoder.vgg_like(x, self.deep_names)]
 
 
 def tap_groups(
