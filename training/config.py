@@ -22,6 +22,8 @@ from typing import Any, TypeVar, Union
 import yaml
 
 from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.decoder import INVERTERS
+from dkt.dktnet.encoders import DISTILLED_ENCODERS
 
 __all__ = [
     "AdversarialSettings",
@@ -220,10 +222,10 @@ def _validate(cfg: TrainConfig) -> None:
         (all(w >= 0 for w in _weights(cfg.loss)), "loss weights must be >= 0"),
         (cfg.loss.content_target in CONTENT_TARGETS,
          f"loss.content_target must be one of {CONTENT_TARGETS}"),
-        (run.decoder_init is None or cfg.model.encoder in ("vgg19-relu3", "cd16x-relu4"),
+        (run.decoder_init is None or cfg.model.encoder in INVERTERS,
          "run.decoder_init (a pretrained inverter) only fits model.encoder vgg19-relu3 or "
          "cd16x-relu4"),
-        (run.encoder_init is None or cfg.model.encoder == "cd16x-relu4",
+        (run.encoder_init is None or cfg.model.encoder in DISTILLED_ENCODERS,
          "run.encoder_init (a distilled encoder file) only fits model.encoder cd16x-relu4"),
     ]  # fmt: skip
     for ok, message in checks:
