@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dkt.backends.base import Backend
+from backends.base import Backend
 from dkt.dktnet.config import DKTNetConfig
 
 _STATUS = Path("/proc/self/status")
@@ -230,7 +230,7 @@ def model_config(path: Path) -> DKTNetConfig | None:
 
         return read_checkpoint_info(path).config
     if suffix == ".onnx":
-        from dkt.backends.export_onnx import read_metadata
+        from backends.export_onnx import read_metadata
 
         recorded = read_metadata(path).get("config")
         return DKTNetConfig.from_dict(recorded) if recorded else None
@@ -249,9 +249,9 @@ def model_for_backend(
 ) -> tuple[Path, str | None]:
     """The model file ``backend`` loads: one of ``models`` with its suffix, else one exported
     from the ``.safetensors`` among them into ``workdir``. Returns (path, note)."""
-    from dkt.backends.base import BackendError
-    from dkt.backends.registry import get
-    from dkt.backends.shapes import ShapeProfile
+    from backends.base import BackendError
+    from backends.registry import get
+    from backends.shapes import ShapeProfile
 
     suffixes = get(backend).descriptor.suffixes
     for model in models:
@@ -265,14 +265,14 @@ def model_for_backend(
     profile = ShapeProfile.static((batch, size, size))
     export_precision = "fp16" if precision in ("fp16", "bf16") else "fp32"
     if backend == "onnxruntime":
-        from dkt.backends.export_onnx import export_onnx
+        from backends.export_onnx import export_onnx
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.onnx"
         if not out.exists():
             export_onnx(checkpoints[0], out, profile=profile, precision=export_precision)
     else:
-        from dkt.backends.tensorrt_backend import cuda_index
-        from dkt.backends.trt_build import export_engine
+        from backends.tensorrt_backend import cuda_index
+        from backends.trt_build import export_engine
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.engine"
         if not out.exists():

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dkt.backends.base import BackendError
-from dkt.backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
+from backends.base import BackendError
+from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.dktnet.atomic import atomic_write_bytes
 
 SIDECAR_FORMAT = "dkt-tensorrt-engine"

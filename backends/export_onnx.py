@@ -25,7 +25,7 @@ with casts inside, and the final blend runs in float32 on the original inputs, s
 do not change and pixels outside the mask still come back bit-exact.
 
 int8 (ONNX Runtime only). The fp32 graph with its convolutions quantized after export,
-calibrated on composites the user passes (:mod:`dkt.backends.quantize_onnx`); the I/O, the
+calibrated on composites the user passes (:mod:`backends.quantize_onnx`); the I/O, the
 statistics and the blend stay float32, so the background is still bit-exact.
 """
 
@@ -46,17 +46,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from dkt import dktnet
-from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import (
+from backends.base import BackendError
+from backends.quantize_onnx import (
     CALIBRATION_PERCENTILE,
     MAX_CALIBRATION_IMAGES,
     Sample,
     calibration_shape,
     quantize_int8,
 )
-from dkt.backends.registry import require_module
-from dkt.backends.shapes import (
+from backends.registry import require_module
+from backends.shapes import (
     CHANNELS,
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -64,6 +63,7 @@ from dkt.backends.shapes import (
     STRENGTH_SHAPE,
     ShapeProfile,
 )
+from dkt import dktnet
 from dkt.dktnet.atomic import atomic_path
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 from dkt.dktnet.model import DKTNet, blend
@@ -76,7 +76,7 @@ EXPORTERS = ("dynamo", "torchscript")
 #: The network's dtype in the graph: what every runtime, TensorRT included, builds from.
 EXPORT_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 #: What an ONNX export can be: a graph dtype, or fp32 with int8 convolutions
-#: (:mod:`dkt.backends.quantize_onnx`, for ONNX Runtime).
+#: (:mod:`backends.quantize_onnx`, for ONNX Runtime).
 ONNX_PRECISIONS = (*EXPORT_PRECISIONS, "int8")
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization is an ONNX op from 17 on

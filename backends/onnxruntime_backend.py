@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from dkt.backends.export_onnx import ONNX_PRECISIONS, parse_metadata, read_metadata
-from dkt.backends.registry import require_module
-from dkt.backends.shapes import (
+from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.export_onnx import ONNX_PRECISIONS, parse_metadata, read_metadata
+from backends.registry import require_module
+from backends.shapes import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     STRENGTH_INPUT,

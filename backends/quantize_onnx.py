@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from dkt.backends.base import BackendError
-from dkt.backends.registry import require_module
-from dkt.backends.shapes import STRENGTH_INPUT, STRENGTH_SHAPE, ShapeProfile, Triple
+from backends.base import BackendError
+from backends.registry import require_module
+from backends.shapes import STRENGTH_INPUT, STRENGTH_SHAPE, ShapeProfile, Triple
 
 #: Percentile of each activation's histogram that sets its int8 range.
 CALIBRATION_PERCENTILE = 99.99

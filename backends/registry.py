@@ -2,7 +2,7 @@
 
 One list, the package metadata, so a backend cannot be half-registered (known by name here
 but missing from ``dkt doctor`` there). Adding one, built-in or third-party, is a module with
-a :class:`~dkt.backends.base.Backend` subclass carrying a ``descriptor``, one entry point::
+a :class:`~backends.base.Backend` subclass carrying a ``descriptor``, one entry point::
 
     [project.entry-points."dkt.backends"]
     mybackend = "my_pkg.module:MyBackend"
@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from dkt.backends.base import Backend, BackendDescriptor, BackendError
+from backends.base import Backend, BackendDescriptor, BackendError
 
 ENTRY_POINT_GROUP = "dkt.backends"
 #: The distribution whose entry points win a name clash: dkt's own backends cannot be

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dkt.backends.base import MIN_SIDE, BackendError
+from backends.base import MIN_SIDE, BackendError
 
 INPUT_NAMES = ("composite", "mask")
 OUTPUT_NAMES = ("harmonized",)
@@ -28,7 +28,7 @@ CHANNELS = {"composite": 3, "mask": 1, "harmonized": 3}
 STRENGTH_INPUT = "strength"
 STRENGTH_SHAPE = (1,)
 
-#: ``MIN_SIDE`` (9, from :mod:`dkt.backends.base`): the network's reflection-padded convolutions
+#: ``MIN_SIDE`` (9, from :mod:`backends.base`): the network's reflection-padded convolutions
 #: need at least 2x2 positions at stride 8, i.e. at least 9 pixels per side before the model
 #: pads to a multiple of 8.
 DEFAULT_MIN = (1, 16, 16)

@@ -7,7 +7,7 @@ re-binds: ``set_input_shape`` for both inputs, new buffers, the output's shape r
 from the context. A shape outside the engine's optimization profile is refused before
 TensorRT sees it, with the profile in the message.
 
-Loading first reads the sidecar JSON (:mod:`dkt.backends.engine_sidecar`) and refuses an engine
+Loading first reads the sidecar JSON (:mod:`backends.engine_sidecar`) and refuses an engine
 built by another TensorRT release or for another GPU, then deserializes it and warms it up
 at the profile's opt shape so the first real batch does not pay for lazy initialisation.
 """
@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from dkt.backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
-from dkt.backends.export_onnx import EXPORT_PRECISIONS
-from dkt.backends.registry import require_module
-from dkt.backends.shapes import (
+from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
+from backends.export_onnx import EXPORT_PRECISIONS
+from backends.registry import require_module
+from backends.shapes import (
     CHANNELS,
     INPUT_NAMES,
     OUTPUT_NAMES,

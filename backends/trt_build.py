@@ -24,17 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dkt import dktnet
-from dkt.backends.base import BackendError
-from dkt.backends.engine_sidecar import EngineMetadata, write_sidecar
-from dkt.backends.shapes import (
+from backends.base import BackendError
+from backends.engine_sidecar import EngineMetadata, write_sidecar
+from backends.shapes import (
     INPUT_NAMES,
     OUTPUT_NAMES,
     STRENGTH_INPUT,
     ShapeProfile,
     strength_input,
 )
-from dkt.backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
+from backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
+from dkt import dktnet
 from dkt.dktnet.atomic import atomic_write_bytes
 
 DEFAULT_WORKSPACE_MIB = 4096
@@ -195,7 +195,7 @@ def export_engine(
     keep_onnx: Path | None = None,
 ) -> BuildReport:
     """Checkpoint -> ONNX (with the precision in the graph) -> TensorRT engine + sidecar."""
-    from dkt.backends.export_onnx import EXPORT_PRECISIONS, export_onnx
+    from backends.export_onnx import EXPORT_PRECISIONS, export_onnx
 
     if precision not in EXPORT_PRECISIONS:
         raise BackendError(

@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from backends.base import Backend
+from backends.benchmark import count_gflop, interleaved_timings, model_config, synthetic_batch
+from backends.export_onnx import export_onnx
+from backends.registry import open_backend
+from backends.shapes import build_profile
 from dkt import dktnet
-from dkt.backends.base import Backend
-from dkt.backends.benchmark import count_gflop, interleaved_timings, model_config, synthetic_batch
-from dkt.backends.export_onnx import export_onnx
-from dkt.backends.registry import open_backend
-from dkt.backends.shapes import build_profile
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet

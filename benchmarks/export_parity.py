@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from dkt.backends.export_onnx import export_onnx
-from dkt.backends.shapes import ShapeProfile
+from backends.export_onnx import export_onnx
+from backends.shapes import ShapeProfile
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet

@@ -329,9 +329,9 @@ def ort_rows(plan: Plan, gflop: float) -> list[Row]:
 
 
 def _export(path: Path, plan: Plan) -> None:
+    from backends.export_onnx import export_onnx
+    from backends.shapes import ShapeProfile
     from dkt import dktnet
-    from dkt.backends.export_onnx import export_onnx
-    from dkt.backends.shapes import ShapeProfile
 
     top = max(plan.batches)
     profile = ShapeProfile((1, 16, 16), (1, plan.size, plan.size), (top, plan.size, plan.size))
@@ -378,10 +378,10 @@ def training_rows(plan: Plan) -> list[Row]:
 def _train(row: Row, config: str, plan: Plan) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dkt.training.config import load_config
-    from dkt.training.distributed import init_distributed
-    from dkt.training.loop import Trainer
-    from dkt.training.lossnet import load_loss_network
+    from training.config import load_config
+    from training.distributed import init_distributed
+    from training.loop import Trainer
+    from training.lossnet import load_loss_network
 
     sets = [
         f"data.size={plan.train_size}",
@@ -535,8 +535,8 @@ def _e(value: float | None) -> str:
 
 
 def run(plan: Plan, peak_override: float | None) -> dict[str, Any]:
+    from backends.benchmark import count_gflop, model_config
     from dkt import dktnet
-    from dkt.backends.benchmark import count_gflop, model_config
 
     started = time.perf_counter()
     gflop = count_gflop(model_config(dktnet.BUNDLED_MODEL), plan.size)

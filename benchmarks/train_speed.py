@@ -41,10 +41,10 @@ def _batch(size: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
 
 def measure(config: str, size: int, batch: int, steps: int, warmup: int, device: str) -> dict:
     """One config in this process: median step time and peak memory."""
-    from dkt.training.config import load_config
-    from dkt.training.distributed import init_distributed
-    from dkt.training.loop import Trainer
-    from dkt.training.lossnet import load_loss_network
+    from training.config import load_config
+    from training.distributed import init_distributed
+    from training.loop import Trainer
+    from training.lossnet import load_loss_network
 
     cfg = load_config(
         config,

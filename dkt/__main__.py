@@ -1,5 +1,5 @@
 """``python -m dkt`` runs the same application as the ``dkt`` console script."""
 
-from dkt.cli.app import main
+from dkt_cli.app import main
 
 main()

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from backends.base import Backend
+from backends.registry import open_backend
 from dkt import dktnet
-from dkt.backends.base import Backend
-from dkt.backends.registry import open_backend
 from dkt.dktnet.errors import DktError
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS

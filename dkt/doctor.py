@@ -220,7 +220,7 @@ def _cd16x_entries(env: Mapping[str, str], shared: Path) -> dict[str, dict[str, 
 def _vgg19_entry(env: Mapping[str, str], shared: Path) -> dict[str, Any]:
     from dkt.dktnet.downloads import cache_dir
     from dkt.dktnet.pretrained import VGG_RELU3_FILE
-    from dkt.training.lossnet import CACHE_NAMES, ENV_VAR, find_vgg19_weights
+    from training.lossnet import CACHE_NAMES, ENV_VAR, find_vgg19_weights
 
     folder = cache_dir(env)
     looked = [_env_place(env, ENV_VAR)]

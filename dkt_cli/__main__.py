@@ -1,5 +1,5 @@
-"""``python -m dkt.cli`` runs the same application as ``dkt`` and ``python -m dkt``."""
+"""``python -m dkt_cli`` runs the same application as ``dkt`` and ``python -m dkt``."""
 
-from dkt.cli.app import main
+from dkt_cli.app import main
 
 main()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from dkt._version import __version__
-from dkt.cli import (
+from dkt_cli import (
     benchmark,
     data,
     demo,

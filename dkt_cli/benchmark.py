@@ -12,18 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dkt import dktnet
-from dkt.backends.base import Backend
-from dkt.backends.benchmark import (
+from backends.base import Backend
+from backends.benchmark import (
     BenchmarkResult,
     benchmark_backends,
     count_gflop,
     model_config,
     model_for_backend,
 )
-from dkt.backends.registry import open_backend
-from dkt.cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
+from backends.registry import open_backend
+from dkt import dktnet
 from dkt.dktnet.errors import DktError
+from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
 
 
 def parse_backends(text: str) -> list[str]:

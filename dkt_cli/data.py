@@ -22,13 +22,13 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from dkt.cli.console import err, fail, progress_bar, shown_warnings
 from dkt.dktnet import __version__
 from dkt.dktnet.atomic import atomic_write_bytes, remove_stale_temps
 from dkt.dktnet.errors import DktError, ImageInputError
 from dkt.imaging.imageio import write_image
-from dkt.training.data import CompositeConfig, CompositeDataset, MaskSource
-from dkt.training.sources import DEFAULT_RATIO, load_foregrounds, load_paintings
+from dkt_cli.console import err, fail, progress_bar, shown_warnings
+from training.data import CompositeConfig, CompositeDataset, MaskSource
+from training.sources import DEFAULT_RATIO, load_foregrounds, load_paintings
 
 app = typer.Typer(help="Prepare data sets for training and evaluation.", no_args_is_help=True)
 

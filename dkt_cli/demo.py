@@ -13,14 +13,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from backends.registry import open_backend
 from dkt import dktnet
-from dkt.backends.registry import open_backend
-from dkt.cli.console import err, fail
 from dkt.demo.figures import side_by_side
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.errors import DktError
 from dkt.imaging.imageio import write_image
 from dkt.inference.harmonizer import Harmonizer
+from dkt_cli.console import err, fail
 
 
 def colour_distance(image: np.ndarray, mask: np.ndarray) -> float:

@@ -13,8 +13,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dkt.cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
 from dkt.doctor import NOT_FOUND, doctor_report
+from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
 
 
 def _table(title: str, rows: Iterator[tuple[str, str]]) -> Table:

@@ -20,7 +20,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt.dktnet.errors import DktError
 from dkt.evaluation import inception as fid_inception
 from dkt.evaluation.methods import MethodError, OpenMethod, open_methods, parse_methods
@@ -35,6 +34,7 @@ from dkt.evaluation.report import (
 from dkt.evaluation.runner import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
 from dkt.imaging.imageio import read_image
 from dkt.inference.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 
 _INPUTS = "Inputs"
 _METRICS = "Metrics"
@@ -120,7 +120,7 @@ def _perceptual(
     if str(vgg_weights).startswith("random:"):
         fail("--vgg-weights needs pretrained weights; a random VGG's losses are not measurements")
     from dkt.dktnet.distilled import DISTILLED_KIND
-    from dkt.training.lossnet import load_loss_network
+    from training.lossnet import load_loss_network
 
     deep = None if deep_weights is None else str(deep_weights)
     try:
@@ -273,7 +273,7 @@ def _write_sheet(path: Path, report: EvalReport) -> None:
 
 
 def _resolve_device(device: str) -> str:
-    from dkt.backends.torch_backend import resolve_device
+    from backends.torch_backend import resolve_device
 
     try:
         return str(resolve_device(device))

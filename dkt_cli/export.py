@@ -16,15 +16,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from backends.export_onnx import DEFAULT_OPSET, EXPORTERS, ONNX_PRECISIONS, export_onnx
+from backends.quantize_onnx import MAX_CALIBRATION_IMAGES
+from backends.shapes import build_profile
 from dkt import dktnet
-from dkt.backends.export_onnx import DEFAULT_OPSET, EXPORTERS, ONNX_PRECISIONS, export_onnx
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
-from dkt.backends.shapes import build_profile
-from dkt.cli.console import EXIT_FAILED, err, fail, print_json
 from dkt.dktnet.checkpoint import read_checkpoint_info
 from dkt.dktnet.errors import DktError
 from dkt.inference.calibration import calibration_samples
 from dkt.inference.parity import NOTES, ParityReport, folder_images, verify_export
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json
 
 FORMATS = {"onnx": "onnx", "trt": "trt", "tensorrt": "trt", "engine": "trt"}
 SUFFIXES = {"onnx": (".onnx",), "trt": (".engine", ".plan")}
@@ -243,7 +243,7 @@ def export(
             for note in result.notes:
                 summary += f"; {note}"
         else:
-            from dkt.backends.trt_build import export_engine
+            from backends.trt_build import export_engine
 
             index = _device_index(device)
             cache: Path | bool = False if no_timing_cache else (timing_cache or True)

@@ -13,12 +13,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from backends.base import Backend
+from backends.cpu import pipeline_threads
+from backends.registry import open_backend
 from dkt import dktnet
-from dkt.backends.base import Backend
-from dkt.backends.cpu import pipeline_threads
-from dkt.backends.registry import open_backend
-from dkt.cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
-from dkt.cli.options import MODEL_PANEL, BackendName, ModelFile
 from dkt.dktnet.errors import DktError, StrengthError
 from dkt.dktnet.strength import check_strength
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
@@ -37,6 +35,8 @@ from dkt.inference.pairing import (
 from dkt.inference.paste import paste_files
 from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, default_batch, run_all
 from dkt.inference.sharding import Shard, ShardError, parse_shard, select
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt_cli.options import MODEL_PANEL, BackendName, ModelFile
 
 _FOLDERS = "Folders"
 _CUTOUT = "Cut-out on a painting"

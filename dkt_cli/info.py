@@ -1,6 +1,6 @@
 """``dkt info``: what a model file is, without running it.
 
-Each backend reads its own kind of file (:meth:`dkt.backends.base.Backend.inspect`): a checkpoint's
+Each backend reads its own kind of file (:meth:`backends.base.Backend.inspect`): a checkpoint's
 header, an ONNX export's embedded metadata, a TensorRT engine's JSON sidecar. This command only
 picks the backend by the file's suffix and prints the record.
 """
@@ -15,12 +15,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from backends.base import BackendError
+from backends.registry import get, name_for_model
 from dkt import dktnet
-from dkt.backends.base import BackendError
-from dkt.backends.registry import get, name_for_model
-from dkt.cli.console import err, fail, human_bytes, print_json
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
 from dkt.dktnet.errors import DktError
+from dkt_cli.console import err, fail, human_bytes, print_json
 
 #: Table labels of record keys that read better in words.
 _LABELS = {"file_size": "file size", "provenance": "trained", "format_version": "format version"}

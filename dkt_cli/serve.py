@@ -18,9 +18,9 @@ import typer
 from rich.markup import escape
 
 from dkt import dktnet
-from dkt.cli.console import err, fail
-from dkt.cli.options import MODEL_PANEL, BackendName, ModelFile
 from dkt.dktnet.errors import DktError
+from dkt_cli.console import err, fail
+from dkt_cli.options import MODEL_PANEL, BackendName, ModelFile
 
 _MODEL = MODEL_PANEL
 _LIMITS = "Limits"

@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dkt.cli.console import err, fail, print_json
 from dkt.dktnet.atomic import atomic_write_bytes
 from dkt.dktnet.errors import DktError
 from dkt.evaluation.bradley_terry import (
@@ -38,6 +37,7 @@ from dkt.evaluation.catch import CatchScreen, screen_raters
 from dkt.evaluation.judgments import drop_torn_line, is_log_text
 from dkt.evaluation.pairs import balanced_pairs
 from dkt.inference.pairing import IMAGE_SUFFIXES
+from dkt_cli.console import err, fail, print_json
 
 app = typer.Typer(
     help="User studies: balanced pairwise comparisons, a browser study page, Bradley-Terry scores.",

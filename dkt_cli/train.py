@@ -14,16 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from dkt.cli.console import err, fail, shown_warnings
 from dkt.dktnet.atomic import atomic_write_bytes
 from dkt.dktnet.errors import DktError, ImageInputError
-from dkt.training.config import ConfigError, TrainConfig, load_config
-from dkt.training.data import CompositeConfig, CompositeDataset
-from dkt.training.distributed import DistContext, init_distributed
-from dkt.training.loop import Trainer, run_training
-from dkt.training.lossnet import load_loss_network
-from dkt.training.rundir import new_run_dir, read_run_config
-from dkt.training.sources import bad_headers, drop_bad, load_foregrounds, load_paintings
+from dkt_cli.console import err, fail, shown_warnings
+from training.config import ConfigError, TrainConfig, load_config
+from training.data import CompositeConfig, CompositeDataset
+from training.distributed import DistContext, init_distributed
+from training.loop import Trainer, run_training
+from training.lossnet import load_loss_network
+from training.rundir import new_run_dir, read_run_config
+from training.sources import bad_headers, drop_bad, load_foregrounds, load_paintings
 
 _DATA = "Data (shortcuts for --set data.*)"
 _RUN = "Run (shortcuts for --set run.* / data.*)"

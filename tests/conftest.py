@@ -6,9 +6,7 @@ copied into the project) and skip, with the reason printed by ``-ra``, where it 
 
 from __future__ import annotations
 
-import importlib.abc
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +19,6 @@ from tests.export_fixtures import (  # noqa: F401 - fixtures for every test fold
     tiny_checkpoint,
     torchscript_odd_onnx,
 )
-
-#: The source folders, each installed only as ``dkt.<name>``.
-SOURCE_FOLDERS = frozenset(
-    {"backends", "demo", "dkt_cli", "dktnet", "evaluation", "imaging", "inference", "serve",
-     "training"}
-)  # fmt: skip
-
-
-class _OnlyUnderDkt(importlib.abc.MetaPathFinder):
-    """Refuse ``import training`` and the like while the tests run.
-
-    From a checkout the source folders are also importable under their bare names (the
-    repository root is on ``sys.path``), so a leftover ``resources.files("training")`` works
-    in the tests and fails once installed; refusing them makes such a slip fail here.
-    """
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] in SOURCE_FOLDERS:
-            raise ModuleNotFoundError(f"import dkt.{name}, not {name}: dkt installs as one package")
-        return None
-
-
-sys.meta_path.insert(0, _OnlyUnderDkt())
 
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_DATA = Path(os.environ.get("DKT_SHARED_DATA", _DEFAULT))

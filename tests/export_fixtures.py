@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dkt.backends.shapes import ShapeProfile
+from backends.shapes import ShapeProfile
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet
@@ -39,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _export(tmp_path_factory, checkpoint, name, **kwargs) -> Path:
     pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
-    from dkt.backends.export_onnx import export_onnx
+    from backends.export_onnx import export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / name
     export_onnx(checkpoint, out, **kwargs)

@@ -12,8 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import dkt
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, write_image
+from dkt_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

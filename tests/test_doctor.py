@@ -232,5 +232,5 @@ def test_the_report_is_plain_json(env: dict[str, str], no_shared: Path) -> None:
 def test_the_library_module_imports_no_cli_packages() -> None:
     """dkt.doctor is library code: the CLI depends on it, never the other way."""
     source = Path(doctor.__file__).read_text()
-    for name in ("typer", "rich", "dkt.cli"):
+    for name in ("typer", "rich", "dkt_cli"):
         assert f"import {name}" not in source and f"from {name}" not in source, name

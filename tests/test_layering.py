@@ -1,4 +1,4 @@
-"""The dependency direction: ``dkt.cli`` -> library packages -> ``dkt.dktnet``, read from the code.
+"""The dependency direction: ``dkt_cli`` -> library packages -> ``dkt.dktnet``, read from the code.
 
 Every ``import`` in every module (function-level ones included) is checked, so a shortcut
 that makes the model know the CLI, or a runtime know the pipeline, fails here by name.
@@ -23,7 +23,7 @@ ALLOWED = {
 LIBRARIES = [
     "dkt", "dktnet", "imaging", "backends", "inference", "evaluation", "training", "demo", "serve"
 ]  # fmt: skip
-OWN = {"dkt_cli": "dkt.cli", "dkt": "dkt"}
+OWN = {"dkt_cli": "dkt_cli", "dkt": "dkt"}
 
 
 def imports(folder: str) -> list[tuple[str, str]]:
@@ -61,7 +61,7 @@ def test_no_library_package_knows_the_command_line(folder: str) -> None:
     wrong = [
         f"{module}: {name}"
         for module, name in imports(folder)
-        if (_package(name) == "dkt.cli" and not (folder == "dkt" and module == "__main__.py"))
+        if (_package(name) == "dkt_cli" and not (folder == "dkt" and module == "__main__.py"))
         or name.split(".")[0] == "typer"
         or (name.split(".")[0] == "rich" and (folder, module) != ("training", "monitor.py"))
     ]
@@ -70,6 +70,6 @@ def test_no_library_package_knows_the_command_line(folder: str) -> None:
 
 def test_the_checker_sees_imports_inside_functions(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "m.py").write_text("def f():\n    from dkt.cli.app import app\n")
+    (tmp_path / "pkg" / "m.py").write_text("def f():\n    from dkt_cli.app import app\n")
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
-    assert imports("pkg") == [("m.py", "dkt.cli.app")]
+    assert imports("pkg") == [("m.py", "dkt_cli.app")]

@@ -61,10 +61,10 @@ class LossWeights:
     consistency: float = 1.0
     identity: float = 10.0
     autoencoder: float = 10.0
-    # Pixel colour statistics of the object vs the painting (dkt.training.losses.colour_loss).
+    # Pixel colour statistics of the object vs the painting (training.losses.colour_loss).
     colour: float = 0.0
     # Kernel usage: each image's prototype mix confident, the batch's mix spread over the
-    # prototypes (dkt.training.losses.kernel_diversity_loss); 0 turns it off.
+    # prototypes (training.losses.kernel_diversity_loss); 0 turns it off.
     diversity: float = 0.05
     # Loss network Φ: a VGG-19 weights path, "random:SEED", or null to look it up
     # ($DKT_VGG19_WEIGHTS, then the cache folder, then a checksum-verified download).
@@ -78,11 +78,11 @@ class LossWeights:
     # its deepest tap.
     content_taps: tuple[str, ...] | None = None
     # Chroma speckle: the object's high-frequency a/b (Lab) energy above the painting's
-    # (dkt.training.losses.chroma_noise_loss); 0 turns it off.
+    # (training.losses.chroma_noise_loss); 0 turns it off.
     chroma: float = 0.0
     # What L_c compares the output's deepest Φ features with: "composite" (the composite's
     # own, METHOD.md) or "transformed" (the composite's with the foreground re-normalised to
-    # the background's statistics, as AdaIN trains): see dkt.training.losses.content_target.
+    # the background's statistics, as AdaIN trains): see training.losses.content_target.
     content_target: str = "composite"
 
 
@@ -336,7 +336,7 @@ def _type_name(hint: Any) -> str:
 
 def builtin_configs() -> dict[str, str]:
     """Names of the presets shipped with the package, mapped to their YAML text."""
-    folder = resources.files("dkt.training") / "configs"
+    folder = resources.files("training") / "configs"
     return {
         entry.name.removesuffix(".yaml"): entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()

@@ -10,7 +10,7 @@ Every random choice of item ``i`` in epoch ``e`` comes from
 in any order, and after a resume; nothing depends on worker-local state such as caches.
 
 An object's mask comes from a PNG file, a COCO annotation (polygons or RLE) or a YOLO
-segmentation line; see :mod:`dkt.training.sources` for reading those collections.
+segmentation line; see :mod:`training.sources` for reading those collections.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class RleMask:
     """An object stored as COCO run-length encoding, always in the compressed string form.
 
     Uncompressed ``{"counts": [...]}`` annotations are converted when they are read (see
-    :mod:`dkt.training.sources`). The runs are checked here to cover exactly ``frame``
+    :mod:`training.sources`). The runs are checked here to cover exactly ``frame``
     pixels, so a bad annotation fails when it is read, naming itself; pycocotools would
     trust the runs and write past its buffer.
     """

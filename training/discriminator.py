@@ -2,7 +2,7 @@
 
 It scores every patch of an image with one raw least-squares number: 1 means "this patch holds
 a pasted object", 0 means "untouched painting" (targets in
-:func:`dkt.training.losses.patch_targets`).
+:func:`training.losses.patch_targets`).
 
 Design choices, and why:
 - Every downsampling conv is 4x4, stride 2, padding 1, and the two stride-1 convs are 3x3 with

@@ -9,8 +9,8 @@ to the live weights would mix two different models. Integer buffers (BatchNorm's
 value.
 
 :meth:`EMA.state_dict` holds only tensors, so an ``EMA`` can go straight into the
-``modules`` mapping of :func:`dkt.training.state.save_training_state` and
-:func:`~dkt.training.state.load_training_state`.
+``modules`` mapping of :func:`training.state.save_training_state` and
+:func:`~training.state.load_training_state`.
 """
 
 from __future__ import annotations

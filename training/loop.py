@@ -6,7 +6,7 @@ steps, so the discriminator first meets outputs that already look harmonized rat
 decoder that has not learnt to reconstruct yet.
 
 Exact resume rests on three things: every random draw of the data is a function of (seed,
-step) (see ``dkt.training.sampler``), the training state holds every optimiser, scheduler,
+step) (see ``training.sampler``), the training state holds every optimiser, scheduler,
 EMA and RNG state, and a checkpoint is only written between steps. Under ``torchrun`` each
 rank draws its own shard of every epoch; gradients are averaged by DistributedDataParallel;
 rank 0 alone logs and writes.
@@ -35,12 +35,12 @@ from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
 from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import load_inverter_state
-from dkt.training.config import TrainConfig
-from dkt.training.data import CompositeDataset
-from dkt.training.discriminator import PatchDiscriminator
-from dkt.training.distributed import DistContext
-from dkt.training.ema import EMA
-from dkt.training.losses import (
+from training.config import TrainConfig
+from training.data import CompositeDataset
+from training.discriminator import PatchDiscriminator
+from training.distributed import DistContext
+from training.ema import EMA
+from training.losses import (
     adversarial_loss,
     autoencoder_loss,
     chroma_noise_loss,
@@ -53,18 +53,18 @@ from dkt.training.losses import (
     kernel_diversity_loss,
     style_loss,
 )
-from dkt.training.lossnet import LossNetwork
-from dkt.training.monitor import Monitor, sample_grid
-from dkt.training.optim import build_optimizer, build_scheduler
-from dkt.training.rundir import (
+from training.lossnet import LossNetwork
+from training.monitor import Monitor, sample_grid
+from training.optim import build_optimizer, build_scheduler
+from training.rundir import (
     MODEL_NAME,
     checkpoint_paths,
     latest_checkpoint,
     prune_checkpoints,
     write_run_config,
 )
-from dkt.training.sampler import EpochItems, ResumableSampler, check_batch, collate_items
-from dkt.training.state import LoadedState, load_training_state, restore_rng, save_training_state
+from training.sampler import EpochItems, ResumableSampler, check_batch, collate_items
+from training.state import LoadedState, load_training_state, restore_rng, save_training_state
 
 __all__ = ["GeneratorPass", "TrainResult", "Trainer", "run_training"]
 
@@ -421,7 +421,7 @@ def _provenance(
 ) -> dict[str, Any]:
     cfg = trainer.config
     return {
-        "trainer": "dkt dkt.training.loop",
+        "trainer": "dkt training.loop",
         "dkt_version": dktnet.__version__,
         "torch": torch.__version__,
         "machine": platform.machine(),

@@ -2,7 +2,7 @@
 
 ``L_G = L_s + λ_c L_c + λ_adv L_adv + λ_cons L_cons + L_recons``. Feature lists are the
 loss network's relu1_1..relu4_1 taps; masks are resized to each tap inside. The adversarial
-terms take the scores of a :class:`dkt.training.discriminator.PatchDiscriminator` (least squares:
+terms take the scores of a :class:`training.discriminator.PatchDiscriminator` (least squares:
 1 = "this patch holds a pasted object", 0 = "untouched painting"); the consistency terms take
 the model itself, because they re-run its encoder and kernel generator on the output.
 """

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from dkt.training.config import OptimSettings
+from training.config import OptimSettings
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_factor"]
 

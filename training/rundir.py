@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from dkt.dktnet.atomic import atomic_path
-from dkt.training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
+from training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
 
 __all__ = [
     "CONFIG_NAME",

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from dkt.dktnet.errors import DktError
-from dkt.training.data import CompositeDataset
+from training.data import CompositeDataset
 
 __all__ = ["EpochItems", "ResumableSampler", "check_batch", "collate_items"]
 

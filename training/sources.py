@@ -3,8 +3,8 @@
 Paintings come from a folder or from a CSV list such as WikiArt's split files. Objects
 come from photos plus one of three common annotation layouts: a folder of instance mask
 images, a COCO instances JSON (polygons and RLE) or YOLO segmentation label files. All of
-them end up as :class:`~dkt.training.data.Foreground` values that
-:class:`~dkt.training.data.CompositeDataset` draws from, so the dataset never needs to know
+them end up as :class:`~training.data.Foreground` values that
+:class:`~training.data.CompositeDataset` draws from, so the dataset never needs to know
 which layout the data came in.
 
 Objects are filtered by how much of their photo they cover (``ratio``, 5% to 30% by
@@ -32,7 +32,7 @@ import numpy as np
 
 from dkt.dktnet.errors import ImageInputError, PathError
 from dkt.imaging.imageio import IMAGE_SUFFIXES, check_header, read_mask
-from dkt.training.data import (
+from training.data import (
     Foreground,
     PolygonMask,
     RleMask,
@@ -166,7 +166,7 @@ def load_foregrounds(
     """Objects of the photos under ``photos``, with masks from exactly one source.
 
     * ``masks``: a folder of instance mask images, paired by name as in
-      :func:`~dkt.training.data.find_foregrounds` (``<photo>_objNN.png``).
+      :func:`~training.data.find_foregrounds` (``<photo>_objNN.png``).
     * ``coco``: a COCO instances JSON; ``file_name`` is relative to ``photos``. Polygons
       and RLE (compressed or not, crowd regions included) are all used.
     * ``yolo``: a folder of YOLO segmentation labels, ``<photo stem>.txt`` at the photo's

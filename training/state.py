@@ -311,7 +311,7 @@ def save_training_state(
     The global random generators are captured here, so call it between steps, exactly where
     the resumed run will start. The file is written atomically: a crash mid-save leaves the
     previous file at ``path`` intact. ``modules`` may hold anything with a tensor-only
-    ``state_dict``/``load_state_dict`` pair, e.g. :class:`dkt.training.ema.EMA`. Values that JSON
+    ``state_dict``/``load_state_dict`` pair, e.g. :class:`training.ema.EMA`. Values that JSON
     cannot hold raise ``TypeError`` before anything is written.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dkt.backends.base import Backend, BackendError
-from dkt.backends.benchmark import (
+from backends.base import Backend, BackendError
+from backends.benchmark import (
     benchmark_backend,
     benchmark_backends,
     count_gflop,
@@ -124,7 +124,7 @@ def test_model_for_backend_exports_from_a_checkpoint(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx", reason="onnx not installed (dkt[onnx])")
-    import dkt.backends.export_onnx as export_module
+    import backends.export_onnx as export_module
 
     seen = {}
 

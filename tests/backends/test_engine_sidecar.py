@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dkt.backends.base import BackendError
-from dkt.backends.engine_sidecar import (
+from backends.base import BackendError
+from backends.engine_sidecar import (
     EngineMetadata,
     EngineMismatchError,
     check_compatible,
@@ -16,7 +16,7 @@ from dkt.backends.engine_sidecar import (
     sidecar_path,
     write_sidecar,
 )
-from dkt.backends.shapes import ShapeProfile
+from backends.shapes import ShapeProfile
 
 META = EngineMetadata(
     dkt_version="0.1.0",

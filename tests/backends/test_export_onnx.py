@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.backends.base import BackendError
-from dkt.backends.shapes import ShapeProfile
+from backends.base import BackendError
+from backends.shapes import ShapeProfile
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from dkt.dktnet.model import DKTNet
 from tests.export_fixtures import PROFILE
@@ -19,7 +19,7 @@ from tests.tiny import tiny_config
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from dkt.backends.export_onnx import export_onnx, read_metadata  # noqa: E402
+from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
 from dkt.inference.parity import soft_mask  # noqa: E402
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dkt.backends import registry
-from dkt.backends.base import BackendError
-from dkt.backends.shapes import ShapeError, ShapeProfile
+from backends import registry
+from backends.base import BackendError
+from backends.shapes import ShapeError, ShapeProfile
 from dkt.inference.harmonizer import Harmonizer
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from dkt.backends.onnxruntime_backend import (  # noqa: E402
+from backends.onnxruntime_backend import (  # noqa: E402
     CPU,
     CUDA,
     TENSORRT,
@@ -83,7 +83,7 @@ def test_precision_is_fixed_by_the_file(dynamo_onnx: Path, fp16_onnx: Path) -> N
 
 
 def test_static_graph_refuses_other_shapes_clearly(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from dkt.backends.export_onnx import export_onnx
+    from backends.export_onnx import export_onnx
 
     out = tmp_path / "static.onnx"
     export_onnx(
@@ -128,8 +128,8 @@ def test_memory_estimate_comes_from_the_exports_recorded_config(
     dynamo_onnx: Path, fp16_onnx: Path
 ) -> None:
     """Issue 12 item 1 under ORT: the budget is known without the weights, fp16 halves it."""
-    from dkt.backends.export_onnx import read_metadata
-    from dkt.backends.onnxruntime_backend import ORT_ARENA_FACTOR
+    from backends.export_onnx import read_metadata
+    from backends.onnxruntime_backend import ORT_ARENA_FACTOR
     from dkt.dktnet.config import DKTNetConfig
     from dkt.dktnet.model import estimate_working_bytes
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import (
+from backends.base import BackendError
+from backends.quantize_onnx import (
     MAX_CALIBRATION_IMAGES,
     Sample,
     calibration_shape,
     pad_sample,
     quantize_int8,
 )
-from dkt.backends.shapes import ShapeProfile
+from backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.model import DKTNet
@@ -24,7 +24,7 @@ from dkt.dktnet.model import DKTNet
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from dkt.backends.export_onnx import export_onnx, read_metadata  # noqa: E402
+from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
 from tests.backends.test_export_onnx import assert_background_exact, run_both  # noqa: E402
 from tests.export_fixtures import PROFILE, TINY_CONFIG  # noqa: E402
 
@@ -119,7 +119,7 @@ def test_int8_output_is_close_and_the_background_exact(
 def test_calibration_uses_at_most_the_documented_number(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import dkt.backends.quantize_onnx as quantize
+    import backends.quantize_onnx as quantize
 
     seen = []
     original = quantize._Feeds.__init__

@@ -1,4 +1,4 @@
-"""Tests for ``dkt.backends.registry``: which backend a model file or ``--backend`` name gets.
+"""Tests for ``backends.registry``: which backend a model file or ``--backend`` name gets.
 
 Every backend, dkt's own included, comes from the ``dkt.backends`` entry-point group; these
 tests fake that group (``registry.entry_points``) to add, shadow or break backends.
@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.backends import registry
-from dkt.backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from dkt.backends.shapes import ShapeError, parse_shape
-from dkt.backends.torch_backend import PRECISIONS, TorchBackend
+from backends import registry
+from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.shapes import ShapeError, parse_shape
+from backends.torch_backend import PRECISIONS, TorchBackend
 from dkt.dktnet.model import MULTIPLE, pad_to_multiple
 
 BUILTINS = {
-    "torch": "dkt.backends.torch_backend:TorchBackend",
-    "onnxruntime": "dkt.backends.onnxruntime_backend:OnnxRuntimeBackend",
-    "tensorrt": "dkt.backends.tensorrt_backend:TensorRTBackend",
+    "torch": "backends.torch_backend:TorchBackend",
+    "onnxruntime": "backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "tensorrt": "backends.tensorrt_backend:TensorRTBackend",
 }
 
 
@@ -162,8 +162,8 @@ def test_suffix_picks_the_builtin_backend(name: str, backend: str) -> None:
 
 
 def test_get_returns_the_declared_classes() -> None:
-    from dkt.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from dkt.backends.tensorrt_backend import TensorRTBackend
+    from backends.onnxruntime_backend import OnnxRuntimeBackend
+    from backends.tensorrt_backend import TensorRTBackend
 
     assert registry.get("torch") is TorchBackend
     assert registry.get("onnxruntime") is OnnxRuntimeBackend
@@ -328,8 +328,8 @@ def test_torch_descriptor() -> None:
 
 
 def test_onnxruntime_descriptor() -> None:
-    from dkt.backends.export_onnx import ONNX_PRECISIONS
-    from dkt.backends.onnxruntime_backend import CPU, CUDA, TENSORRT, provider_plan
+    from backends.export_onnx import ONNX_PRECISIONS
+    from backends.onnxruntime_backend import CPU, CUDA, TENSORRT, provider_plan
 
     d = registry.descriptors()["onnxruntime"]
     assert d.suffixes == (".onnx",)
@@ -344,7 +344,7 @@ def test_onnxruntime_descriptor() -> None:
 
 
 def test_tensorrt_descriptor() -> None:
-    from dkt.backends.tensorrt_backend import cuda_index
+    from backends.tensorrt_backend import cuda_index
 
     d = registry.descriptors()["tensorrt"]
     assert d.suffixes == (".engine", ".plan")
@@ -386,7 +386,7 @@ def test_descriptors_are_readable_without_the_optional_runtimes(tmp_path: Path) 
         "import json, sys\n"
         "for m in ('onnx', 'onnxruntime', 'onnxscript', 'onnxslim', 'tensorrt'):\n"
         "    sys.modules[m] = None\n"
-        "from dkt.backends import registry\n"
+        "from backends import registry\n"
         "print(json.dumps({n: d.extra for n, d in registry.descriptors().items()}))\n"
         "print(json.dumps(registry.unavailable()))\n"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dkt.backends.shapes import ShapeError, ShapeProfile, build_profile, format_shape, parse_shape
+from backends.shapes import ShapeError, ShapeProfile, build_profile, format_shape, parse_shape
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.backends import registry
-from dkt.backends import tensorrt_backend as trt_backend
-from dkt.backends.base import BackendError
-from dkt.backends.engine_sidecar import EngineMetadata, EngineMismatchError, write_sidecar
-from dkt.backends.shapes import ShapeError, ShapeProfile
-from dkt.backends.tensorrt_backend import TensorRTBackend, cuda_index, import_tensorrt
+from backends import registry
+from backends import tensorrt_backend as trt_backend
+from backends.base import BackendError
+from backends.engine_sidecar import EngineMetadata, EngineMismatchError, write_sidecar
+from backends.shapes import ShapeError, ShapeProfile
+from backends.tensorrt_backend import TensorRTBackend, cuda_index, import_tensorrt
 from tests.backends.fake_tensorrt import FakeEngine, make_fake_tensorrt
 
 PROFILE = ShapeProfile((1, 16, 16), (1, 64, 64), (2, 128, 128))
@@ -219,7 +219,7 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'dkt[trt]')")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT is installed but torch sees no CUDA GPU")
-    from dkt.backends.trt_build import export_engine
+    from backends.trt_build import export_engine
     from tests.export_fixtures import make_checkpoint
 
     root = tmp_path_factory.mktemp("trt")

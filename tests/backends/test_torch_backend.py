@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.backends.base import BackendError
-from dkt.backends.registry import open_backend
-from dkt.backends.torch_backend import TorchBackend, resolve_device
+from backends.base import BackendError
+from backends.registry import open_backend
+from backends.torch_backend import TorchBackend, resolve_device
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 from dkt.dktnet.errors import CheckpointError
 

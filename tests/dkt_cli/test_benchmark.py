@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 
 runner = CliRunner()
 

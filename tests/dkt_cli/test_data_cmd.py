@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, read_mask, write_image
 from dkt.inference.manifest import plan_manifest
-from dkt.training.data import CompositeConfig, CompositeDataset
-from dkt.training.sources import load_foregrounds, load_paintings
+from dkt_cli.app import app
+from training.data import CompositeConfig, CompositeDataset
+from training.sources import load_foregrounds, load_paintings
 
 runner = CliRunner()
 COUNT = 4

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image
+from dkt_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dkt import dktnet, doctor
 from dkt._version import __version__
-from dkt.cli.app import app
+from dkt_cli.app import app
 
 runner = CliRunner()
 

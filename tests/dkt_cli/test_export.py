@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 
 pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
@@ -25,7 +25,7 @@ def test_export_with_no_shape_flags_gets_the_default_profile(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     """No --max-shape: dynamic batch up to 4 and H/W up to 2048, opt at the working size."""
-    from dkt.backends.export_onnx import read_metadata
+    from backends.export_onnx import read_metadata
 
     result = dkt("export", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--exporter", "torchscript")
     assert result.exit_code == 0, result.output

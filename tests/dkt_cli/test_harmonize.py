@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, read_mask, write_image
 from dkt.inference.pairing import OUTPUT_MARKER
+from dkt_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -171,7 +171,7 @@ def test_json_reports_the_pipeline_settings_cpu_defaults_included(
     tmp_path: Path, write_pair, tiny_model: Path
 ) -> None:
     """On the CPU a batch is one image and the model leaves a core per worker."""
-    from dkt.backends.cpu import pipeline_threads
+    from backends.cpu import pipeline_threads
 
     _tree(tmp_path, write_pair, ["a.png"])
     result = dkt(*folder_args(tmp_path, "--json", *model_args(tiny_model)))
@@ -244,7 +244,7 @@ def test_interrupt_exits_130_with_a_summary(
     tmp_path: Path, write_pair, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     """Ctrl-C during the second image: the first is written whole, the rest not started."""
-    from dkt.backends.torch_backend import TorchBackend
+    from backends.torch_backend import TorchBackend
 
     _tree(tmp_path, write_pair, ["a.png", "b.png", "c.png"])
     real = TorchBackend.run

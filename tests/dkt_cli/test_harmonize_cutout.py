@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, read_mask
+from dkt_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

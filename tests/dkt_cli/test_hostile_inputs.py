@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference.pairing import OUTPUT_MARKER
+from dkt_cli.app import app
 from tests.conftest import synthetic_pair
 
 pytestmark = pytest.mark.usefixtures("one_thread")

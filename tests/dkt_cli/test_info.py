@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.dktnet.checkpoint import load_checkpoint
+from dkt_cli.app import app
 
 runner = CliRunner()
 
@@ -92,9 +92,9 @@ def test_info_names_the_network_of_each_tap(tmp_path: Path) -> None:
     from dkt.dktnet.checkpoint import save_checkpoint
     from dkt.dktnet.encoders import VGG19Encoder
     from dkt.dktnet.model import DKTNet
-    from dkt.training.lossnet import load_loss_network
     from tests.cd16x_files import write_cd16x_encoder
     from tests.tiny import tiny_config
+    from training.lossnet import load_loss_network
 
     exact = tmp_path / "vgg_normalised_conv3_1.safetensors"
     state = VGG19Encoder(depth="relu3_1").state_dict()
@@ -114,7 +114,7 @@ def test_info_names_the_network_of_each_tap(tmp_path: Path) -> None:
 
 
 def test_old_provenance_prints_as_before() -> None:
-    from dkt.cli.info import loss_network_line
+    from dkt_cli.info import loss_network_line
 
     old = {"kind": "vgg19", "pretrained": True, "file": "vgg_normalised_conv3_1.pth",
            "taps": ["relu1_1", "relu2_1", "relu3_1"]}  # fmt: skip

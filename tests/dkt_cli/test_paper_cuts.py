@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
 from dkt.imaging.imageio import read_image, write_image
+from dkt_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -193,8 +193,8 @@ def test_info_shows_an_onnx_exports_metadata(torchscript_odd_onnx: Path) -> None
 
 def test_info_shows_an_engines_sidecar(tmp_path: Path) -> None:
     """Item 10: ``dkt info model.engine`` reads ``model.engine.json``; TensorRT is not needed."""
-    from dkt.backends.engine_sidecar import EngineMetadata, write_sidecar
-    from dkt.backends.shapes import ShapeProfile
+    from backends.engine_sidecar import EngineMetadata, write_sidecar
+    from backends.shapes import ShapeProfile
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"serialized engine bytes")

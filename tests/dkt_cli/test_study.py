@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 
 runner = CliRunner()
 STRENGTH = {"composite": -0.8, "reinhard": 0.0, "dkt": 0.8}

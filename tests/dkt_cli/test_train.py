@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dkt.backends.torch_backend import TorchBackend
-from dkt.cli.app import app
+from backends.torch_backend import TorchBackend
 from dkt.dktnet.checkpoint import read_checkpoint_info
+from dkt_cli.app import app
 from tests.conftest import TINY_TRAIN_SETS
 
 pytestmark = pytest.mark.usefixtures("one_thread")

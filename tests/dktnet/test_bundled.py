@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from backends.torch_backend import TorchBackend
 from dkt import dktnet
-from dkt.backends.torch_backend import TorchBackend
-from dkt.cli.demo import colour_distance
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.checkpoint import load_checkpoint, read_checkpoint_info
 from dkt.dktnet.distilled import DISTILLED_KIND
@@ -20,6 +19,7 @@ from dkt.dktnet.model import DKTNet, pad_to_multiple
 from dkt.dktnet.stats import background_weight, masked_stats, resize_mask, standardize
 from dkt.imaging.imageio import read_image, read_mask
 from dkt.inference.harmonizer import Harmonizer, downsample_image, downsample_mask, working_shape
+from dkt_cli.demo import colour_distance
 
 #: Mean pairwise total-variation distance of tau_s's prototype mixes over 20 example
 #: paintings that the bundled model must keep. The model that collapsed (every painting on

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dkt.backends.base import BackendError
-from dkt.backends.quantize_onnx import MAX_CALIBRATION_IMAGES
-from dkt.backends.shapes import ShapeProfile
+from backends.base import BackendError
+from backends.quantize_onnx import MAX_CALIBRATION_IMAGES
+from backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
 from dkt.imaging.imageio import write_image
 from dkt.inference.calibration import calibration_samples

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from dkt.backends.base import Backend
-from dkt.backends.torch_backend import TorchBackend
+from backends.base import Backend
+from backends.torch_backend import TorchBackend
 from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import EmptyBackgroundError, Harmonizer, working_shape
 
@@ -149,7 +149,7 @@ def test_inputs_under_the_networks_minimum_are_padded_for_every_backend(
 def test_onnxruntime_runs_what_eager_runs(torchscript_odd_onnx: Path) -> None:
     """Issue 12 item 6: ORT's raw "Pad reflect requires axis length >= 2" is gone."""
     pytest.importorskip("onnxruntime")
-    from dkt.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from backends.onnxruntime_backend import OnnxRuntimeBackend
 
     rng = np.random.default_rng(1)
     strip = rng.integers(0, 256, (5000, 20, 3), dtype=np.uint8)
@@ -443,7 +443,7 @@ def test_strength_reaches_the_backend_only_when_it_is_not_1(pair) -> None:
 
 
 def test_a_backend_that_knows_no_strength_runs_at_1_and_refuses_the_rest(pair) -> None:
-    from dkt.backends.base import BackendError
+    from backends.base import BackendError
 
     composite, masks = pair(30, 40)
     backend = FakeBackend(delta=0.2)  # its run takes two arrays: written before strength

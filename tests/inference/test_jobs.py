@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.backends.base import Backend
+from backends.base import Backend
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, run_jobs

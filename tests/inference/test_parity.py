@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dkt.backends.shapes import ShapeProfile
+from backends.shapes import ShapeProfile
 from dkt.inference.parity import (
     BOUNDS,
     ParityReport,

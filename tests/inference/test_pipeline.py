@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from dkt.backends.base import Backend
-from dkt.backends.cpu import CoreShare
+from backends.base import Backend
+from backends.cpu import CoreShare
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference import jobs as jobs_module
 from dkt.inference.harmonizer import Harmonizer
@@ -350,7 +350,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from dkt.inference.harmonizer import Harmonizer
-from dkt.backends.registry import open_backend
+from backends.registry import open_backend
 from dkt.inference.pairing import plan_folder
 from dkt.inference.pipeline import run_pipelined
 root, model = Path(sys.argv[1]), Path(sys.argv[2])

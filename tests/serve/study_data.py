@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 
 METHODS = ("dkt", "reinhard", "adain")
 ITEMS = tuple(f"k{i}" for i in range(6))  # 3 pairs x 6 items = 18 trials, + 2 catch = 20

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 from tests.serve.conftest import running
 
 runner = CliRunner()

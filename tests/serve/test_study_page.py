@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dkt.cli.app import app
+from dkt_cli.app import app
 from tests.serve.conftest import running
 from tests.serve.study_data import make_study, read_log
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dkt.training.config import (
+from training.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
@@ -114,8 +114,8 @@ def test_the_cd16x_preset_takes_the_distilled_files_and_only_it_takes_an_encoder
 
 
 def test_a_cd16x_run_without_its_encoder_weights_stops_before_training() -> None:
-    from dkt.training.loop import Trainer
-    from dkt.training.lossnet import load_loss_network
+    from training.loop import Trainer
+    from training.lossnet import load_loss_network
 
     cfg = load_config("dktnet-cd16x", ["data.size=32", "run.tensorboard=false"])
     with pytest.raises(ValueError, match="--encoder-init"):

@@ -1,4 +1,4 @@
-"""Tests for dkt.training.data: on-the-fly painting + photo-object composites.
+"""Tests for training.data: on-the-fly painting + photo-object composites.
 
 Synthetic images are tiny and made under tmp_path so the suite stays fast; the real
 collection is only read (never copied) through the ``shared_data`` fixture.
@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from dkt.dktnet.errors import ImageInputError, PathError
-from dkt.training.data import (
+from training.data import (
     CompositeConfig,
     CompositeDataset,
     Foreground,

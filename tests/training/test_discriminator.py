@@ -1,12 +1,12 @@
-"""Tests for dkt.training.discriminator: score grid, locality, size, and that it learns its job."""
+"""Tests for training.discriminator: score grid, locality, size, and that it learns its job."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dkt.training.discriminator import PatchDiscriminator
-from dkt.training.losses import discriminator_step_loss, patch_targets
+from training.discriminator import PatchDiscriminator
+from training.losses import discriminator_step_loss, patch_targets
 
 
 def _count(module: torch.nn.Module) -> int:

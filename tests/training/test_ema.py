@@ -1,4 +1,4 @@
-"""Tests for dkt.training.ema: decay arithmetic, swapping weights in and out, state round trips."""
+"""Tests for training.ema: decay arithmetic, swapping weights in and out, state round trips."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from dkt.dktnet.errors import CheckpointError
-from dkt.training.ema import EMA
-from dkt.training.state import load_training_state, save_training_state
+from training.ema import EMA
+from training.state import load_training_state, save_training_state
 
 
 def _scalar_model(value: float = 0.0) -> nn.Linear:

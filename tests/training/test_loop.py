@@ -13,13 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dkt.training.config import load_config
-from dkt.training.data import CompositeConfig, CompositeDataset
-from dkt.training.loop import Trainer, run_training
-from dkt.training.lossnet import load_loss_network
-from dkt.training.sampler import collate_items
-from dkt.training.sources import load_foregrounds, load_paintings
 from tests.conftest import TINY_TRAIN_SETS
+from training.config import load_config
+from training.data import CompositeConfig, CompositeDataset
+from training.loop import Trainer, run_training
+from training.lossnet import load_loss_network
+from training.sampler import collate_items
+from training.sources import load_foregrounds, load_paintings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

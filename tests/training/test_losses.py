@@ -1,5 +1,5 @@
-"""Tests for dkt.training.losses (style, content, identity, autoencoder, adversarial,
-consistency) and dkt.training.lossnet."""
+"""Tests for training.losses (style, content, identity, autoencoder, adversarial,
+consistency) and training.lossnet."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 
 from dkt.dktnet.model import DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import ADAIN_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from dkt.training.losses import (
+from tests.tiny import tiny_config
+from training.losses import (
     adversarial_loss,
     autoencoder_loss,
     colour_loss,
@@ -28,8 +29,7 @@ from dkt.training.losses import (
     standard_stats_consistency,
     style_loss,
 )
-from dkt.training.lossnet import load_loss_network
-from tests.tiny import tiny_config
+from training.lossnet import load_loss_network
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -511,7 +511,7 @@ def test_colour_loss_is_zero_when_the_object_has_the_paintings_lab_statistics() 
 
 
 def test_chroma_noise_loss_sees_colour_speckle_the_painting_lacks() -> None:
-    from dkt.training.losses import chroma_noise_loss
+    from training.losses import chroma_noise_loss
 
     torch.manual_seed(0)
     grey = torch.full((1, 3, 48, 48), 0.6)

@@ -10,8 +10,8 @@ import torch
 
 from dkt.dktnet.downloads import WeightsDownloadError
 from dkt.dktnet.errors import CheckpointError
-from dkt.training import lossnet
-from dkt.training.lossnet import MissingLossNetworkError, find_vgg19_weights, load_loss_network
+from training import lossnet
+from training.lossnet import MissingLossNetworkError, find_vgg19_weights, load_loss_network
 
 
 def test_explicit_path_then_env_then_cache(tmp_path: Path) -> None:

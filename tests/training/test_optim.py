@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from dkt.training.config import OptimSettings
-from dkt.training.optim import build_optimizer, build_scheduler, lr_factor
+from training.config import OptimSettings
+from training.optim import build_optimizer, build_scheduler, lr_factor
 
 
 def test_warmup_is_linear_then_cosine_reaches_the_floor() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dkt.training.config import ConfigError, load_config
-from dkt.training.rundir import (
+from training.config import ConfigError, load_config
+from training.rundir import (
     checkpoint_paths,
     latest_checkpoint,
     new_run_dir,

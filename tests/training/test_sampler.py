@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from dkt.training.sampler import ResumableSampler, collate_items
+from training.sampler import ResumableSampler, collate_items
 
 
 def take(sampler: ResumableSampler, n: int) -> list[int]:
@@ -52,8 +52,8 @@ def test_a_worker_data_error_reaches_the_loop_as_one_line_naming_the_file(tmp_pa
     from torch.utils.data import DataLoader
 
     from dkt.dktnet.errors import DktError
-    from dkt.training.data import CompositeConfig, CompositeDataset, Foreground
-    from dkt.training.sampler import EpochItems, check_batch
+    from training.data import CompositeConfig, CompositeDataset, Foreground
+    from training.sampler import EpochItems, check_batch
 
     bad = tmp_path / "painting.png"
     bad.write_bytes(b"not an image")

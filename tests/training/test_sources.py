@@ -1,4 +1,4 @@
-"""Tests for dkt.training.sources: paintings from folders or CSV lists, objects from mask
+"""Tests for training.sources: paintings from folders or CSV lists, objects from mask
 images, COCO instances JSON and YOLO segmentation labels.
 
 COCO files are written here, over a generated photo, so every mask has a known answer;
@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from dkt.dktnet.errors import PathError
-from dkt.training.data import (
+from training.data import (
     Foreground,
     MaskSourceError,
     PolygonMask,
@@ -26,7 +26,7 @@ from dkt.training.data import (
     _rle_runs,
     decode_mask,
 )
-from dkt.training.sources import load_foregrounds, load_paintings, polygon_fraction
+from training.sources import load_foregrounds, load_paintings, polygon_fraction
 
 mask_api = pytest.importorskip("pycocotools.mask")
 

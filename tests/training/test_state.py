@@ -1,4 +1,4 @@
-"""Tests for dkt.training.state: exact resume, RNG round trip, strict loading, atomic writes."""
+"""Tests for training.state: exact resume, RNG round trip, strict loading, atomic writes."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-import dkt.training.state as state_module
+import training.state as state_module
 from dkt.dktnet.errors import CheckpointError
-from dkt.training.state import (
+from training.state import (
     LoadedState,
     capture_rng,
     load_training_state,

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from backends.registry import open_backend
+from backends.torch_backend import resolve_device
 from dkt import dktnet
-from dkt.backends.registry import open_backend
-from dkt.backends.torch_backend import resolve_device
 from dkt.dktnet.distilled import DISTILLED_KIND
 from dkt.dktnet.errors import DktError, PathError
 from dkt.dktnet.pretrained import find_pretrained

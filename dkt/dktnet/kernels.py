@@ -13,7 +13,7 @@ Reading of METHOD.md taken here (and why):
   1e-3 and one gradient clip shared with the decoder, the bundled model's generators picked
   the same prototype for every painting (weight >= 0.9995) and P, K_c got gradients below
   Adam's eps. The fixes are here (initial scales, covariance summary) and in training
-  (per-group clipping, the kernel-diversity term of :mod:`dkt.training.losses`).
+  (per-group clipping, the kernel-diversity term of :mod:`training.losses`).
 """
 
 from __future__ import annotations

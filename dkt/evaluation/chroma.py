@@ -8,7 +8,7 @@ channels (each pixel minus its 5x5 box mean), as an RMS over the object's inner 
 divided by the same RMS over the painting. About 1 means the object's colour detail is as
 fine as the painting's; above 1, the object carries colour speckle the painting does not.
 The same function is the training term that keeps the speckle out
-(:func:`dkt.training.losses.chroma_noise_loss`).
+(:func:`training.losses.chroma_noise_loss`).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class PerceptualScorer:
     per item and reused for every method.
 
     ``content_index`` is the tap L_c reads (default: the deepest; a loss network's
-    :attr:`~dkt.training.lossnet.LossNetwork.content_index` picks relu4_1 where it has it).
+    :attr:`~training.lossnet.LossNetwork.content_index` picks relu4_1 where it has it).
     ``tap_sources`` is its provenance's tap -> network record, kept for the report, which
     must say which taps are the real VGG-19 and which the distilled approximation.
     """
@@ -156,7 +156,7 @@ class PerceptualScorer:
         max_side: int = 512,
         device: str | torch.device = "cpu",
     ) -> None:
-        from dkt.training.losses import content_loss, style_loss
+        from training.losses import content_loss, style_loss
 
         self.network = network.to(device).eval()
         self.device = device

@@ -4,5 +4,5 @@ The metrics are pure functions on arrays (numpy / torch) that know nothing of fo
 the CLI, so each can be tested on constructed cases with a known answer; the few modules
 that touch files (:mod:`~dkt.evaluation.report`, the study's crash-safe
 :mod:`~dkt.evaluation.judgments` log) own one file format each. ``dkt evaluate`` and
-``dkt study`` (in :mod:`dkt.cli`) put them together.
+``dkt study`` (in :mod:`dkt_cli`) put them together.
 """

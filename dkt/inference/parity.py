@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from dkt.backends.base import Backend
-from dkt.backends.shapes import ShapeProfile
+from backends.base import Backend
+from backends.shapes import ShapeProfile
 from dkt.inference.harmonizer import downsample_image, downsample_mask, working_shape
 
 BOUNDS = {"fp32": 1e-4, "fp16": 2e-2, "int8": 0.2}
@@ -239,7 +239,7 @@ def verify_export(
     The reference stays on the CPU on purpose: on a GPU, torch runs float32 convolutions in
     TF32 by default, which would blur the comparison by about 1e-3.
     """
-    from dkt.backends.registry import open_backend
+    from backends.registry import open_backend
 
     cases = random_cases(profile) + real_cases(
         images if images is not None else demo_images(), profile, working_size

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from dkt.backends.base import Backend
-from dkt.backends.cpu import available_memory
+from backends.base import Backend
+from backends.cpu import available_memory
 from dkt.dktnet.errors import DktError, WorkingMemoryError
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
