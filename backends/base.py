@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 
 #: The smallest image side the network runs on: its reflection-padded convolutions need two
 #: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.

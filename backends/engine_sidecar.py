@@ -19,7 +19,7 @@ from typing import Any
 
 from backends.base import BackendError
 from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
-from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.atomic import atomic_write_bytes
 
 SIDECAR_FORMAT = "dkt-tensorrt-engine"
 SIDECAR_VERSION = 1

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from backends.export_onnx import ONNX_PRECISIONS, parse_metadata, read_metadata
+from backends.onnx_metadata import ONNX_PRECISIONS, parse_metadata, read_metadata
 from backends.registry import require_module
 from backends.shapes import (
     INPUT_NAMES,

@@ -23,7 +23,7 @@ import torch
 
 from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
 from backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
-from backends.export_onnx import EXPORT_PRECISIONS
+from backends.onnx_metadata import EXPORT_PRECISIONS
 from backends.registry import require_module
 from backends.shapes import (
     CHANNELS,

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from backends.allocator import keep_freed_memory
 from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from backends.cpu import keep_freed_memory
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dkt.dktnet.model import MULTIPLE, DKTNet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength

@@ -40,15 +40,15 @@ import numpy as np
 import torch
 
 from backends.base import Backend
-from backends.benchmark import count_gflop, interleaved_timings, model_config, synthetic_batch
-from backends.export_onnx import export_onnx
 from backends.registry import open_backend
 from backends.shapes import build_profile
 from dkt import dktnet
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet
-from dkt.inference.calibration import calibration_samples
+from dkt.export.benchmark import count_gflop, interleaved_timings, model_config, synthetic_batch
+from dkt.export.calibration import calibration_samples
+from dkt.export.onnx import export_onnx
 
 try:
     from benchmarks.phdnet_standin import PHDNetStandIn, build_phdnet_standin

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from backends.export_onnx import export_onnx
 from backends.shapes import ShapeProfile
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import DKTNet
-from dkt.inference.parity import demo_images, folder_images, real_cases, verify_export
+from dkt.export.onnx import export_onnx
+from dkt.export.parity import demo_images, folder_images, real_cases, verify_export
 
 CONFIGS = {"lite": DKTNetConfig(), "vgg19": DKTNetConfig(encoder="vgg19", kernel_dim=64)}
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "example_composites"

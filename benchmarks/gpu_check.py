@@ -329,9 +329,9 @@ def ort_rows(plan: Plan, gflop: float) -> list[Row]:
 
 
 def _export(path: Path, plan: Plan) -> None:
-    from backends.export_onnx import export_onnx
     from backends.shapes import ShapeProfile
     from dkt import dktnet
+    from dkt.export.onnx import export_onnx
 
     top = max(plan.batches)
     profile = ShapeProfile((1, 16, 16), (1, plan.size, plan.size), (top, plan.size, plan.size))
@@ -535,8 +535,8 @@ def _e(value: float | None) -> str:
 
 
 def run(plan: Plan, peak_override: float | None) -> dict[str, Any]:
-    from backends.benchmark import count_gflop, model_config
     from dkt import dktnet
+    from dkt.export.benchmark import count_gflop, model_config
 
     started = time.perf_counter()
     gflop = count_gflop(model_config(dktnet.BUNDLED_MODEL), plan.size)
@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(args)
     torch.manual_seed(0)
     report = run(plan, args.peak_tflops)
-    from dkt.dktnet.atomic import atomic_write_bytes
+    from dkt.atomic import atomic_write_bytes
 
     atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     print(report["table"])

@@ -153,8 +153,8 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
 
 def child_memory(args: argparse.Namespace) -> dict[str, object]:
     """Peak resident memory after the first 20 images and after all of them, pipelined."""
-    from backends.cpu import CoreShare, usable_cores
     from backends.registry import open_backend
+    from dkt.inference.cpu import CoreShare, usable_cores
     from dkt.inference.harmonizer import Harmonizer
     from dkt.inference.jobs import Existing
     from dkt.inference.pairing import plan_folder
@@ -252,7 +252,7 @@ def _median(values: list[float]) -> float:
 
 
 def main_benchmark(args: argparse.Namespace) -> None:
-    from backends.cpu import pipeline_threads, usable_cores
+    from dkt.inference.cpu import pipeline_threads, usable_cores
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dkt-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -24,10 +24,10 @@ from dkt._version import __version__
 if TYPE_CHECKING:
     from dkt.api import Harmonizer as Harmonizer
     from dkt.api import paste as paste
-    from dkt.dktnet.errors import DktError as DktError
-    from dkt.dktnet.errors import ImageInputError as ImageInputError
-    from dkt.dktnet.errors import PathError as PathError
-    from dkt.dktnet.errors import StrengthError as StrengthError
+    from dkt.errors import DktError as DktError
+    from dkt.errors import ImageInputError as ImageInputError
+    from dkt.errors import PathError as PathError
+    from dkt.errors import StrengthError as StrengthError
     from dkt.inference.jobs import RunSummary as RunSummary
     from dkt.inputs import InputError as InputError
 
@@ -36,10 +36,10 @@ _EXPORTS = {
     "Harmonizer": "dkt.api",
     "paste": "dkt.api",
     "RunSummary": "dkt.inference.jobs",
-    "DktError": "dkt.dktnet.errors",
-    "PathError": "dkt.dktnet.errors",
-    "ImageInputError": "dkt.dktnet.errors",
-    "StrengthError": "dkt.dktnet.errors",
+    "DktError": "dkt.errors",
+    "PathError": "dkt.errors",
+    "ImageInputError": "dkt.errors",
+    "StrengthError": "dkt.errors",
     "InputError": "dkt.inputs",
 }
 

@@ -18,8 +18,8 @@ from PIL import Image
 from backends.base import Backend
 from backends.registry import open_backend
 from dkt import dktnet
-from dkt.dktnet.errors import DktError
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
+from dkt.errors import DktError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference import harmonizer as engine
 from dkt.inference.full_resolution import UPSAMPLERS

@@ -53,7 +53,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _reason(exc: BaseException) -> str:
     """A :class:`DktError` already reads as one line for a user; anything else gets its type."""
-    from dkt.dktnet.errors import DktError
+    from dkt.errors import DktError
 
     return str(exc) if isinstance(exc, DktError) else _error_text(exc)
 
@@ -170,8 +170,8 @@ def _set_entries(
     env: Mapping[str, str], shared: Path, files: dict[str, tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:
     """Entries for files looked up together (``key -> (file name, what it is)``)."""
-    from dkt.dktnet.downloads import cache_dir
     from dkt.dktnet.pretrained import ENV_DIR, find_pretrained
+    from dkt.downloads import cache_dir
 
     names = tuple(name for name, _ in files.values())
     # A set variable is the only place searched (no fall-through to the cache), as in the lookup.
@@ -218,8 +218,8 @@ def _cd16x_entries(env: Mapping[str, str], shared: Path) -> dict[str, dict[str, 
 
 
 def _vgg19_entry(env: Mapping[str, str], shared: Path) -> dict[str, Any]:
-    from dkt.dktnet.downloads import cache_dir
     from dkt.dktnet.pretrained import VGG_RELU3_FILE
+    from dkt.downloads import cache_dir
     from training.lossnet import CACHE_NAMES, ENV_VAR, find_vgg19_weights
 
     folder = cache_dir(env)
@@ -241,7 +241,7 @@ def _vgg19_entry(env: Mapping[str, str], shared: Path) -> dict[str, Any]:
 
 
 def _inception_entry(env: Mapping[str, str]) -> dict[str, Any]:
-    from dkt.dktnet.downloads import cache_dir
+    from dkt.downloads import cache_dir
     from dkt.evaluation.inception import ENV_VAR, INCEPTION_FILENAME, find_inception_weights
 
     looked = [_env_place(env, ENV_VAR)]

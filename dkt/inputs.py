@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dkt.dktnet.errors import DktError, ImageInputError
+from dkt.errors import DktError, ImageInputError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     image_to_mask,

@@ -13,16 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from backends.base import Backend
-from backends.benchmark import (
+from backends.registry import open_backend
+from dkt import dktnet
+from dkt.errors import DktError
+from dkt.export.benchmark import (
     BenchmarkResult,
     benchmark_backends,
     count_gflop,
     model_config,
     model_for_backend,
 )
-from backends.registry import open_backend
-from dkt import dktnet
-from dkt.dktnet.errors import DktError
 from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
 
 

@@ -22,9 +22,9 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from dkt.atomic import atomic_write_bytes, remove_stale_temps
 from dkt.dktnet import __version__
-from dkt.dktnet.atomic import atomic_write_bytes, remove_stale_temps
-from dkt.dktnet.errors import DktError, ImageInputError
+from dkt.errors import DktError, ImageInputError
 from dkt.imaging.imageio import write_image
 from dkt_cli.console import err, fail, progress_bar, shown_warnings
 from training.data import CompositeConfig, CompositeDataset, MaskSource

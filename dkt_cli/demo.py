@@ -17,7 +17,7 @@ from backends.registry import open_backend
 from dkt import dktnet
 from dkt.demo.figures import side_by_side
 from dkt.demo.samples import make_demo_sample
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt.imaging.imageio import write_image
 from dkt.inference.harmonizer import Harmonizer
 from dkt_cli.console import err, fail

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt.evaluation import inception as fid_inception
 from dkt.evaluation.methods import MethodError, OpenMethod, open_methods, parse_methods
 from dkt.evaluation.report import (

@@ -16,14 +16,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backends.export_onnx import DEFAULT_OPSET, EXPORTERS, ONNX_PRECISIONS, export_onnx
-from backends.quantize_onnx import MAX_CALIBRATION_IMAGES
+from backends.onnx_metadata import ONNX_PRECISIONS
 from backends.shapes import build_profile
 from dkt import dktnet
 from dkt.dktnet.checkpoint import read_checkpoint_info
-from dkt.dktnet.errors import DktError
-from dkt.inference.calibration import calibration_samples
-from dkt.inference.parity import NOTES, ParityReport, folder_images, verify_export
+from dkt.errors import DktError
+from dkt.export.calibration import calibration_samples
+from dkt.export.onnx import DEFAULT_OPSET, EXPORTERS, export_onnx
+from dkt.export.parity import NOTES, ParityReport, folder_images, verify_export
+from dkt.export.quantize import MAX_CALIBRATION_IMAGES
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json
 
 FORMATS = {"onnx": "onnx", "trt": "trt", "tensorrt": "trt", "engine": "trt"}
@@ -243,7 +244,7 @@ def export(
             for note in result.notes:
                 summary += f"; {note}"
         else:
-            from backends.trt_build import export_engine
+            from dkt.export.tensorrt import export_engine
 
             index = _device_index(device)
             cache: Path | bool = False if no_timing_cache else (timing_cache or True)

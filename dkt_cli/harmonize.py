@@ -14,12 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from backends.base import Backend
-from backends.cpu import pipeline_threads
 from backends.registry import open_backend
 from dkt import dktnet
-from dkt.dktnet.errors import DktError, StrengthError
 from dkt.dktnet.strength import check_strength
+from dkt.errors import DktError, StrengthError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
+from dkt.inference.cpu import pipeline_threads
 from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, RunSummary

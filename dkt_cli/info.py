@@ -19,7 +19,7 @@ from backends.base import BackendError
 from backends.registry import get, name_for_model
 from dkt import dktnet
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt_cli.console import err, fail, human_bytes, print_json
 
 #: Table labels of record keys that read better in words.

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from dkt import dktnet
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt_cli.console import err, fail
 from dkt_cli.options import MODEL_PANEL, BackendName, ModelFile
 

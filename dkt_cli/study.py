@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dkt.dktnet.atomic import atomic_write_bytes
-from dkt.dktnet.errors import DktError
+from dkt.atomic import atomic_write_bytes
+from dkt.errors import DktError
 from dkt.evaluation.bradley_terry import (
     PRIOR_VARIANCE,
     REQUIRED_COLUMNS,

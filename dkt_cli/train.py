@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dkt.dktnet.atomic import atomic_write_bytes
-from dkt.dktnet.errors import DktError, ImageInputError
+from dkt.atomic import atomic_write_bytes
+from dkt.errors import DktError, ImageInputError
 from dkt_cli.console import err, fail, shown_warnings
 from training.config import ConfigError, TrainConfig, load_config
 from training.data import CompositeConfig, CompositeDataset

@@ -8,7 +8,7 @@ harmonizer uses by default, and adds the credits of the pretrained tensors it em
 
     python scripts/package_bundled.py runs/c/model.safetensors \\
         --stage runs/a/model.safetensors --stage runs/b/model.safetensors \\
-        --working-size 512 -o dktnet/weights/dktnet-cd16x.safetensors
+        --working-size 512 -o dkt/dktnet/weights/dktnet-cd16x.safetensors
 """
 
 from __future__ import annotations

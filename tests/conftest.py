@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.evaluation.synthetic import smooth_object, square_mask, striped_painting
 from tests.export_fixtures import (  # noqa: F401 - fixtures for every test folder
     dynamo_onnx,
     fp16_onnx,
@@ -204,3 +205,12 @@ def train_data(tmp_path: Path) -> Path:
         blob = ((yy - 24) ** 2 + (xx - 20 - 2 * i) ** 2 < (10 + i) ** 2).astype(np.uint8) * 255
         write_image(root / "masks" / f"ph{i}_obj01.png", blob)
     return root
+
+
+@pytest.fixture
+def composite_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(composite, mask, painting): a smooth orange square pasted into a striped painting."""
+    painting = striped_painting()
+    mask = square_mask()
+    comp = np.where(mask[..., None] > 0, smooth_object(), painting).astype(np.uint8)
+    return comp, mask, painting

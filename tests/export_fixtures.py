@@ -39,7 +39,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _export(tmp_path_factory, checkpoint, name, **kwargs) -> Path:
     pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
-    from backends.export_onnx import export_onnx
+    from dkt.export.onnx import export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / name
     export_onnx(checkpoint, out, **kwargs)

@@ -239,8 +239,7 @@ def test_paste_then_harmonize(h) -> None:
 def test_public_names_are_documented_with_an_example() -> None:
     import doctest
 
-    from dkt import api
-    from dkt.dktnet import errors
+    from dkt import api, errors
 
     for module in (api, errors):
         result = doctest.testmod(module)

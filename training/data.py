@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from dkt.dktnet.errors import DktError, ImageInputError, PathError
+from dkt.errors import DktError, ImageInputError, PathError
 from dkt.imaging.imageio import IMAGE_SUFFIXES, read_image, read_mask
 
 __all__ = [
@@ -237,7 +237,7 @@ def decode_mask(source: MaskSource, height: int, width: int) -> np.ndarray:
     are rasterised, merged and decoded with pycocotools, so they match COCO's own masks
     pixel for pixel (RLE runs were checked against the frame when the source was made).
     Annotations follow a photo that was resized. Problems raise
-    :class:`~dkt.dktnet.errors.ImageInputError` naming the mask file or the annotation.
+    :class:`~dkt.errors.ImageInputError` naming the mask file or the annotation.
     """
     if not isinstance(source, (PolygonMask, RleMask)):  # a mask file (a str works too)
         return read_mask(source, expected_hw=(height, width)) >= 0.5
@@ -287,7 +287,7 @@ def _require_dir(folder: Path, what: str) -> Path:
 def find_paintings(folder: Path) -> list[Path]:
     """All image files under ``folder`` (recursive), sorted so runs are reproducible.
 
-    Raises :class:`~dkt.dktnet.errors.PathError` when the folder is missing or holds no image,
+    Raises :class:`~dkt.errors.PathError` when the folder is missing or holds no image,
     because training on an empty set would otherwise fail much later and less clearly.
     """
     folder = _require_dir(folder, "paintings")
@@ -314,7 +314,7 @@ def find_foregrounds(
     so a typo in a folder layout is visible without aborting a long run. When two photos
     share a stem (e.g. ``a.jpg`` and ``a.png``) the first in sorted order is used.
 
-    Returns the pairs sorted by (photo, mask). Raises :class:`~dkt.dktnet.errors.PathError`
+    Returns the pairs sorted by (photo, mask). Raises :class:`~dkt.errors.PathError`
     when a folder is missing or no pair at all was found.
     """
     images = _require_dir(images, "photo")
@@ -432,7 +432,7 @@ class CompositeDataset(Dataset):
     per worker. Caches are not pickled: a spawned worker starts with empty ones.
 
     ``skip_bad=False`` (default): an unreadable file raises
-    :class:`~dkt.dktnet.errors.ImageInputError` naming it. ``skip_bad=True``: the draw is
+    :class:`~dkt.errors.ImageInputError` naming it. ``skip_bad=True``: the draw is
     replaced by another one (also derived from (seed, epoch, index)) and the file is added
     to ``self.skipped`` (for a bad annotation, the :class:`PolygonMask` / :class:`RleMask`
     itself, so one bad line does not discard the rest of its file); that set is per

@@ -32,9 +32,9 @@ from dkt import dktnet
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import load_inverter_state
+from dkt.errors import CheckpointError
 from training.config import TrainConfig
 from training.data import CompositeDataset
 from training.discriminator import PatchDiscriminator

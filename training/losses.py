@@ -15,8 +15,8 @@ from torch import nn
 
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.stats import RegionStats, masked_adain, masked_covariance, masked_stats, resize_mask
-from dkt.evaluation.chroma import chroma_detail, chroma_rms, inner
-from dkt.evaluation.colour import srgb_to_lab_tensor
+from dkt.imaging.chroma import chroma_detail, chroma_rms, inner
+from dkt.imaging.colour import srgb_to_lab_tensor
 
 _EPS = 1e-6
 
@@ -88,7 +88,7 @@ def chroma_noise_loss(
     """L_chroma: the object may carry no finer colour detail than the painting has.
 
     One-sided: the squared excess of the object's a/b high-pass RMS over the painting's (see
-    :mod:`dkt.evaluation.chroma`, the metric it mirrors), per image, in units of
+    :mod:`dkt.imaging.chroma`, the metric it mirrors), per image, in units of
     :data:`CHROMA_UNIT`. Why: the style loss matches feature statistics, which a decoder can
     satisfy with colour speckle (green and pink specks on light objects); the colour loss
     matches distributions, which speckle hardly moves. Less detail than the painting is

@@ -31,9 +31,9 @@ from torch import nn
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.distilled import DISTILLED_KIND, DistilledTaps, StackedTaps
 from dkt.dktnet.distilled_weights import is_distilled_encoder_state, load_distilled_encoder
-from dkt.dktnet.downloads import cache_dir, download_file
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder, read_state_dict
+from dkt.downloads import cache_dir, download_file
+from dkt.errors import CheckpointError
 
 __all__ = [
     "ENV_VAR",

@@ -19,7 +19,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dkt.dktnet.atomic import atomic_path
+from dkt.atomic import atomic_path
 
 __all__ = ["Monitor", "sample_grid"]
 

@@ -17,7 +17,7 @@ import re
 import time
 from pathlib import Path
 
-from dkt.dktnet.atomic import atomic_path
+from dkt.atomic import atomic_path
 from training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
 
 __all__ = [

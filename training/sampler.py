@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from training.data import CompositeDataset
 
 __all__ = ["EpochItems", "ResumableSampler", "check_batch", "collate_items"]

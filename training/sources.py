@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from dkt.dktnet.errors import ImageInputError, PathError
+from dkt.errors import ImageInputError, PathError
 from dkt.imaging.imageio import IMAGE_SUFFIXES, check_header, read_mask
 from training.data import (
     Foreground,
@@ -82,7 +82,7 @@ def load_paintings(
     files, ``Style/artist_title.jpg,label``, have no header). Paths are relative to
     ``root``, by default the CSV's folder. Listed files that do not exist are left out
     with one warning naming how many and the first few, since big scraped collections
-    always lose some; a list with none left raises :class:`~dkt.dktnet.errors.PathError`
+    always lose some; a list with none left raises :class:`~dkt.errors.PathError`
     naming it. A painting listed twice is drawn twice as often.
     """
     if (folder is None) == (csv is None):
@@ -182,7 +182,7 @@ def load_foregrounds(
 
     Masks, label files or COCO images without a photo are ignored with one warning and
     appended to ``unmatched`` when a list is given. Returns objects sorted by photo, then
-    in the order of their source. Raises :class:`~dkt.dktnet.errors.PathError` naming the file
+    in the order of their source. Raises :class:`~dkt.errors.PathError` naming the file
     (and line or annotation) for anything unreadable or malformed, or when no object is
     left; :class:`ValueError` for a wrong combination of arguments.
     """

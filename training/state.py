@@ -6,7 +6,7 @@ the schedulers, every global random generator and whatever the caller adds (step
 position, config). Like the model checkpoint (``dkt.dktnet.checkpoint``) it is safetensors plus
 JSON metadata, so resuming from a file someone hands over can never execute code, and
 loading is strict: a file that does not fit the run is refused before anything is changed,
-with the file and the offending entry in a one-line :class:`~dkt.dktnet.errors.CheckpointError`.
+with the file and the offending entry in a one-line :class:`~dkt.errors.CheckpointError`.
 
 File layout (tensor names; all tensors are stored on the CPU):
 
@@ -47,8 +47,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from dkt.dktnet.atomic import atomic_path
-from dkt.dktnet.errors import CheckpointError
+from dkt.atomic import atomic_path
+from dkt.errors import CheckpointError
 
 FORMAT_NAME = "dkt-training-state"
 FORMAT_VERSION = 1

@@ -17,10 +17,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dkt.dktnet.atomic import atomic_path
+from dkt.atomic import atomic_path
 from dkt.dktnet.config import DKTNetConfig
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet
+from dkt.errors import CheckpointError
 
 FORMAT_NAME = "dkt-dktnet"
 FORMAT_VERSION = 1

@@ -15,8 +15,8 @@ import torch
 
 from dkt.dktnet.decoder import CD16X_INVERTER_LAYERS
 from dkt.dktnet.distilled import CD16X_AUX, CD16X_DEPTHS, DistilledEncoder
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.vgg_weights import inverter_state, read_state_dict
+from dkt.errors import CheckpointError
 
 __all__ = [
     "is_distilled_encoder_state",

@@ -48,7 +48,7 @@ def pad_to_multiple(
     Images are replicate-padded (the encoder sees no artificial edge); masks and validity
     maps are zero-padded (``mode="constant"``), so padding belongs to neither region. The
     pad is applied even when it is zero: a shape-dependent early return would be frozen
-    into an exported graph at the example input's size (see :mod:`backends.export_onnx`).
+    into an exported graph at the example input's size (see :mod:`dkt.export.onnx`).
     The minimum side only concerns inputs under 16 px, which export profiles never admit.
     """
     h, w = x.shape[-2:]

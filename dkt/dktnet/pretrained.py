@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dkt.dktnet.downloads import cache_dir
-from dkt.dktnet.errors import PathError
+from dkt.downloads import cache_dir
+from dkt.errors import PathError
 
 __all__ = [
     "CD16X_DECODER_RELU4_FILE",

@@ -23,7 +23,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING
 
-from dkt.dktnet.errors import StrengthError
+from dkt.errors import StrengthError
 
 if TYPE_CHECKING:  # the validation runs where torch is not loaded (``import dkt.api``)
     import torch

@@ -21,7 +21,7 @@ import torch
 
 from dkt.dktnet.decoder import INVERTER_LAYERS
 from dkt.dktnet.encoders import VGG19_DEPTHS, VGG19_LAYERS, VGG19Encoder, vgg19_layers
-from dkt.dktnet.errors import CheckpointError
+from dkt.errors import CheckpointError
 
 ADAIN_INDEX = {
     "conv0": 0, "conv1_1": 2, "conv1_2": 5, "conv2_1": 9, "conv2_2": 12, "conv3_1": 16,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dkt.evaluation.colour import lab_to_srgb, srgb_to_lab
+from dkt.imaging.colour import lab_to_srgb, srgb_to_lab
 
 __all__ = ["BASELINES", "composite_baseline", "reinhard"]
 

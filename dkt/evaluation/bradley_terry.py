@@ -22,7 +22,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, log_expit
 
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 
 __all__ = [
     "REQUIRED_COLUMNS",

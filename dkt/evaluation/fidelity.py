@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from dkt.evaluation.colour import luma
+from dkt.imaging.colour import luma
 
 __all__ = ["background_change", "content_ssim", "ssim_map"]
 

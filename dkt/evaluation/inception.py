@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dkt.dktnet.downloads import WeightsDownloadError, cache_dir, download_file
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.vgg_weights import read_state_dict
+from dkt.downloads import WeightsDownloadError, cache_dir, download_file
+from dkt.errors import CheckpointError
 
 __all__ = [
     "ENV_VAR",

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from dkt.dktnet.errors import DktError, PathError
+from dkt.errors import DktError, PathError
 
 __all__ = [
     "LOG_COLUMNS",

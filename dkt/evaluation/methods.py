@@ -32,8 +32,8 @@ from backends.registry import open_backend
 from backends.torch_backend import resolve_device
 from dkt import dktnet
 from dkt.dktnet.distilled import DISTILLED_KIND
-from dkt.dktnet.errors import DktError, PathError
 from dkt.dktnet.pretrained import find_pretrained
+from dkt.errors import DktError, PathError
 from dkt.evaluation.adain import VARIANTS as ADAIN_VARIANTS
 from dkt.evaluation.adain import MaskedAdaIN
 from dkt.evaluation.baselines import BASELINES

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from dkt.atomic import atomic_write_bytes
 from dkt.demo.figures import contact_sheet
-from dkt.dktnet.atomic import atomic_write_bytes
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt.evaluation.runner import METRICS, EvalReport
 from dkt.imaging.imageio import write_image
 

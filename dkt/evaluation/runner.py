@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from dkt.dktnet.errors import DktError, PathError
-from dkt.evaluation.chroma import chroma_speckle
+from dkt.errors import DktError, PathError
 from dkt.evaluation.fid import feature_stats, frechet_distance, kid
 from dkt.evaluation.fidelity import background_change, content_ssim
 from dkt.evaluation.methods import OpenMethod
 from dkt.evaluation.style import TextureRegions, colour_distance, texture_distance, texture_regions
+from dkt.imaging.chroma import chroma_speckle
 from dkt.imaging.imageio import read_image, read_mask, write_image
 from dkt.inference.pairing import Job
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dkt.evaluation.colour import luma, srgb_to_lab
+from dkt.imaging.colour import luma, srgb_to_lab
 
 __all__ = [
     "TextureRegions",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
-from dkt.dktnet.atomic import atomic_path
-from dkt.dktnet.errors import ImageInputError, ImageTooLargeError
+from dkt.atomic import atomic_path
+from dkt.errors import ImageInputError, ImageTooLargeError
 from dkt.imaging.wide_io import orient, read_wide_rgb, write_png16, write_tiff16
 
 __all__ = [

@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image
 
 from backends.base import Backend
-from backends.cpu import available_memory
-from dkt.dktnet.errors import DktError, WorkingMemoryError
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
+from dkt.errors import DktError, WorkingMemoryError
+from dkt.inference.cpu import available_memory
 from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
 
 #: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).

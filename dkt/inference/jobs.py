@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from dkt.dktnet.atomic import remove_stale_temps
-from dkt.dktnet.errors import (
+from dkt.atomic import remove_stale_temps
+from dkt.errors import (
     DktError,
     ImageInputError,
     ImageTooLargeError,

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.atomic import atomic_write_bytes
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dkt.dktnet.errors import DktError, ImageInputError
+from dkt.errors import DktError, ImageInputError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     read_alpha_composite,

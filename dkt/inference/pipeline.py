@@ -6,7 +6,7 @@ ahead of the model, the model runs on the calling thread on batches of items tha
 working shape, and a pool of writer threads carries each result to full size, encodes it
 and writes it atomically. Threads suffice: Pillow and numpy release the GIL while they
 decode, resize, compute and encode, and the model's own thread releases it inside torch.
-When the model runs on the CPU, a :class:`~backends.cpu.CoreShare` keeps the workers off
+When the model runs on the CPU, a :class:`~dkt.inference.cpu.CoreShare` keeps the workers off
 the cores the model is using while it runs.
 
 Memory is bounded twice. By count: at most ``workers + batch`` items are read ahead
@@ -39,9 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.base import Backend
-from backends.cpu import CoreShare, usable_cores
-from dkt.dktnet.atomic import remove_stale_temps
+from dkt.atomic import remove_stale_temps
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
+from dkt.inference.cpu import CoreShare, usable_cores
 from dkt.inference.harmonizer import Harmonizer, Prepared
 from dkt.inference.jobs import (
     FILE_ERRORS,

@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from dkt._version import __version__
 from dkt.api import Harmonizer
 from dkt.dktnet.checkpoint import file_sha256
-from dkt.dktnet.errors import ImageInputError, ImageTooLargeError, WorkingMemoryError
+from dkt.errors import ImageInputError, ImageTooLargeError, WorkingMemoryError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     encode_image,

@@ -31,7 +31,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dkt.dktnet.errors import DktError
+from dkt.errors import DktError
 from dkt.evaluation.catch import (
     CATCH_COMPOSITE,
     CATCH_REPEAT,

@@ -83,7 +83,7 @@ def test_precision_is_fixed_by_the_file(dynamo_onnx: Path, fp16_onnx: Path) -> N
 
 
 def test_static_graph_refuses_other_shapes_clearly(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from backends.export_onnx import export_onnx
+    from dkt.export.onnx import export_onnx
 
     out = tmp_path / "static.onnx"
     export_onnx(
@@ -128,7 +128,7 @@ def test_memory_estimate_comes_from_the_exports_recorded_config(
     dynamo_onnx: Path, fp16_onnx: Path
 ) -> None:
     """Issue 12 item 1 under ORT: the budget is known without the weights, fp16 halves it."""
-    from backends.export_onnx import read_metadata
+    from backends.onnx_metadata import read_metadata
     from backends.onnxruntime_backend import ORT_ARENA_FACTOR
     from dkt.dktnet.config import DKTNetConfig
     from dkt.dktnet.model import estimate_working_bytes
@@ -162,7 +162,7 @@ def test_a_working_size_over_the_budget_is_refused_before_ort_runs(dynamo_onnx: 
 
 
 def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    from dkt.inference.parity import soft_mask
+    from dkt.export.parity import soft_mask
 
     rng = np.random.default_rng(seed)
     return rng.random((1, 3, 48, 56), dtype=np.float32), soft_mask(rng, 1, 48, 56)

@@ -328,7 +328,7 @@ def test_torch_descriptor() -> None:
 
 
 def test_onnxruntime_descriptor() -> None:
-    from backends.export_onnx import ONNX_PRECISIONS
+    from backends.onnx_metadata import ONNX_PRECISIONS
     from backends.onnxruntime_backend import CPU, CUDA, TENSORRT, provider_plan
 
     d = registry.descriptors()["onnxruntime"]

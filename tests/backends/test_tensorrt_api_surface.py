@@ -1,6 +1,6 @@
 """The TensorRT Python API that dkt calls, checked against the real ``tensorrt`` package.
 
-``backends/trt_build.py`` and ``backends/tensorrt_backend.py`` are otherwise only ever run
+``dkt/export/tensorrt.py`` and ``backends/tensorrt_backend.py`` are otherwise only ever run
 against ``tests/backends/fake_tensorrt.py``, which can share our own misreadings of the API.
 Here the list of what they use is read from their source (an AST walk that follows the values
 that come from ``tensorrt``: the module, what its classes build, what their methods return,
@@ -51,7 +51,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 #: The modules whose use of TensorRT is checked.
-CODE = ("backends/trt_build.py", "backends/tensorrt_backend.py")
+CODE = ("dkt/export/tensorrt.py", "backends/tensorrt_backend.py")
 SURFACE_PREFIX = "tensorrt_surface_"
 EXIT_NO_TENSORRT = 3  # --dump/--record: tensorrt is not importable here
 
@@ -1053,7 +1053,7 @@ def _major(version: str) -> int:
 
 
 def test_the_premises_of_trt_build_hold() -> None:
-    """What backends/trt_build.py's strongly typed design rests on, in every recorded release:
+    """What dkt/export/tensorrt.py's strongly typed design rests on, in every recorded release:
     the STRONGLY_TYPED network flag exists (11 dropped EXPLICIT_BATCH, so it is 0 there, 1 in
     10), and 11 has none of the weak-typing precision flags."""
     weak = {"FP16", "BF16", "INT8", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS"}

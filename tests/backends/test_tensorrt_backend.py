@@ -219,7 +219,7 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install 'dkt[trt]')")
     if not torch.cuda.is_available():
         pytest.skip("TensorRT is installed but torch sees no CUDA GPU")
-    from backends.trt_build import export_engine
+    from dkt.export.tensorrt import export_engine
     from tests.export_fixtures import make_checkpoint
 
     root = tmp_path_factory.mktemp("trt")
@@ -230,7 +230,7 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_real_engine_matches_eager_and_rebinds(real_engine: Path) -> None:
-    from dkt.inference.parity import verify_export
+    from dkt.export.parity import verify_export
 
     report = verify_export(
         real_engine.with_name("tiny.safetensors"),

@@ -12,7 +12,7 @@ from backends.base import BackendError
 from backends.registry import open_backend
 from backends.torch_backend import TorchBackend, resolve_device
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
-from dkt.dktnet.errors import CheckpointError
+from dkt.errors import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,7 +85,7 @@ def test_batch_of_two_with_different_masks_matches_single_runs(backend: TorchBac
 
 
 def test_any_strength_runs_and_full_strength_is_the_default(backend: TorchBackend) -> None:
-    from dkt.dktnet.errors import StrengthError
+    from dkt.errors import StrengthError
 
     composite, mask = _inputs(batch=2)
     assert backend.strength_refusal is None

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import dkt.evaluation.inception as inception
 from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
-from dkt.evaluation.chroma import chroma_speckle
+from dkt.imaging.chroma import chroma_speckle
 from dkt.imaging.imageio import read_image, read_mask
 from dkt_cli.app import app
 from dkt_cli.evaluate import NO_INCEPTION, NO_VGG
@@ -213,8 +213,8 @@ def test_an_export_of_another_precision_beside_a_checkpoint(
 ) -> None:
     """No --precision: the checkpoint runs fp32 and the export what it was exported as."""
     pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
-    from backends.export_onnx import export_onnx
     from backends.shapes import ShapeProfile
+    from dkt.export.onnx import export_onnx
 
     exported = tmp_path / "tiny16.onnx"
     profile = ShapeProfile((1, 16, 16), (1, 64, 64), (1, 64, 64))

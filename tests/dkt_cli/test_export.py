@@ -25,7 +25,7 @@ def test_export_with_no_shape_flags_gets_the_default_profile(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     """No --max-shape: dynamic batch up to 4 and H/W up to 2048, opt at the working size."""
-    from backends.export_onnx import read_metadata
+    from backends.onnx_metadata import read_metadata
 
     result = dkt("export", tiny_checkpoint, "-o", tmp_path / "m.onnx", "--exporter", "torchscript")
     assert result.exit_code == 0, result.output
@@ -103,7 +103,7 @@ def test_export_onnx_with_verify_then_harmonize(tiny_checkpoint: Path, tmp_path:
 def test_verify_failure_exits_1(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dkt.inference.parity as parity
+    import dkt.export.parity as parity
 
     monkeypatch.setitem(parity.BOUNDS, "fp32", -1.0)
     result = dkt(

@@ -171,7 +171,7 @@ def test_json_reports_the_pipeline_settings_cpu_defaults_included(
     tmp_path: Path, write_pair, tiny_model: Path
 ) -> None:
     """On the CPU a batch is one image and the model leaves a core per worker."""
-    from backends.cpu import pipeline_threads
+    from dkt.inference.cpu import pipeline_threads
 
     _tree(tmp_path, write_pair, ["a.png"])
     result = dkt(*folder_args(tmp_path, "--json", *model_args(tiny_model)))

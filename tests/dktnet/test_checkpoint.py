@@ -20,8 +20,8 @@ from dkt.dktnet.checkpoint import (
     save_checkpoint,
 )
 from dkt.dktnet.config import DKTNetConfig
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet
+from dkt.errors import CheckpointError
 from tests.pickle_trap import assert_carries_code, write_trap
 from tests.tiny import tiny_config
 

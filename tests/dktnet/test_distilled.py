@@ -15,8 +15,8 @@ from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.decoder import CD16X_INVERTER_LAYERS, InverterDecoder
 from dkt.dktnet.distilled import StackedTaps
 from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet
+from dkt.errors import CheckpointError
 from tests.pickle_trap import assert_carries_code, write_trap
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "weights"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dkt.dktnet.errors import DktError
 from dkt.dktnet.strength import DEFAULT_STRENGTH, StrengthError, check_strength, toward
+from dkt.errors import DktError
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from dkt.dktnet.encoders import VGG19_LAYERS, VGG19Encoder
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.vgg_weights import (
     ADAIN_INDEX,
     IMAGENET_MEAN,
@@ -27,6 +26,7 @@ from dkt.dktnet.vgg_weights import (
     read_state_dict,
     to_encoder_state,
 )
+from dkt.errors import CheckpointError
 from tests.pickle_trap import assert_carries_code, write_trap
 
 # The public layouts, written out here independently of dkt.dktnet.vgg_weights:

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from dkt.dktnet.config import DKTNetConfig
-from dkt.dktnet.errors import CheckpointError
 from dkt.dktnet.model import DKTNet
 from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
 from dkt.dktnet.vgg_weights import load_inverter_state, load_vgg19_encoder
+from dkt.errors import CheckpointError
 from dkt.evaluation.adain import MaskedAdaIN
 from dkt.evaluation.style import colour_distance
 from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from dkt.evaluation.baselines import BASELINES, composite_baseline, reinhard
-from dkt.evaluation.colour import srgb_to_lab
 from dkt.evaluation.style import colour_distance
+from dkt.imaging.colour import srgb_to_lab
 
 
 def test_composite_baseline_is_an_unchanged_copy(composite_case) -> None:

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 import dkt.evaluation.inception as inc
-from dkt.dktnet.errors import CheckpointError
+from dkt.errors import CheckpointError
 from dkt.evaluation.inception import (
     FIDInception,
     WeightsDownloadError,

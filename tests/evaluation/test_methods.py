@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dkt import dktnet
-from dkt.dktnet.errors import PathError
 from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
+from dkt.errors import PathError
 from dkt.evaluation.methods import MethodError, open_method, parse_methods
 from dkt.imaging.imageio import read_image, read_mask, write_image
 from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
-from dkt.dktnet.errors import ImageInputError
+from dkt.errors import ImageInputError
 from dkt.imaging import imageio
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.dktnet.errors import ImageInputError, ImageTooLargeError
+from dkt.errors import ImageInputError, ImageTooLargeError
 from dkt.imaging import imageio
 from dkt.imaging.imageio import (
     MaskSizeError,

@@ -362,7 +362,7 @@ class HungryBackend(FakeBackend):
 
 
 def test_a_working_size_the_memory_cannot_hold_is_refused_before_the_model_runs(pair) -> None:
-    from dkt.dktnet.errors import WorkingMemoryError
+    from dkt.errors import WorkingMemoryError
 
     composite, masks = pair(64, 80)
     backend = HungryBackend(delta=0.1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.dktnet.errors import ImageInputError
+from dkt.errors import ImageInputError
 from dkt.inference import paste as paste_module
 from dkt.inference.paste import PasteError, paste, paste_files, place
 

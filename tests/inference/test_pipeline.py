@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from backends.base import Backend
-from backends.cpu import CoreShare
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference import jobs as jobs_module
+from dkt.inference.cpu import CoreShare
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, job_bytes, run_jobs
 from dkt.inference.pairing import Job

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from dkt.dktnet.errors import ImageInputError, PathError
+from dkt.errors import ImageInputError, PathError
 from training.data import (
     CompositeConfig,
     CompositeDataset,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dkt.dktnet.errors import CheckpointError
+from dkt.errors import CheckpointError
 from training.ema import EMA
 from training.state import load_training_state, save_training_state
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dkt.dktnet.downloads import WeightsDownloadError
-from dkt.dktnet.errors import CheckpointError
+from dkt.downloads import WeightsDownloadError
+from dkt.errors import CheckpointError
 from training import lossnet
 from training.lossnet import MissingLossNetworkError, find_vgg19_weights, load_loss_network
 

@@ -51,7 +51,7 @@ def test_collate_keeps_skipped_file_names() -> None:
 def test_a_worker_data_error_reaches_the_loop_as_one_line_naming_the_file(tmp_path) -> None:
     from torch.utils.data import DataLoader
 
-    from dkt.dktnet.errors import DktError
+    from dkt.errors import DktError
     from training.data import CompositeConfig, CompositeDataset, Foreground
     from training.sampler import EpochItems, check_batch
 

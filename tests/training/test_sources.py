@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.dktnet.errors import PathError
+from dkt.errors import PathError
 from training.data import (
     Foreground,
     MaskSourceError,

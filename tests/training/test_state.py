@@ -23,7 +23,7 @@ from torch.optim.lr_scheduler import (
 )
 
 import training.state as state_module
-from dkt.dktnet.errors import CheckpointError
+from dkt.errors import CheckpointError
 from training.state import (
     LoadedState,
     capture_rng,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dkt.evaluation.colour import srgb_to_lab_tensor
+from dkt.imaging.colour import srgb_to_lab_tensor
 
 __all__ = ["BOX", "chroma_detail", "chroma_rms", "chroma_speckle", "inner"]
 

@@ -1,4 +1,4 @@
-"""Tests for ``dkt.dktnet.atomic``: temporaries of killed writers, and only those, are removed."""
+"""Tests for ``dkt.atomic``: temporaries of killed writers, and only those, are removed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dkt.dktnet.atomic import atomic_path, remove_stale_temps
+from dkt.atomic import atomic_path, remove_stale_temps
 
 
 def test_stale_temps_of_the_given_outputs_are_removed(tmp_path: Path) -> None:

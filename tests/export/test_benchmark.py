@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backends.base import Backend, BackendError
-from backends.benchmark import (
+from dkt.export.benchmark import (
     benchmark_backend,
     benchmark_backends,
     count_gflop,
@@ -124,7 +124,7 @@ def test_model_for_backend_exports_from_a_checkpoint(
     tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnx", reason="onnx not installed (dkt[onnx])")
-    import backends.export_onnx as export_module
+    import dkt.export.onnx as export_module
 
     seen = {}
 

@@ -9,23 +9,24 @@ import pytest
 import torch
 
 from backends.base import BackendError
-from backends.quantize_onnx import (
+from backends.shapes import ShapeProfile
+from dkt.demo.samples import make_demo_sample
+from dkt.dktnet.checkpoint import save_checkpoint
+from dkt.dktnet.model import DKTNet
+from dkt.export.quantize import (
     MAX_CALIBRATION_IMAGES,
     Sample,
     calibration_shape,
     pad_sample,
     quantize_int8,
 )
-from backends.shapes import ShapeProfile
-from dkt.demo.samples import make_demo_sample
-from dkt.dktnet.checkpoint import save_checkpoint
-from dkt.dktnet.model import DKTNet
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
-from tests.backends.test_export_onnx import assert_background_exact, run_both  # noqa: E402
+from backends.onnx_metadata import read_metadata  # noqa: E402
+from dkt.export.onnx import export_onnx  # noqa: E402
+from tests.export.test_onnx import assert_background_exact, run_both  # noqa: E402
 from tests.export_fixtures import PROFILE, TINY_CONFIG  # noqa: E402
 
 
@@ -119,7 +120,7 @@ def test_int8_output_is_close_and_the_background_exact(
 def test_calibration_uses_at_most_the_documented_number(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import backends.quantize_onnx as quantize
+    import dkt.export.quantize as quantize
 
     seen = []
     original = quantize._Feeds.__init__

@@ -1,4 +1,4 @@
-"""The chroma speckle metric (``dkt.evaluation.chroma``) and its place in ``dkt evaluate``."""
+"""The chroma speckle metric (``dkt.imaging.chroma``) and its place in ``dkt evaluate``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from dkt.evaluation.chroma import chroma_speckle
-from dkt.evaluation.colour import srgb_to_lab
 from dkt.evaluation.runner import METRICS, MethodResult
+from dkt.imaging.chroma import chroma_speckle
+from dkt.imaging.colour import srgb_to_lab
 from tests.evaluation.synthetic import square_mask, striped_painting
 
 CHROMA = next(m for m in METRICS if m.key == "chroma_speckle")

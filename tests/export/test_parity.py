@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backends.shapes import ShapeProfile
-from dkt.inference.parity import (
+from dkt.export.parity import (
     BOUNDS,
     ParityReport,
     compare,

@@ -25,7 +25,7 @@ with casts inside, and the final blend runs in float32 on the original inputs, s
 do not change and pixels outside the mask still come back bit-exact.
 
 int8 (ONNX Runtime only). The fp32 graph with its convolutions quantized after export,
-calibrated on composites the user passes (:mod:`backends.quantize_onnx`); the I/O, the
+calibrated on composites the user passes (:mod:`dkt.export.quantize`); the I/O, the
 statistics and the blend stay float32, so the background is still bit-exact.
 """
 
@@ -47,12 +47,11 @@ import torch
 from torch import nn
 
 from backends.base import BackendError
-from backends.quantize_onnx import (
-    CALIBRATION_PERCENTILE,
-    MAX_CALIBRATION_IMAGES,
-    Sample,
-    calibration_shape,
-    quantize_int8,
+from backends.onnx_metadata import (
+    METADATA_FORMAT,
+    METADATA_KEY,
+    METADATA_VERSION,
+    ONNX_PRECISIONS,
 )
 from backends.registry import require_module
 from backends.shapes import (
@@ -64,20 +63,21 @@ from backends.shapes import (
     ShapeProfile,
 )
 from dkt import dktnet
-from dkt.dktnet.atomic import atomic_path
+from dkt.atomic import atomic_path
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 from dkt.dktnet.model import DKTNet, blend
 from dkt.dktnet.strength import toward
+from dkt.export.quantize import (
+    CALIBRATION_PERCENTILE,
+    MAX_CALIBRATION_IMAGES,
+    Sample,
+    calibration_shape,
+    quantize_int8,
+)
 
-METADATA_KEY = "dkt"
-METADATA_FORMAT = "dkt-onnx"
-METADATA_VERSION = 1
 EXPORTERS = ("dynamo", "torchscript")
-#: The network's dtype in the graph: what every runtime, TensorRT included, builds from.
-EXPORT_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
-#: What an ONNX export can be: a graph dtype, or fp32 with int8 convolutions
-#: (:mod:`backends.quantize_onnx`, for ONNX Runtime).
-ONNX_PRECISIONS = (*EXPORT_PRECISIONS, "int8")
+#: The network's dtype in the graph, by the names :mod:`backends.onnx_metadata` records.
+EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization is an ONNX op from 17 on
 
@@ -282,7 +282,7 @@ def export_onnx(
     checkpoint, output = Path(checkpoint), Path(output)
     start = time.perf_counter()
     model = load_checkpoint(checkpoint)
-    graph = ExportGraph(model, EXPORT_PRECISIONS.get(precision, torch.float32))
+    graph = ExportGraph(model, EXPORT_DTYPES.get(precision, torch.float32))
     names = graph_input_names(strength_input)
     export = _export_dynamo if exporter == "dynamo" else _export_torchscript
     try:
@@ -343,27 +343,3 @@ def set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
             proto.metadata_props.remove(entry)
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
-
-
-def parse_metadata(props: dict[str, str], source: str) -> dict[str, Any]:
-    """The dkt export record from an ONNX file's metadata properties (``{}`` if none)."""
-    raw = props.get(METADATA_KEY)
-    if raw is None:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BackendError(f"{source}: unreadable dkt metadata in the ONNX file ({exc})") from exc
-    if (
-        data.get("format") != METADATA_FORMAT
-        or int(data.get("format_version", 0)) > METADATA_VERSION
-    ):
-        raise BackendError(f"{source}: ONNX metadata from a newer or different dkt; re-export it")
-    return data
-
-
-def read_metadata(path: Path | str) -> dict[str, Any]:
-    """Read the dkt record of an exported file without loading its weights into a runtime."""
-    onnx = require_module("onnx", "reading ONNX metadata")
-    proto = onnx.load_model(str(path), load_external_data=False)
-    return parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path))

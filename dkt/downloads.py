@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from dkt.dktnet.atomic import atomic_path
-from dkt.dktnet.errors import DktError
+from dkt.atomic import atomic_path
+from dkt.errors import DktError
 
 __all__ = ["WeightsDownloadError", "cache_dir", "download_file"]
 

@@ -230,7 +230,7 @@ def model_config(path: Path) -> DKTNetConfig | None:
 
         return read_checkpoint_info(path).config
     if suffix == ".onnx":
-        from backends.export_onnx import read_metadata
+        from backends.onnx_metadata import read_metadata
 
         recorded = read_metadata(path).get("config")
         return DKTNetConfig.from_dict(recorded) if recorded else None
@@ -265,14 +265,14 @@ def model_for_backend(
     profile = ShapeProfile.static((batch, size, size))
     export_precision = "fp16" if precision in ("fp16", "bf16") else "fp32"
     if backend == "onnxruntime":
-        from backends.export_onnx import export_onnx
+        from dkt.export.onnx import export_onnx
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.onnx"
         if not out.exists():
             export_onnx(checkpoints[0], out, profile=profile, precision=export_precision)
     else:
         from backends.tensorrt_backend import cuda_index
-        from backends.trt_build import export_engine
+        from dkt.export.tensorrt import export_engine
 
         out = workdir / f"{checkpoints[0].stem}-{export_precision}.engine"
         if not out.exists():

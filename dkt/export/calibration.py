@@ -3,7 +3,7 @@
 Each ``<key>_comp.*`` / ``<key>_mask.*`` pair of a folder is scaled to the working size the
 way :class:`dkt.inference.harmonizer.Harmonizer` scales it (long side, aspect kept, never
 upsampled), shrunk further only where the export's shapes are smaller, then padded to the one
-shape the calibrator takes (:func:`backends.quantize_onnx.calibration_shape`): activation
+shape the calibrator takes (:func:`dkt.export.quantize.calibration_shape`): activation
 ranges measured at another scale would not be the ones inference meets.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from backends.base import BackendError
-from backends.quantize_onnx import (
+from backends.shapes import ShapeProfile
+from dkt.export.parity import folder_images
+from dkt.export.quantize import (
     MAX_CALIBRATION_IMAGES,
     Sample,
     calibration_shape,
     pad_sample,
 )
-from backends.shapes import ShapeProfile
 from dkt.inference.harmonizer import downsample_image, downsample_mask, working_shape
-from dkt.inference.parity import folder_images
 
 
 def calibration_samples(folder: Path, working_size: int, profile: ShapeProfile) -> list[Sample]:

@@ -1,20 +1,9 @@
 """Running the model on a CPU that it shares with image decoding and encoding.
 
-Two things decide how fast a CPU model runs in a folder run, measured on this project's
-2-core machines (``benchmarks/harmonize_pipeline.py``):
+How the model and a folder run's reader and writer threads share the cores, measured on
+this project's 2-core machines (``benchmarks/harmonize_pipeline.py``); how freed memory is
+kept for the next call is :mod:`backends.allocator`'s part.
 
-* The allocator. torch takes its CPU tensors from ``malloc``; glibc serves large blocks with
-  fresh ``mmap`` calls and returns them on ``free``, and hands a large free top of the heap
-  back to the kernel. A forward pass allocates and frees the same feature maps on every
-  call, so every call page-faults them in again, zero-filled: the bundled model on one
-  thread took 1.9 s per 1024x768 image with glibc's defaults and 1.2 s with
-  :func:`keep_freed_memory`, 0.36 s and 0.27 s at 512x384 (medians of three interleaved
-  runs). Peak memory rises by a few per cent (1.10 against 1.06 GB at 1024x768: the heap
-  fragments a little); resident memory simply stays at its peak.
-  Kept memory must then be shared: with glibc's one arena per thread, each reader and
-  writer thread kept its own high-water mark of image buffers, and a 1,000-image run's
-  peak crept up by 18 % after its first 20 images (7 % with one arena for all threads;
-  large blocks are a few per image, so the shared lock costs nothing measurable).
 * Threads. The model's intra-op threads and the pipeline's reader and writer threads share
   the cores. An OpenMP team waits at every barrier for its slowest thread, so when a reader
   takes one of its cores the whole team stalls; :func:`pipeline_threads` leaves cores to the
@@ -26,10 +15,7 @@ Two things decide how fast a CPU model runs in a folder run, measured on this pr
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,18 +25,6 @@ from typing import ParamSpec, TypeVar
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: ``mallopt`` parameters (glibc's malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-#: Blocks up to this size come from the heap and are reused: a full-resolution feature map
-#: is 50 MB at 1024x768. glibc before 2.26 refuses more than 32 MB; then 32 MB it is.
-_MMAP_THRESHOLDS = (1 << 30, 32 << 20)
-#: Free memory at the top of the heap is given back to the kernel only beyond this (the
-#: largest value ``mallopt`` takes): far beyond any working set here.
-_TRIM_THRESHOLD = 2**31 - 1
-
-_kept = False
 
 
 def usable_cores() -> int:
@@ -135,32 +109,6 @@ class CoreShare:
                 return step(*args, **kwargs)
 
         return shared
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks for reuse (see the module's docstring); idempotent.
-
-    Returns whether the setting took effect: ``False`` off glibc (other allocators already
-    keep their memory, or cannot be told), where this is harmless to call.
-    """
-    global _kept
-    if _kept:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    mmap_set = any(mallopt(_M_MMAP_THRESHOLD, value) for value in _MMAP_THRESHOLDS)
-    trim_set = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-    # Arenas are created lazily, so this holds for every thread started from now on.
-    arena_set = bool(mallopt(_M_ARENA_MAX, 1))
-    _kept = mmap_set and trim_set and arena_set
-    return _kept
 
 
 def available_memory() -> int | None:

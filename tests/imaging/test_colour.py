@@ -1,11 +1,11 @@
-"""Tests for ``dkt.evaluation.colour``: reference Lab values and a lossless round trip."""
+"""Tests for ``dkt.imaging.colour``: reference Lab values and a lossless round trip."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dkt.evaluation.colour import lab_to_srgb, luma, srgb_to_lab
+from dkt.imaging.colour import lab_to_srgb, luma, srgb_to_lab
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_rejects_non_rgb() -> None:
 def test_tensor_version_matches_numpy_and_has_finite_gradients() -> None:
     import torch
 
-    from dkt.evaluation.colour import srgb_to_lab_tensor
+    from dkt.imaging.colour import srgb_to_lab_tensor
 
     rgb = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
     rgb[0, :, 0, 0] = 0.0  # black: the cube root's steep end

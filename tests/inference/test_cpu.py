@@ -1,4 +1,4 @@
-"""Tests for ``backends.cpu``: the thread budget and the allocator setting."""
+"""Tests for ``dkt.inference.cpu``: the thread budget and the allocator setting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from backends.cpu import CoreShare, keep_freed_memory, pipeline_threads, usable_cores
+from backends.allocator import keep_freed_memory
+from dkt.inference.cpu import CoreShare, pipeline_threads, usable_cores
 
 
 @pytest.mark.parametrize(("workers", "cores", "threads"), [(2, 2, 1), (1, 2, 1), (2, 16, 14)])
@@ -106,7 +107,7 @@ def test_impossible_core_counts_are_refused(cores: int, threads: int) -> None:
 
 
 def test_cgroup_limit_counts_what_is_left_under_it(tmp_path) -> None:
-    from backends.cpu import _cgroup_left
+    from dkt.inference.cpu import _cgroup_left
 
     (tmp_path / "memory.max").write_text("1000000\n")
     (tmp_path / "memory.current").write_text("400000\n")
@@ -120,7 +121,7 @@ def test_cgroup_limit_counts_what_is_left_under_it(tmp_path) -> None:
 def test_available_memory_is_a_positive_byte_count_below_the_machines_total() -> None:
     from pathlib import Path
 
-    from backends.cpu import available_memory
+    from dkt.inference.cpu import available_memory
 
     total = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) * 1024
     left = available_memory()

@@ -19,8 +19,9 @@ from tests.tiny import tiny_config
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install 'dkt[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")
 
-from backends.export_onnx import export_onnx, read_metadata  # noqa: E402
-from dkt.inference.parity import soft_mask  # noqa: E402
+from backends.onnx_metadata import read_metadata  # noqa: E402
+from dkt.export.onnx import export_onnx  # noqa: E402
+from dkt.export.parity import soft_mask  # noqa: E402
 
 
 def io_signature(path: Path) -> list[tuple[str, int, list[object]]]:

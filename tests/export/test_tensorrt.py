@@ -10,7 +10,7 @@ import pytest
 from backends.base import BackendError
 from backends.engine_sidecar import read_sidecar
 from backends.shapes import ShapeProfile
-from backends.trt_build import build_engine, default_timing_cache, network_flags
+from dkt.export.tensorrt import build_engine, default_timing_cache, network_flags
 from tests.backends.fake_tensorrt import FakeBuilder, FakeParser, make_fake_tensorrt
 
 PROFILE = ShapeProfile((1, 16, 16), (1, 256, 256), (4, 1024, 768))

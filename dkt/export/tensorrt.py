@@ -35,7 +35,7 @@ from backends.shapes import (
 )
 from backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
 from dkt import dktnet
-from dkt.dktnet.atomic import atomic_write_bytes
+from dkt.atomic import atomic_write_bytes
 
 DEFAULT_WORKSPACE_MIB = 4096
 CACHE_DIR = Path.home() / ".cache" / "dkt" / "tensorrt"
@@ -195,7 +195,8 @@ def export_engine(
     keep_onnx: Path | None = None,
 ) -> BuildReport:
     """Checkpoint -> ONNX (with the precision in the graph) -> TensorRT engine + sidecar."""
-    from backends.export_onnx import EXPORT_PRECISIONS, export_onnx
+    from backends.onnx_metadata import EXPORT_PRECISIONS
+    from dkt.export.onnx import export_onnx
 
     if precision not in EXPORT_PRECISIONS:
         raise BackendError(

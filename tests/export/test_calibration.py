@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from backends.base import BackendError
-from backends.quantize_onnx import MAX_CALIBRATION_IMAGES
 from backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
+from dkt.export.calibration import calibration_samples
+from dkt.export.quantize import MAX_CALIBRATION_IMAGES
 from dkt.imaging.imageio import write_image
-from dkt.inference.calibration import calibration_samples
 
 
 def _box(height: int, width: int) -> ShapeProfile:
