@@ -14,15 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dkt.errors import DktError
+from dkt.errors import BackendError
 
 #: The smallest image side the network runs on: its reflection-padded convolutions need two
 #: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.
 MIN_SIDE = 9
-
-
-class BackendError(DktError):
-    """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
 from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.atomic import atomic_write_bytes
+from dkt.errors import BackendError, EngineMismatchError
 
 SIDECAR_FORMAT = "dkt-tensorrt-engine"
 SIDECAR_VERSION = 1
-
-
-class EngineMismatchError(BackendError):
-    """The engine was built for another TensorRT version or another GPU."""
 
 
 @dataclass(frozen=True)

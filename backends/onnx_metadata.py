@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
 from backends.registry import require_module
+from dkt.errors import BackendError
 
 METADATA_KEY = "dkt"
 METADATA_FORMAT = "dkt-onnx"

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.base import MIN_SIDE, Backend, BackendDescriptor
 from backends.onnx_metadata import ONNX_PRECISIONS, parse_metadata, read_metadata
 from backends.registry import require_module
 from backends.shapes import (
@@ -37,6 +37,7 @@ from backends.shapes import (
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import MULTIPLE, estimate_working_bytes
+from dkt.errors import BackendError
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 GPU_KINDS = {"cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}

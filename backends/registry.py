@@ -22,7 +22,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from backends.base import Backend, BackendDescriptor, BackendError
+from backends.base import Backend, BackendDescriptor
+from dkt.errors import BackendError
 
 ENTRY_POINT_GROUP = "dkt.backends"
 #: The distribution whose entry points win a name clash: dkt's own backends cannot be

@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import MIN_SIDE, BackendError
+from backends.base import MIN_SIDE
+from dkt.errors import ShapeError
 
 INPUT_NAMES = ("composite", "mask")
 OUTPUT_NAMES = ("harmonized",)
@@ -40,10 +41,6 @@ DEFAULT_MAX = (4, 2048, 2048)
 _SHAPE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)(?:\s*x\s*(\d+))?\s*$", re.IGNORECASE)
 
 Triple = tuple[int, int, int]
-
-
-class ShapeError(BackendError):
-    """A bad shape option, or an input outside the profile a model was exported for."""
 
 
 def strength_input(names: list[str] | tuple[str, ...]) -> bool | None:

@@ -21,20 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.base import MIN_SIDE, Backend, BackendDescriptor
 from backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
 from backends.onnx_metadata import EXPORT_PRECISIONS
 from backends.registry import require_module
-from backends.shapes import (
-    CHANNELS,
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    STRENGTH_INPUT,
-    ShapeError,
-    format_shape,
-)
+from backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, STRENGTH_INPUT, format_shape
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.model import MULTIPLE
+from dkt.errors import BackendError, ShapeError
 
 MIN_TENSORRT_MAJOR = 10
 WARMUP_RUNS = 2

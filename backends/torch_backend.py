@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from backends.allocator import keep_freed_memory
-from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
+from backends.base import MIN_SIDE, Backend, BackendDescriptor
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dkt.dktnet.model import MULTIPLE, DKTNet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
+from dkt.errors import BackendError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

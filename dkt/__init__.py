@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from dkt.api import paste as paste
     from dkt.errors import DktError as DktError
     from dkt.errors import ImageInputError as ImageInputError
+    from dkt.errors import InputError as InputError
     from dkt.errors import PathError as PathError
     from dkt.errors import StrengthError as StrengthError
     from dkt.inference.jobs import RunSummary as RunSummary
-    from dkt.inputs import InputError as InputError
 
 #: Public name -> module that defines it.
 _EXPORTS = {

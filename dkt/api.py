@@ -19,7 +19,7 @@ from backends.base import Backend
 from backends.registry import open_backend
 from dkt import dktnet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
-from dkt.errors import DktError
+from dkt.errors import DktError, InputError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference import harmonizer as engine
 from dkt.inference.full_resolution import UPSAMPLERS
@@ -28,7 +28,7 @@ from dkt.inference.pairing import Job, mark_output_folder, plan_folder
 from dkt.inference.paste import paste as paste_arrays
 from dkt.inference.paste import read_cutout
 from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_all
-from dkt.inputs import ImageLike, InputError, check_not_empty, convert_image, convert_mask
+from dkt.inputs import ImageLike, check_not_empty, convert_image, convert_mask
 
 #: ``progress(done, total)``: called after each file of :meth:`Harmonizer.harmonize_folder`.
 Progress = Callable[[int, int], None]

@@ -15,13 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dkt.atomic import atomic_path
-from dkt.errors import DktError
+from dkt.errors import WeightsDownloadError
 
 __all__ = ["WeightsDownloadError", "cache_dir", "download_file"]
-
-
-class WeightsDownloadError(DktError):
-    """A download failed or the file's checksum did not match (nothing was kept)."""
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Errors a user can act on.
+"""Errors a user can act on: every one dkt raises for bad input or a failed step is here.
 
 Every error raised for bad input carries the offending path and a one-line reason, so
 a folder run can report each failed file on its own line and carry on with the rest.
@@ -7,6 +7,17 @@ a folder run can report each failed file on its own line and carry on with the r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
+
+
+class LocatedSource(Protocol):
+    """An annotation that knows its file and where in it it is (a line, an annotation id)."""
+
+    @property
+    def file(self) -> Path: ...
+
+    @property
+    def where(self) -> str: ...
 
 
 class DktError(Exception):
@@ -62,3 +73,117 @@ class StrengthError(DktError, ValueError):
     >>> isinstance(StrengthError("strength: ..."), ValueError)
     True
     """
+
+
+class EmptySheetError(DktError):
+    """No composite could be read, so a contact sheet would be empty."""
+
+
+class JudgmentError(DktError):
+    """A judgments table that cannot be used; the message names the row at fault."""
+
+
+class JudgmentLogError(PathError):
+    """A log that cannot be used: not a judgments log, locked by another server, unreadable."""
+
+
+class AlreadyAnsweredError(DktError):
+    """The rater has answered that trial before: a double click or a retried request."""
+
+
+class MethodError(DktError):
+    """A method token that names nothing usable, or a method that cannot be opened."""
+
+
+class WeightsDownloadError(DktError):
+    """A download failed or the file's checksum did not match (nothing was kept)."""
+
+
+class StudyError(DktError):
+    """A design or image folder the study cannot run from; one line naming what is wrong."""
+
+
+class UploadError(DktError):
+    """A request body refused before anything is decoded; ``str()`` is the one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MissingPretrainedError(PathError):
+    """A pretrained file that was asked for is not where it was looked for."""
+
+
+class InputError(DktError):
+    """An in-memory image or mask of a shape, type or range dkt cannot use.
+
+    >>> h(np.zeros((64, 80), np.uint8), mask)             # doctest: +SKIP
+    dkt.InputError: image: expected an (H, W, 3) or (H, W, 4) array, got (64, 80)
+    """
+
+
+class PairingError(DktError, ValueError):
+    """A bad combination of options or inputs, with a one-line user-facing message.
+
+    Raised before anything is processed, so the CLI can print it and exit non-zero
+    without a traceback.
+    """
+
+
+class ShardError(DktError, ValueError):
+    """A ``--shard`` value that does not name one of N shards; the message says why."""
+
+
+class EmptyBackgroundError(DktError):
+    """The mask covers everything: there is no painting to take the style from."""
+
+
+class PasteError(DktError):
+    """A position or scale that leaves nothing of the object on the painting."""
+
+
+class ScaledTooLargeError(PasteError):
+    """A scale that would blow the cut-out up past the pixel limit: refused before resizing,
+    as the decompression-bomb guard refuses a file before decoding it."""
+
+
+class ManifestError(PairingError):
+    """A manifest that cannot be used; the message names the file and, if any, the line."""
+
+
+class MaskSizeError(ImageInputError):
+    """A mask whose size is not its composite's (as read: upright)."""
+
+
+class BackendError(DktError):
+    """A backend cannot load or run (missing extra, unsupported device, bad model file)."""
+
+
+class EngineMismatchError(BackendError):
+    """The engine was built for another TensorRT version or another GPU."""
+
+
+class ShapeError(BackendError):
+    """A bad shape option, or an input outside the profile a model was exported for."""
+
+
+class ConfigError(DktError, ValueError):
+    """A config that cannot be used; the message names the file or the key."""
+
+
+class MaskSourceError(ImageInputError):
+    """A bad annotation: the message names its file and where in it (line, annotation id).
+
+    ``path`` is the annotation file; ``source`` is the annotation itself, which is what the
+    dataset remembers and skips, since one bad line must not rule out the whole file.
+    """
+
+    def __init__(self, source: LocatedSource, detail: str) -> None:
+        self.source = source
+        self.detail = detail
+        super().__init__(source.file, f"{source.where}: {detail}")
+
+
+class MissingLossNetworkError(CheckpointError):
+    """No pretrained VGG-19 was found, and none was asked to be downloaded."""

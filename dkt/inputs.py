@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dkt.errors import DktError, ImageInputError
+from dkt.errors import ImageInputError, InputError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     image_to_mask,
@@ -30,14 +30,6 @@ from dkt.imaging.imageio import (
 
 #: What ``dkt.Harmonizer`` accepts for an image or a mask.
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | Any  # Any: a torch.Tensor
-
-
-class InputError(DktError):
-    """An in-memory image or mask of a shape, type or range dkt cannot use.
-
-    >>> h(np.zeros((64, 80), np.uint8), mask)             # doctest: +SKIP
-    dkt.InputError: image: expected an (H, W, 3) or (H, W, 4) array, got (64, 80)
-    """
 
 
 @dataclass

@@ -20,11 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dkt.errors import DktError
+from dkt.errors import DktError, EmptySheetError, MethodError, PairingError
 from dkt.evaluation import inception as fid_inception
-from dkt.evaluation.methods import MethodError, OpenMethod, open_methods, parse_methods
+from dkt.evaluation.methods import OpenMethod, open_methods, parse_methods
 from dkt.evaluation.report import (
-    EmptySheetError,
     report_dict,
     vgg_content_label,
     vgg_taps_label,
@@ -33,7 +32,7 @@ from dkt.evaluation.report import (
 )
 from dkt.evaluation.runner import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
 from dkt.imaging.imageio import read_image
-from dkt.inference.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder
+from dkt.inference.pairing import IMAGE_SUFFIXES, Job, plan_folder
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 
 _INPUTS = "Inputs"

@@ -17,24 +17,17 @@ from backends.base import Backend
 from backends.registry import open_backend
 from dkt import dktnet
 from dkt.dktnet.strength import check_strength
-from dkt.errors import DktError, StrengthError
+from dkt.errors import DktError, PairingError, ShardError, StrengthError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
 from dkt.inference.cpu import pipeline_threads
 from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, RunSummary
 from dkt.inference.manifest import plan_manifest
-from dkt.inference.pairing import (
-    Job,
-    PairingError,
-    mark_output_folder,
-    plan_alpha,
-    plan_folder,
-    plan_single,
-)
+from dkt.inference.pairing import Job, mark_output_folder, plan_alpha, plan_folder, plan_single
 from dkt.inference.paste import paste_files
 from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, default_batch, run_all
-from dkt.inference.sharding import Shard, ShardError, parse_shard, select
+from dkt.inference.sharding import Shard, parse_shard, select
 from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
 from dkt_cli.options import MODEL_PANEL, BackendName, ModelFile
 

@@ -15,11 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from backends.base import BackendError
 from backends.registry import get, name_for_model
 from dkt import dktnet
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
-from dkt.errors import DktError
+from dkt.errors import BackendError, DktError
 from dkt_cli.console import err, fail, human_bytes, print_json
 
 #: Table labels of record keys that read better in words.

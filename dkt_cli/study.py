@@ -24,14 +24,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dkt.atomic import atomic_write_bytes
-from dkt.errors import DktError
-from dkt.evaluation.bradley_terry import (
-    PRIOR_VARIANCE,
-    REQUIRED_COLUMNS,
-    BTResult,
-    JudgmentError,
-    parse_judgments,
-)
+from dkt.errors import DktError, JudgmentError
+from dkt.evaluation.bradley_terry import PRIOR_VARIANCE, REQUIRED_COLUMNS, BTResult, parse_judgments
 from dkt.evaluation.bradley_terry import fit as fit_bt
 from dkt.evaluation.catch import CatchScreen, screen_raters
 from dkt.evaluation.judgments import drop_torn_line, is_log_text

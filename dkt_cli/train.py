@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from dkt.atomic import atomic_write_bytes
-from dkt.errors import DktError, ImageInputError
+from dkt.errors import ConfigError, DktError, ImageInputError
 from dkt_cli.console import err, fail, shown_warnings
-from training.config import ConfigError, TrainConfig, load_config
+from training.config import TrainConfig, load_config
 from training.data import CompositeConfig, CompositeDataset
 from training.distributed import DistContext, init_distributed
 from training.loop import Trainer, run_training

@@ -24,6 +24,7 @@ import yaml
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.decoder import INVERTERS
 from dkt.dktnet.encoders import DISTILLED_ENCODERS
+from dkt.errors import ConfigError
 
 __all__ = [
     "AdversarialSettings",
@@ -41,10 +42,6 @@ __all__ = [
 PRECISIONS = ("fp32", "bf16", "fp16")
 CONTENT_TARGETS = ("composite", "transformed")
 SCHEDULES = ("constant", "cosine", "linear")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file or the key."""
 
 
 @dataclass(frozen=True)

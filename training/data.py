@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from dkt.errors import DktError, ImageInputError, PathError
+from dkt.errors import DktError, ImageInputError, MaskSourceError, PathError
 from dkt.imaging.imageio import IMAGE_SUFFIXES, read_image, read_mask
 
 __all__ = [
@@ -173,19 +173,6 @@ def _check_runs(source: RleMask, runs: Sequence[int]) -> None:
 
 #: Where an object's mask comes from: a mask image file or an annotation.
 MaskSource = Path | PolygonMask | RleMask
-
-
-class MaskSourceError(ImageInputError):
-    """A bad annotation: the message names its file and where in it (line, annotation id).
-
-    ``path`` is the annotation file; ``source`` is the annotation itself, which is what the
-    dataset remembers and skips, since one bad line must not rule out the whole file.
-    """
-
-    def __init__(self, source: PolygonMask | RleMask, detail: str) -> None:
-        self.source = source
-        self.detail = detail
-        super().__init__(source.file, f"{source.where}: {detail}")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dkt.dktnet.distilled import DISTILLED_KIND, DistilledTaps, StackedTaps
 from dkt.dktnet.distilled_weights import is_distilled_encoder_state, load_distilled_encoder
 from dkt.dktnet.vgg_weights import load_vgg19_encoder, random_vgg19_encoder, read_state_dict
 from dkt.downloads import cache_dir, download_file
-from dkt.errors import CheckpointError
+from dkt.errors import CheckpointError, MissingLossNetworkError
 
 __all__ = [
     "ENV_VAR",
@@ -53,10 +53,6 @@ CACHE_NAMES = ("vgg_normalised.pth", "vgg19-dcbb9e9d.pth", "vgg_normalised_conv3
 TORCHVISION_VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 #: torchvision names its files after the first hex digits of their sha256.
 TORCHVISION_VGG19_SHA256_PREFIX = "dcbb9e9d"
-
-
-class MissingLossNetworkError(CheckpointError):
-    """No pretrained VGG-19 was found, and none was asked to be downloaded."""
 
 
 #: The tap the content loss reads (METHOD.md); a network that stops earlier uses its deepest.

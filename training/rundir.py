@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from dkt.atomic import atomic_path
-from training.config import ConfigError, TrainConfig, apply_overrides, load_config_data
+from dkt.errors import ConfigError
+from training.config import TrainConfig, apply_overrides, load_config_data
 
 __all__ = [
     "CONFIG_NAME",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dkt.downloads import cache_dir
-from dkt.errors import PathError
+from dkt.errors import MissingPretrainedError
 
 __all__ = [
     "CD16X_DECODER_RELU4_FILE",
@@ -45,10 +45,6 @@ CD16X_ENCODER_RELU4_FILE = "cd16x_encoder_relu4_1.pth"
 CD16X_DECODER_RELU4_FILE = "cd16x_decoder_relu4_1.pth"
 #: The distilled VGG-19 approximation to relu4_1 and its decoder (the ``adain-relu4`` baseline).
 CD16X_RELU4_FILES = (CD16X_ENCODER_RELU4_FILE, CD16X_DECODER_RELU4_FILE)
-
-
-class MissingPretrainedError(PathError):
-    """A pretrained file that was asked for is not where it was looked for."""
 
 
 @dataclass(frozen=True)

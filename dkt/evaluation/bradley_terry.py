@@ -22,7 +22,7 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, log_expit
 
-from dkt.errors import DktError
+from dkt.errors import JudgmentError
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -41,10 +41,6 @@ TIE_WORDS = frozenset({"tie", "draw", "="})
 #: Prior variance of each log-strength: wide (a method 3 sd out wins 99.99% of the time) so
 #: it only matters where the data say nothing or say "always".
 PRIOR_VARIANCE = 10.0
-
-
-class JudgmentError(DktError):
-    """A judgments table that cannot be used; the message names the row at fault."""
 
 
 @dataclass(frozen=True)

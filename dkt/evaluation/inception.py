@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dkt.dktnet.vgg_weights import read_state_dict
-from dkt.downloads import WeightsDownloadError, cache_dir, download_file
-from dkt.errors import CheckpointError
+from dkt.downloads import cache_dir, download_file
+from dkt.errors import CheckpointError, WeightsDownloadError
 
 __all__ = [
     "ENV_VAR",

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
-from dkt.errors import DktError, PathError
+from dkt.errors import AlreadyAnsweredError, JudgmentLogError
 
 __all__ = [
     "LOG_COLUMNS",
@@ -41,14 +41,6 @@ try:  # POSIX: one server per log (a second one would interleave its answers wit
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock; the lock is advisory anyway
     fcntl = None  # type: ignore[assignment]
-
-
-class JudgmentLogError(PathError):
-    """A log that cannot be used: not a judgments log, locked by another server, unreadable."""
-
-
-class AlreadyAnsweredError(DktError):
-    """The rater has answered that trial before: a double click or a retried request."""
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,13 @@ from backends.torch_backend import resolve_device
 from dkt import dktnet
 from dkt.dktnet.distilled import DISTILLED_KIND
 from dkt.dktnet.pretrained import find_pretrained
-from dkt.errors import DktError, PathError
+from dkt.errors import DktError, MethodError, PairingError, PathError
 from dkt.evaluation.adain import VARIANTS as ADAIN_VARIANTS
 from dkt.evaluation.adain import MaskedAdaIN
 from dkt.evaluation.baselines import BASELINES
 from dkt.imaging.imageio import read_image
 from dkt.inference.harmonizer import Harmonizer
-from dkt.inference.pairing import PairingError, plan_folder
+from dkt.inference.pairing import plan_folder
 
 __all__ = [
     "BUNDLED",
@@ -55,10 +55,6 @@ BUNDLED = "bundled"
 ADAINS = tuple(ADAIN_VARIANTS)
 #: Never created: pairing needs an output folder to plan against, evaluation writes nothing.
 _UNUSED_OUT = ".dkt-evaluate-unused"
-
-
-class MethodError(DktError):
-    """A method token that names nothing usable, or a method that cannot be opened."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,9 @@ import numpy as np
 from dkt.atomic import atomic_write_bytes
 from dkt.demo.figures import contact_sheet
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
-from dkt.errors import DktError
+from dkt.errors import EmptySheetError
 from dkt.evaluation.runner import METRICS, EvalReport
 from dkt.imaging.imageio import write_image
-
-
-class EmptySheetError(DktError):
-    """No composite could be read, so a contact sheet would be empty."""
 
 
 def _num(value: float | None) -> float | None:

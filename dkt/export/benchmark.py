@@ -249,9 +249,9 @@ def model_for_backend(
 ) -> tuple[Path, str | None]:
     """The model file ``backend`` loads: one of ``models`` with its suffix, else one exported
     from the ``.safetensors`` among them into ``workdir``. Returns (path, note)."""
-    from backends.base import BackendError
     from backends.registry import get
     from backends.shapes import ShapeProfile
+    from dkt.errors import BackendError
 
     suffixes = get(backend).descriptor.suffixes
     for model in models:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backends.base import BackendError
 from backends.shapes import ShapeProfile
+from dkt.errors import BackendError
 from dkt.export.parity import folder_images
 from dkt.export.quantize import (
     MAX_CALIBRATION_IMAGES,

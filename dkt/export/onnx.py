@@ -46,7 +46,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from backends.base import BackendError
 from backends.onnx_metadata import (
     METADATA_FORMAT,
     METADATA_KEY,
@@ -67,6 +66,7 @@ from dkt.atomic import atomic_path
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
 from dkt.dktnet.model import DKTNet, blend
 from dkt.dktnet.strength import toward
+from dkt.errors import BackendError
 from dkt.export.quantize import (
     CALIBRATION_PERCENTILE,
     MAX_CALIBRATION_IMAGES,

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import BackendError
 from backends.registry import require_module
 from backends.shapes import STRENGTH_INPUT, STRENGTH_SHAPE, ShapeProfile, Triple
+from dkt.errors import BackendError
 
 #: Percentile of each activation's histogram that sets its int8 range.
 CALIBRATION_PERCENTILE = 99.99

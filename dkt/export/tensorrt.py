@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.base import BackendError
 from backends.engine_sidecar import EngineMetadata, write_sidecar
 from backends.shapes import (
     INPUT_NAMES,
@@ -36,6 +35,7 @@ from backends.shapes import (
 from backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_major
 from dkt import dktnet
 from dkt.atomic import atomic_write_bytes
+from dkt.errors import BackendError
 
 DEFAULT_WORKSPACE_MIB = 4096
 CACHE_DIR = Path.home() / ".cache" / "dkt" / "tensorrt"

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dkt.atomic import atomic_path
-from dkt.errors import ImageInputError, ImageTooLargeError
+from dkt.errors import ImageInputError, ImageTooLargeError, MaskSizeError
 from dkt.imaging.wide_io import orient, read_wide_rgb, write_png16, write_tiff16
 
 __all__ = [
@@ -101,10 +101,6 @@ _ORIENTATIONS: dict[int, str] = {
     8: "rotated 90 degrees counter-clockwise",
 }
 _ORIENTATION_TAG = 0x0112
-
-
-class MaskSizeError(ImageInputError):
-    """A mask whose size is not its composite's (as read: upright)."""
 
 
 # --------------------------------------------------------------------------- reading

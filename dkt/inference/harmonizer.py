@@ -27,16 +27,12 @@ from PIL import Image
 
 from backends.base import Backend
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
-from dkt.errors import DktError, WorkingMemoryError
+from dkt.errors import EmptyBackgroundError, WorkingMemoryError
 from dkt.inference.cpu import available_memory
 from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
 
 #: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
 MIN_SIDE = 8
-
-
-class EmptyBackgroundError(DktError):
-    """The mask covers everything: there is no painting to take the style from."""
 
 
 def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:

@@ -23,12 +23,12 @@ from dkt.errors import (
     DktError,
     ImageInputError,
     ImageTooLargeError,
+    MaskSizeError,
     PathError,
     WorkingMemoryError,
 )
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
-    MaskSizeError,
     exif_orientation,
     header_size,
     orientation_note,

@@ -19,15 +19,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from dkt.inference.pairing import Job, PairingError
+from dkt.errors import ManifestError
+from dkt.inference.pairing import Job
 
 COLUMNS: tuple[str, ...] = ("composite", "mask", "output")
 CSV_SUFFIXES = frozenset({".csv"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
-
-
-class ManifestError(PairingError):
-    """A manifest that cannot be used; the message names the file and, if any, the line."""
 
 
 def plan_manifest(manifest: Path) -> list[Job]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dkt.atomic import atomic_write_bytes
+from dkt.errors import PairingError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -55,14 +56,6 @@ _MARKER_TEXT = (
 
 #: Example shown whenever the user needs to tell composites and masks apart by name.
 _PATTERN_HINT = "--composite-pattern '{key}_comp' --mask-pattern '{key}_mask'"
-
-
-class PairingError(ValueError):
-    """A bad combination of options or inputs, with a one-line user-facing message.
-
-    Raised before anything is processed, so the CLI can print it and exit non-zero
-    without a traceback.
-    """
 
 
 @dataclass(frozen=True)

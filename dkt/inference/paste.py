@@ -16,22 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dkt.errors import DktError, ImageInputError
+from dkt.errors import ImageInputError, PasteError, ScaledTooLargeError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     read_alpha_composite,
     read_alpha_composite_bytes,
     read_image,
 )
-
-
-class PasteError(DktError):
-    """A position or scale that leaves nothing of the object on the painting."""
-
-
-class ScaledTooLargeError(PasteError):
-    """A scale that would blow the cut-out up past the pixel limit: refused before resizing,
-    as the decompression-bomb guard refuses a file before decoding it."""
 
 
 @dataclass(frozen=True)

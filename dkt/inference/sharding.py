@@ -23,13 +23,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dkt.errors import ShardError
 from dkt.inference.pairing import Job
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
-
-
-class ShardError(ValueError):
-    """A ``--shard`` value that does not name one of N shards; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,16 @@ from starlette.exceptions import HTTPException
 from dkt._version import __version__
 from dkt.api import Harmonizer
 from dkt.dktnet.checkpoint import file_sha256
-from dkt.errors import ImageInputError, ImageTooLargeError, WorkingMemoryError
+from dkt.errors import (
+    EmptyBackgroundError,
+    ImageInputError,
+    ImageTooLargeError,
+    InputError,
+    PasteError,
+    ScaledTooLargeError,
+    UploadError,
+    WorkingMemoryError,
+)
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     encode_image,
@@ -45,10 +54,8 @@ from dkt.imaging.imageio import (
     read_image_bytes,
     read_mask_bytes,
 )
-from dkt.inference.harmonizer import EmptyBackgroundError
-from dkt.inference.paste import PasteError, ScaledTooLargeError, cutout_from_bytes, paste
-from dkt.inputs import InputError
-from dkt.serve.uploads import Part, UploadError, check_length, read_form
+from dkt.inference.paste import cutout_from_bytes, paste
+from dkt.serve.uploads import Part, check_length, read_form
 
 log = logging.getLogger("dkt.serve")
 

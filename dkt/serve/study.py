@@ -31,14 +31,14 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dkt.errors import DktError
+from dkt.errors import AlreadyAnsweredError, StudyError
 from dkt.evaluation.catch import (
     CATCH_COMPOSITE,
     CATCH_REPEAT,
     COMPOSITE,
     repeat_id,
 )
-from dkt.evaluation.judgments import AlreadyAnsweredError, Judgment, JudgmentLog
+from dkt.evaluation.judgments import Judgment, JudgmentLog
 from dkt.inference.pairing import IMAGE_SUFFIXES
 
 __all__ = ["RATER_PATTERN", "Study", "StudyError", "StudyTrial", "create_study_app"]
@@ -55,10 +55,6 @@ _PAGE_HEADERS = {
 #: Catch trials are shown at least this many trials after the trial they repeat, where the
 #: schedule is long enough, so the rater cannot simply remember the last answer.
 _REPEAT_GAP = 3
-
-
-class StudyError(DktError):
-    """A design or image folder the study cannot run from; one line naming what is wrong."""
 
 
 @dataclass(frozen=True)

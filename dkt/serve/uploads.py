@@ -15,17 +15,11 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from dkt.errors import UploadError
+
 #: More parts than any request of this API has (9 fields): a body of thousands of empty
 #: parts costs the parser time and memory for nothing.
 MAX_PARTS = 32
-
-
-class UploadError(Exception):
-    """A request body refused before anything is decoded; ``str()`` is the one-line reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass

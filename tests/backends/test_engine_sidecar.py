@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import BackendError
 from backends.engine_sidecar import (
     EngineMetadata,
-    EngineMismatchError,
     check_compatible,
     read_sidecar,
     sidecar_path,
     write_sidecar,
 )
 from backends.shapes import ShapeProfile
+from dkt.errors import BackendError, EngineMismatchError
 
 META = EngineMetadata(
     dkt_version="0.1.0",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from backends import registry
-from backends.base import BackendError
-from backends.shapes import ShapeError, ShapeProfile
+from backends.shapes import ShapeProfile
+from dkt.errors import BackendError, ShapeError
 from dkt.inference.harmonizer import Harmonizer
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (dkt[onnx])")

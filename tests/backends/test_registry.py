@@ -20,10 +20,11 @@ import pytest
 import torch
 
 from backends import registry
-from backends.base import MIN_SIDE, Backend, BackendDescriptor, BackendError
-from backends.shapes import ShapeError, parse_shape
+from backends.base import MIN_SIDE, Backend, BackendDescriptor
+from backends.shapes import parse_shape
 from backends.torch_backend import PRECISIONS, TorchBackend
 from dkt.dktnet.model import MULTIPLE, pad_to_multiple
+from dkt.errors import BackendError, ShapeError
 
 BUILTINS = {
     "torch": "backends.torch_backend:TorchBackend",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.shapes import ShapeError, ShapeProfile, build_profile, format_shape, parse_shape
+from backends.shapes import ShapeProfile, build_profile, format_shape, parse_shape
+from dkt.errors import ShapeError
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ import torch
 
 from backends import registry
 from backends import tensorrt_backend as trt_backend
-from backends.base import BackendError
-from backends.engine_sidecar import EngineMetadata, EngineMismatchError, write_sidecar
-from backends.shapes import ShapeError, ShapeProfile
+from backends.engine_sidecar import EngineMetadata, write_sidecar
+from backends.shapes import ShapeProfile
 from backends.tensorrt_backend import TensorRTBackend, cuda_index, import_tensorrt
+from dkt.errors import BackendError, EngineMismatchError, ShapeError
 from tests.backends.fake_tensorrt import FakeEngine, make_fake_tensorrt
 
 PROFILE = ShapeProfile((1, 16, 16), (1, 64, 64), (2, 128, 128))

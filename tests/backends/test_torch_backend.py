@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from backends.base import BackendError
 from backends.registry import open_backend
 from backends.torch_backend import TorchBackend, resolve_device
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
-from dkt.errors import CheckpointError
+from dkt.errors import BackendError, CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

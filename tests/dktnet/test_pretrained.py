@@ -14,10 +14,10 @@ from dkt.dktnet.pretrained import (
     INVERTER_FILE,
     RELU3_FILES,
     VGG_RELU3_FILE,
-    MissingPretrainedError,
     find_pretrained,
     find_relu3_weights,
 )
+from dkt.errors import MissingPretrainedError
 
 
 def _folder(path: Path) -> Path:

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dkt.evaluation.bradley_terry import (
-    JudgmentError,
-    fit,
-    fit_log_strengths,
-    parse_judgments,
-    win_matrix,
-)
+from dkt.errors import JudgmentError
+from dkt.evaluation.bradley_terry import fit, fit_log_strengths, parse_judgments, win_matrix
 
 TRUE = {"composite": -0.9, "reinhard": -0.3, "phdnet": 0.3, "dktnet": 0.9}  # centred
 

@@ -13,13 +13,8 @@ from pathlib import Path
 import pytest
 
 import dkt.evaluation.judgments as judgments_module
-from dkt.evaluation.judgments import (
-    LOG_COLUMNS,
-    AlreadyAnsweredError,
-    Judgment,
-    JudgmentLog,
-    JudgmentLogError,
-)
+from dkt.errors import AlreadyAnsweredError, JudgmentLogError
+from dkt.evaluation.judgments import LOG_COLUMNS, Judgment, JudgmentLog
 
 HEADER = "item,method_a,method_b,winner,rater,trial,left,ms,catch\n"
 

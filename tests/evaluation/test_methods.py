@@ -9,8 +9,8 @@ import pytest
 
 from dkt import dktnet
 from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
-from dkt.errors import PathError
-from dkt.evaluation.methods import MethodError, open_method, parse_methods
+from dkt.errors import MethodError, PathError
+from dkt.evaluation.methods import open_method, parse_methods
 from dkt.imaging.imageio import read_image, read_mask, write_image
 from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder
 from tests.dkt_cli.eval_data import EvalSet, make_eval_set, tiny_model

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.base import Backend, BackendError
+from backends.base import Backend
+from dkt.errors import BackendError
 from dkt.export.benchmark import (
     benchmark_backend,
     benchmark_backends,

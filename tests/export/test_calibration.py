@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.base import BackendError
 from backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
+from dkt.errors import BackendError
 from dkt.export.calibration import calibration_samples
 from dkt.export.quantize import MAX_CALIBRATION_IMAGES
 from dkt.imaging.imageio import write_image

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from backends.base import BackendError
 from backends.shapes import ShapeProfile
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from dkt.dktnet.model import DKTNet
+from dkt.errors import BackendError
 from tests.export_fixtures import PROFILE
 from tests.tiny import tiny_config
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from backends.base import BackendError
 from backends.shapes import ShapeProfile
 from dkt.demo.samples import make_demo_sample
 from dkt.dktnet.checkpoint import save_checkpoint
 from dkt.dktnet.model import DKTNet
+from dkt.errors import BackendError
 from dkt.export.quantize import (
     MAX_CALIBRATION_IMAGES,
     Sample,

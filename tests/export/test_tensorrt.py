@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import BackendError
 from backends.engine_sidecar import read_sidecar
 from backends.shapes import ShapeProfile
+from dkt.errors import BackendError
 from dkt.export.tensorrt import build_engine, default_timing_cache, network_flags
 from tests.backends.fake_tensorrt import FakeBuilder, FakeParser, make_fake_tensorrt
 

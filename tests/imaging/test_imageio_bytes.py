@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.errors import ImageInputError, ImageTooLargeError
+from dkt.errors import ImageInputError, ImageTooLargeError, MaskSizeError
 from dkt.imaging import imageio
 from dkt.imaging.imageio import (
-    MaskSizeError,
     encode_image,
     read_alpha_composite,
     read_alpha_composite_bytes,

@@ -15,8 +15,9 @@ import pytest
 
 from backends.base import Backend
 from backends.torch_backend import TorchBackend
+from dkt.errors import EmptyBackgroundError
 from dkt.inference.full_resolution import UPSAMPLERS
-from dkt.inference.harmonizer import EmptyBackgroundError, Harmonizer, working_shape
+from dkt.inference.harmonizer import Harmonizer, working_shape
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -443,7 +444,7 @@ def test_strength_reaches_the_backend_only_when_it_is_not_1(pair) -> None:
 
 
 def test_a_backend_that_knows_no_strength_runs_at_1_and_refuses_the_rest(pair) -> None:
-    from backends.base import BackendError
+    from dkt.errors import BackendError
 
     composite, masks = pair(30, 40)
     backend = FakeBackend(delta=0.2)  # its run takes two arrays: written before strength

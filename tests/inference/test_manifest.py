@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dkt.inference.manifest import ManifestError, plan_manifest
+from dkt.errors import ManifestError
+from dkt.inference.manifest import plan_manifest
 
 
 def _write(path: Path, text: str) -> Path:

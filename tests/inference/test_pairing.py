@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dkt.inference.pairing import IMAGE_SUFFIXES, Job, PairingError, plan_folder, plan_single
+from dkt.errors import PairingError
+from dkt.inference.pairing import IMAGE_SUFFIXES, Job, plan_folder, plan_single
 
 SAME_FOLDER = {"composite_pattern": "{key}_comp", "mask_pattern": "{key}_mask"}
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.errors import ImageInputError
+from dkt.errors import ImageInputError, PasteError
 from dkt.inference import paste as paste_module
-from dkt.inference.paste import PasteError, paste, paste_files, place
+from dkt.inference.paste import paste, paste_files, place
 
 
 def _painting(h: int = 40, w: int = 60) -> np.ndarray:

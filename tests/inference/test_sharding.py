@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dkt.errors import ShardError
 from dkt.inference.pairing import Job
-from dkt.inference.sharding import Shard, ShardError, parse_shard, select, shard_of
+from dkt.inference.sharding import Shard, parse_shard, select, shard_of
 
 
 def _jobs(keys: list[str]) -> list[Job]:

@@ -15,8 +15,8 @@ pytest.importorskip("httpx", reason="fastapi.testclient needs httpx")
 
 from fastapi.testclient import TestClient
 
-from dkt.evaluation.judgments import JudgmentLogError
-from dkt.serve.study import StudyError, create_study_app
+from dkt.errors import JudgmentLogError, StudyError
+from dkt.serve.study import create_study_app
 from tests.serve.study_data import ITEMS, METHODS, make_study, read_log
 
 CHOICES = ("left", "right", "tie")

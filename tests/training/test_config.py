@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.config import (
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    builtin_configs,
-    load_config,
-)
+from dkt.errors import ConfigError
+from training.config import TrainConfig, apply_overrides, builtin_configs, load_config
 
 
 def test_both_presets_ship_and_resolve() -> None:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dkt.downloads import WeightsDownloadError
-from dkt.errors import CheckpointError
+from dkt.errors import CheckpointError, MissingLossNetworkError, WeightsDownloadError
 from training import lossnet
-from training.lossnet import MissingLossNetworkError, find_vgg19_weights, load_loss_network
+from training.lossnet import find_vgg19_weights, load_loss_network
 
 
 def test_explicit_path_then_env_then_cache(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, load_config
+from dkt.errors import ConfigError
+from training.config import load_config
 from training.rundir import (
     checkpoint_paths,
     latest_checkpoint,

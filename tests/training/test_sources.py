@@ -17,15 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dkt.errors import PathError
-from training.data import (
-    Foreground,
-    MaskSourceError,
-    PolygonMask,
-    RleMask,
-    _rle_runs,
-    decode_mask,
-)
+from dkt.errors import MaskSourceError, PathError
+from training.data import Foreground, PolygonMask, RleMask, _rle_runs, decode_mask
 from training.sources import load_foregrounds, load_paintings, polygon_fraction
 
 mask_api = pytest.importorskip("pycocotools.mask")
