@@ -37,7 +37,12 @@ ALLOWED: dict[str, set[str]] = {
     "dkt.inference": {"dkt.dktnet", "dkt.imaging", "backends"},
     "dkt.export": {"dkt.dktnet", "dkt.imaging", "backends", "dkt.inference", "dkt.demo"},
     "dkt.evaluation": {
-        "dkt.dktnet", "dkt.imaging", "backends", "dkt.inference", "dkt.demo", "training"
+        "dkt.dktnet",
+        "dkt.imaging",
+        "backends",
+        "dkt.inference",
+        "dkt.demo",
+        "training",
     },
     "dkt.inputs": {"dkt.dktnet", "dkt.imaging"},
     "dkt.api": {"dkt.dktnet", "dkt.imaging", "backends", "dkt.inference", "dkt.inputs"},

@@ -26,7 +26,6 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-
 def usable_cores() -> int:
     """Cores this process may run on (its affinity mask, which containers and taskset set)."""
     try:
