@@ -15,10 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dkt.errors import BackendError
-
-#: The smallest image side the network runs on: its reflection-padded convolutions need two
-#: positions at stride 8, i.e. 9 px before the model pads to a multiple of 8.
-MIN_SIDE = 9
+from dkt.limits import MIN_IMAGE_SIDE
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ class Backend(ABC):
         The network needs 9 px a side (2 positions at stride 8 for its reflection-padded
         convolutions); an exported model may also have a shape profile with a larger minimum.
         """
-        return MIN_SIDE, MIN_SIDE
+        return MIN_IMAGE_SIDE, MIN_IMAGE_SIDE
 
     @property
     def on_cpu(self) -> bool:

@@ -17,9 +17,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.records import (
+    PROFILE_WORDS,
+    Field,
+    check_fields,
+    is_int,
+    is_profile,
+    is_str,
+    is_str_list,
+    optional,
+    parse_record,
+    shown,
+)
 from backends.shapes import INPUT_NAMES, OUTPUT_NAMES, ShapeProfile
 from dkt.atomic import atomic_write_bytes
-from dkt.errors import BackendError, EngineMismatchError
+from dkt.errors import BackendError, EngineMismatchError, ModelMetadataError
 
 SIDECAR_FORMAT = "dkt-tensorrt-engine"
 SIDECAR_VERSION = 1
@@ -47,30 +59,43 @@ class EngineMetadata:
         return {"format": SIDECAR_FORMAT, "format_version": SIDECAR_VERSION, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "sidecar") -> EngineMetadata:
+    def from_dict(cls, data: Any, source: str = "sidecar") -> EngineMetadata:
+        """Build from a parsed sidecar, checked against :data:`SCHEMA` first."""
+        if not isinstance(data, dict):
+            raise ModelMetadataError(f"{source}: engine metadata is not a JSON object")
         if data.get("format") != SIDECAR_FORMAT:
-            raise BackendError(
-                f"{source}: not a dkt engine sidecar (format {data.get('format')!r})"
+            raise ModelMetadataError(
+                f"{source}: not a dkt engine sidecar (format {shown(data.get('format'))})"
             )
-        if int(data.get("format_version", 0)) > SIDECAR_VERSION:
-            raise BackendError(f"{source}: written by a newer dkt; upgrade dkt or re-export")
-        try:
-            return cls(
-                dkt_version=str(data["dkt_version"]),
-                source_checkpoint=str(data["source_checkpoint"]),
-                source_sha256=str(data["source_sha256"]),
-                tensorrt_version=str(data["tensorrt_version"]),
-                gpu_name=str(data["gpu_name"]),
-                compute_capability=str(data["compute_capability"]),
-                precision=str(data["precision"]),
-                profile=ShapeProfile.from_dict(data["profile"]),
-                working_size=data.get("working_size"),
-                inputs=tuple(data.get("inputs", INPUT_NAMES)),
-                outputs=tuple(data.get("outputs", OUTPUT_NAMES)),
-                extra=dict(data.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(f"{source}: incomplete engine sidecar ({exc})") from exc
+        check_fields(data, {"format_version": SCHEMA["format_version"]}, source, _LABEL)
+        if data["format_version"] > SIDECAR_VERSION:
+            raise ModelMetadataError(f"{source}: written by a newer dkt; upgrade dkt or re-export")
+        check_fields(data, SCHEMA, source, _LABEL)
+        return cls(
+            **{key: data[key] for key in _TEXT_FIELDS},
+            profile=ShapeProfile.from_dict(data["profile"]),
+            working_size=data.get("working_size"),
+            inputs=tuple(data.get("inputs", INPUT_NAMES)),
+            outputs=tuple(data.get("outputs", OUTPUT_NAMES)),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+_TEXT_FIELDS = (
+    "dkt_version", "source_checkpoint", "source_sha256", "tensorrt_version", "gpu_name",
+    "compute_capability", "precision",
+)  # fmt: skip
+#: What each key of a sidecar must be; the writer always writes every key but ``extra``.
+SCHEMA = {
+    "format_version": Field("a whole number from 1", lambda v: is_int(v, 1), required=True),
+    **{key: Field("a string", is_str, required=True) for key in _TEXT_FIELDS},
+    "profile": Field(PROFILE_WORDS, is_profile, required=True),
+    "working_size": Field("a whole number from 8, or null", optional(lambda v: is_int(v, 8))),
+    "inputs": Field("a list of strings", is_str_list),
+    "outputs": Field("a list of strings", is_str_list),
+    "extra": Field("an object", lambda v: isinstance(v, dict)),
+}
+_LABEL = "engine metadata"
 
 
 def sidecar_path(engine: Path | str) -> Path:
@@ -93,10 +118,14 @@ def read_sidecar(engine: Path | str) -> EngineMetadata:
             "with one by `dkt export --format trt`); re-export the engine"
         )
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
         raise BackendError(f"{path}: unreadable engine metadata ({exc})") from exc
-    return EngineMetadata.from_dict(data, str(path))
+    except UnicodeDecodeError:
+        raise ModelMetadataError(
+            f"{path}: engine metadata is not UTF-8 text (a dkt sidecar is JSON)"
+        ) from None
+    return EngineMetadata.from_dict(parse_record(text, str(path), _LABEL), str(path))
 
 
 def _release(version: str) -> tuple[str, ...]:

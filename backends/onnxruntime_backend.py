@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import MIN_SIDE, Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor
 from backends.onnx_metadata import ONNX_PRECISIONS, parse_metadata, read_metadata
 from backends.registry import require_module
 from backends.shapes import (
@@ -38,6 +38,7 @@ from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.model import MULTIPLE, estimate_working_bytes
 from dkt.errors import BackendError
+from dkt.limits import MIN_IMAGE_SIDE
 
 CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 GPU_KINDS = {"cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
@@ -103,7 +104,7 @@ class OnnxRuntimeBackend(Backend):
         devices=("auto", "cpu", "cuda", "tensorrt"),
         precisions=ONNX_PRECISIONS,  # fixed in the graph at export
         size_multiple=MULTIPLE,
-        min_side=MIN_SIDE,
+        min_side=MIN_IMAGE_SIDE,
         dynamic_shapes=True,  # a --dynamic export; a --static one fixes its file's shape
         extra="onnx",
     )

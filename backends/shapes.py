@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from backends.base import MIN_SIDE
 from dkt.errors import ShapeError
+from dkt.limits import MIN_IMAGE_SIDE
 
 INPUT_NAMES = ("composite", "mask")
 OUTPUT_NAMES = ("harmonized",)
@@ -29,7 +29,7 @@ CHANNELS = {"composite": 3, "mask": 1, "harmonized": 3}
 STRENGTH_INPUT = "strength"
 STRENGTH_SHAPE = (1,)
 
-#: ``MIN_SIDE`` (9, from :mod:`backends.base`): the network's reflection-padded convolutions
+#: ``MIN_IMAGE_SIDE`` (9, from :mod:`dkt.limits`): the network's reflection-padded convolutions
 #: need at least 2x2 positions at stride 8, i.e. at least 9 pixels per side before the model
 #: pads to a multiple of 8.
 DEFAULT_MIN = (1, 16, 16)
@@ -67,8 +67,10 @@ def parse_shape(text: str) -> Triple:
         batch, height, width = numbers
     if batch < 1:
         raise ShapeError(f"bad shape '{text}': batch must be at least 1")
-    if min(height, width) < MIN_SIDE:
-        raise ShapeError(f"bad shape '{text}': the network needs at least {MIN_SIDE} px a side")
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ShapeError(
+            f"bad shape '{text}': the network needs at least {MIN_IMAGE_SIDE} px a side"
+        )
     return batch, height, width
 
 
@@ -119,7 +121,7 @@ class ShapeProfile:
     @property
     def min_hw(self) -> tuple[int, int]:
         """The smallest (H, W) the profile admits, never under the network's own minimum."""
-        return max(MIN_SIDE, self.min[1]), max(MIN_SIDE, self.min[2])
+        return max(MIN_IMAGE_SIDE, self.min[1]), max(MIN_IMAGE_SIDE, self.min[2])
 
     def contains(self, batch: int, height: int, width: int) -> bool:
         value = (batch, height, width)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from backends.base import MIN_SIDE, Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor
 from backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
 from backends.onnx_metadata import EXPORT_PRECISIONS
 from backends.registry import require_module
@@ -29,6 +29,7 @@ from backends.shapes import CHANNELS, INPUT_NAMES, OUTPUT_NAMES, STRENGTH_INPUT,
 from dkt.dktnet.checkpoint import file_sha256
 from dkt.dktnet.model import MULTIPLE
 from dkt.errors import BackendError, ShapeError
+from dkt.limits import MIN_IMAGE_SIDE
 
 MIN_TENSORRT_MAJOR = 10
 WARMUP_RUNS = 2
@@ -86,7 +87,7 @@ class TensorRTBackend(Backend):
         devices=("auto", "cuda"),  # no CPU: cuda_index refuses it with the ONNX way out
         precisions=tuple(EXPORT_PRECISIONS),  # engines are built from the ONNX export
         size_multiple=MULTIPLE,
-        min_side=MIN_SIDE,
+        min_side=MIN_IMAGE_SIDE,
         dynamic_shapes=True,  # re-binds per shape within the engine's optimization profile
         extra="trt",
     )

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from backends.allocator import keep_freed_memory
-from backends.base import MIN_SIDE, Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dkt.dktnet.model import MULTIPLE, DKTNet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.errors import BackendError
+from dkt.limits import MIN_IMAGE_SIDE
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -43,7 +44,7 @@ class TorchBackend(Backend):
         devices=("auto", "cpu", "cuda", "mps"),
         precisions=tuple(PRECISIONS),
         size_multiple=MULTIPLE,
-        min_side=MIN_SIDE,
+        min_side=MIN_IMAGE_SIDE,
         dynamic_shapes=True,
     )
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dkt.errors import DktError as DktError
     from dkt.errors import ImageInputError as ImageInputError
     from dkt.errors import InputError as InputError
+    from dkt.errors import OptionError as OptionError
     from dkt.errors import PathError as PathError
     from dkt.errors import StrengthError as StrengthError
     from dkt.inference.jobs import RunSummary as RunSummary
@@ -40,6 +41,7 @@ _EXPORTS = {
     "PathError": "dkt.errors",
     "ImageInputError": "dkt.errors",
     "StrengthError": "dkt.errors",
+    "OptionError": "dkt.errors",
     "InputError": "dkt.inputs",
 }
 

@@ -22,8 +22,8 @@ from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.errors import DktError, InputError
 from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference import harmonizer as engine
-from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.jobs import Existing, RunSummary
+from dkt.inference.options import check_batch, check_size, check_upsample, check_workers
 from dkt.inference.pairing import Job, mark_output_folder, plan_folder
 from dkt.inference.paste import paste as paste_arrays
 from dkt.inference.paste import read_cutout
@@ -41,8 +41,11 @@ class Harmonizer:
     (the backend follows the suffix unless ``backend`` names one); ``None`` is the bundled
     model. ``device``: ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda[:N]"``.
     ``size`` is the working resolution's long side (``None``: the model's, 0: the image's
-    own). ``strength`` is the style strength from 0 (the composite as pasted) to 1 (full
-    harmonization, the default); a call may override it. A number outside [0, 1] raises
+    own, else at least 8). A bad ``size`` or ``upsample`` (here or in a call), ``workers``
+    or ``batch`` raises :class:`dkt.OptionError` (a ``ValueError``), in the words the
+    command line and the server use. ``strength`` is the style strength from 0 (the
+    composite as pasted) to 1 (full harmonization, the default); a call may override it.
+    A number outside [0, 1] raises
     :class:`dkt.StrengthError` (a ``ValueError``); a model that runs at strength 1 only (an
     ONNX export or engine made before strength existed) raises a ``DktError`` saying to
     re-export it. The model stays loaded until :meth:`close` (or the end of a ``with`` block).
@@ -67,9 +70,9 @@ class Harmonizer:
         strength: float = DEFAULT_STRENGTH,
     ) -> None:
         path = Path(model) if model is not None else dktnet.BUNDLED_MODEL
-        if upsample not in UPSAMPLERS:
-            raise InputError(f"upsample must be one of {', '.join(UPSAMPLERS)}")
-        strength = check_strength(strength)  # before the model loads, not after
+        # Before the model loads, not after.
+        size, upsample = check_size(size), check_upsample(upsample)
+        strength = check_strength(strength)
         self.backend: Backend = open_backend(
             path,
             backend=backend,
@@ -111,6 +114,8 @@ class Harmonizer:
         ((480, 640, 3), dtype('uint8'))
         """
         strength = self.strength if strength is None else check_strength(strength)
+        size = self.size if size is None else check_size(size)
+        upsample = self.upsample if upsample is None else check_upsample(upsample)
         if _is_batch(image):
             return self._batch(image, mask, size, upsample, strength)
         return self._one(image, mask, size, upsample, strength)
@@ -122,16 +127,11 @@ class Harmonizer:
         hw = converted.image.shape[:2]
         weights = converted.alpha if mask is None else convert_mask(mask, hw)
         check_not_empty(weights, image if mask is None else mask)
-        runner = engine.Harmonizer(
-            self.backend,
-            self.size if size is None else size,
-            upsample or self.upsample,
-            strength,
-        )
+        runner = engine.Harmonizer(self.backend, size, upsample, strength)
         return converted.restore(runner.harmonize(converted.image, weights), weights)
 
     def _batch(self, images, masks, size, upsample, strength: float) -> Any:
-        masks = [None] * len(images) if masks is None else list(masks)
+        masks = _batch_masks(masks, len(images))
         if len(masks) != len(images):
             raise InputError(f"{len(images)} images but {len(masks)} masks")
         results = [
@@ -173,6 +173,7 @@ class Harmonizer:
         (40, 0)
         """
         policy = {"fail": Existing.FAIL, "skip": Existing.SKIP, "overwrite": Existing.OVERWRITE}
+        workers, batch = check_workers(workers), check_batch(batch)
         if existing not in policy:
             raise InputError(f"existing must be one of {', '.join(policy)}, got {existing!r}")
         patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
@@ -217,6 +218,16 @@ class Harmonizer:
     def __repr__(self) -> str:
         extra = "" if self.strength == DEFAULT_STRENGTH else f", strength={self.strength:g}"
         return f"dkt.Harmonizer(model={str(self.model)!r}, backend={self.backend.name!r}{extra})"
+
+
+def _batch_masks(masks: Any, count: int) -> list[Any]:
+    """One mask per image of a batch. A single (H, W) mask (an array or tensor of two
+    dimensions) goes with every image: read as a sequence it was H masks of one row."""
+    if masks is None:
+        return [None] * count
+    if getattr(masks, "ndim", None) == 2:
+        return [masks] * count
+    return list(masks)
 
 
 def _is_batch(value: object) -> bool:

@@ -3,18 +3,24 @@
 The data goes to a temporary file in the destination's folder (same file system, so the
 final ``os.replace`` is atomic), is flushed to disk, and only then takes the final name.
 If anything fails or the process is killed, the destination is untouched and at most a
-hidden ``.<name>.*.tmp`` file is left behind.
+hidden ``.<name>~<hash>.*.tmp`` file is left behind. The temporary's name is short whatever
+the final one: ``<name>`` is the final name's first 32 bytes and ``<hash>`` tells apart the
+names that share them, so any name the file system takes can be written (a temporary named
+``.<name>.*.tmp`` is 14 bytes longer than ``<name>``, and failed for names over 241 bytes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _TMP_SUFFIX = ".tmp"
+#: Bytes of the final name a temporary's name begins with, so a user can tell whose it is.
+_NAME_BYTES = 32
 
 
 def _default_mode() -> int:
@@ -33,7 +39,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=_TMP_SUFFIX, dir=final.parent)
+    prefix = f".{_temp_tag(final.name)}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -67,7 +74,8 @@ def remove_stale_temps(paths: Iterable[str | Path]) -> int:
     by_folder: dict[Path, set[str]] = {}
     for path in paths:
         final = Path(path)
-        by_folder.setdefault(final.parent, set()).add(final.name)
+        # The name itself too: what an earlier dkt's ``.<name>.*.tmp`` temporaries carry.
+        by_folder.setdefault(final.parent, set()).update((final.name, _temp_tag(final.name)))
     removed = 0
     for folder, names in by_folder.items():
         try:
@@ -82,8 +90,29 @@ def remove_stale_temps(paths: Iterable[str | Path]) -> int:
     return removed
 
 
+def is_temporary_of(path: str | Path, final: str | Path) -> bool:
+    """Whether ``path`` is a temporary :func:`atomic_path` made for ``final``: an error about
+    it is an error writing ``final``, and should name that, not a random hidden file."""
+    path, final = Path(path), Path(final)
+    owner = _temp_owner(path.name)
+    return path.parent == final.parent and owner in (_temp_tag(final.name), final.name)
+
+
+def _temp_tag(name: str) -> str:
+    """What stands for final name ``name`` in its temporaries' names: at most 32 bytes of it
+    (whole characters) and a hash of all of it."""
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    start = ""
+    for char in name:
+        if len(os.fsencode(start + char)) > _NAME_BYTES:
+            break
+        start += char
+    return f"{start}~{digest}"
+
+
 def _temp_owner(name: str) -> str | None:
-    """The final file name a temporary belongs to (``.a.png.x1y2.tmp`` -> ``a.png``)."""
+    """The tag (:func:`_temp_tag`) or, from an earlier dkt, the final name that a
+    temporary's name holds (``.a.png~3f2a.x1y2.tmp`` -> ``a.png~3f2a``)."""
     if not (name.startswith(".") and name.endswith(_TMP_SUFFIX)):
         return None
     owner, dot, _random = name[1 : -len(_TMP_SUFFIX)].rpartition(".")

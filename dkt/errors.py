@@ -75,6 +75,16 @@ class StrengthError(DktError, ValueError):
     """
 
 
+class OptionError(DktError, ValueError):
+    """A harmonizer option outside what it accepts (size, upsample, workers, batch); the
+    message names the option, in the same words from the command line, the API and the
+    server (a ``ValueError`` too).
+
+    >>> h = dkt.Harmonizer(size=-1)                      # doctest: +SKIP
+    dkt.OptionError: size must be 0 (the image's own) or at least 8, got -1
+    """
+
+
 class EmptySheetError(DktError):
     """No composite could be read, so a contact sheet would be empty."""
 
@@ -172,6 +182,10 @@ class ConfigError(DktError, ValueError):
     """A config that cannot be used; the message names the file or the key."""
 
 
+class ClusterError(DktError):
+    """A distributed run cannot start: Ray is not installed, or no cluster answers there."""
+
+
 class MaskSourceError(ImageInputError):
     """A bad annotation: the message names its file and where in it (line, annotation id).
 
@@ -187,3 +201,23 @@ class MaskSourceError(ImageInputError):
 
 class MissingLossNetworkError(CheckpointError):
     """No pretrained VGG-19 was found, and none was asked to be downloaded."""
+
+
+class TrainingDivergedError(DktError):
+    """A training loss became NaN or infinite: the run stops, its last good checkpoint kept.
+
+    Every step after a non-finite loss would only spread it through the weights, and the
+    model written at the end would harmonize nothing while looking like a success.
+    """
+
+
+class ModelMetadataError(BackendError):
+    """The record a model file carries (an ONNX export's dkt metadata, an engine's sidecar)
+    is malformed: the message names the file and the field at fault."""
+
+
+class ModelOutputError(DktError):
+    """The model gave NaN or infinite values for an image: that file fails, nothing is written.
+
+    Blending such an output hid it (the composite came back unchanged and counted as done).
+    """

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dkt.errors import ImageInputError, InputError
+from dkt.errors import InputError
 from dkt.imaging.imageio import (
     DEFAULT_MAX_PIXELS,
     image_to_mask,
@@ -27,6 +27,7 @@ from dkt.imaging.imageio import (
     read_image,
     read_mask,
 )
+from dkt.imaging.masks import check_selects, integer_weights
 
 #: What ``dkt.Harmonizer`` accepts for an image or a mask.
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | Any  # Any: a torch.Tensor
@@ -98,6 +99,8 @@ def _from_array(array: np.ndarray, want_alpha: bool) -> Converted:
     if want_alpha and array.shape[2] != 4:
         raise InputError("image: no mask was given and an (H, W, 3) array has no alpha")
     colour, alpha_channel = array[:, :, :3], array[:, :, 3] if array.shape[2] == 4 else None
+    if alpha_channel is not None and not want_alpha:
+        colour = _over_white(colour, alpha_channel)
     if array.dtype in (np.uint8, np.uint16):
         scale = np.iinfo(array.dtype).max
         alpha = None
@@ -115,6 +118,19 @@ def _from_array(array: np.ndarray, want_alpha: bool) -> Converted:
         alpha = alpha_channel.astype(np.float32) if want_alpha else None
         return Converted(wide, alpha, restore)
     raise InputError(f"image: unsupported array dtype {array.dtype} (use uint8, uint16 or float)")
+
+
+def _over_white(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """An (H, W, 4) image given with a mask, flattened on white as the same pixels saved as
+    an RGBA PNG are read (:func:`dkt.imaging.imageio.read_image`): its alpha is not dropped."""
+    if np.issubdtype(colour.dtype, np.floating):  # its range is checked with the colours
+        a = alpha[..., None]
+        return (colour * a + (1 - a)).astype(colour.dtype)
+    if colour.dtype not in (np.uint8, np.uint16):
+        return colour  # an unsupported dtype, refused with the colours
+    top = int(np.iinfo(colour.dtype).max)
+    c, a = colour.astype(np.uint64), alpha[..., None].astype(np.uint64)
+    return ((c * a + top * (top - a) + top // 2) // top).astype(colour.dtype)
 
 
 def _check_unit_range(array: np.ndarray, what: str) -> None:
@@ -145,8 +161,9 @@ def _from_tensor(tensor: Any, want_alpha: bool) -> Converted:
 def convert_mask(value: ImageLike, hw: tuple[int, int]) -> np.ndarray:
     """Any mask kind -> float32 (H, W) in [0, 1], with the rules files follow.
 
-    An integer mask whose largest value is 1 is a 0/1 label mask (1 is the object), as for
-    mask files; otherwise integers are scaled by their type's maximum and floats must
+    Integers follow the rule mask files do (:mod:`dkt.imaging.masks`): largest value 1 is a
+    0/1 label mask, 0..255 is 8-bit whatever the type (``np.where(m > 0, 255, 0)`` is
+    int64), 0..65535 is 16-bit in a ``uint16`` array, anything else is refused. Floats must
     already lie in [0, 1].
     """
     if isinstance(value, (str, os.PathLike)):
@@ -174,10 +191,7 @@ def _array_mask(array: np.ndarray) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
-        top = array.max() if array.size else 0
-        if top == 1:
-            return (array > 0).astype(np.float32)
-        return (array / np.float32(np.iinfo(array.dtype).max)).astype(np.float32)
+        return integer_weights(array, sixteen_bit=array.dtype == np.uint16)
     if np.issubdtype(array.dtype, np.floating):
         _check_unit_range(array, "mask")
         return array.astype(np.float32)
@@ -185,10 +199,6 @@ def _array_mask(array: np.ndarray) -> np.ndarray:
 
 
 def check_not_empty(mask: np.ndarray, source: ImageLike) -> None:
-    """An empty mask is an error, as on the command line: it would return the input as is."""
-    if mask.any():
-        return
-    reason = "mask is empty (every pixel is 0: no object to harmonize)"
-    if isinstance(source, (str, os.PathLike)):
-        raise ImageInputError(source, reason)
-    raise InputError(reason)
+    """A mask that selects nothing is an error, as on the command line and the server: it
+    would return the input as is. ``source`` is what the mask came from (a path is named)."""
+    check_selects(mask, Path(source) if isinstance(source, (str, os.PathLike)) else None)

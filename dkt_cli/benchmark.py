@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -23,7 +22,7 @@ from dkt.export.benchmark import (
     model_config,
     model_for_backend,
 )
-from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json
+from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json, stderr_console
 
 
 def parse_backends(text: str) -> list[str]:
@@ -169,5 +168,5 @@ def _finish(results: list[BenchmarkResult], json_output: bool) -> None:
         print_json({"results": [r.to_dict() for r in results]})
     if results:
         # Off a terminal (a log, CI) rich would cut the table to 80 columns.
-        out = err if err.is_terminal else Console(stderr=True, highlight=False, width=140)
+        out = err if err.is_terminal else stderr_console(width=140)
         out.print(_table(results))

@@ -23,6 +23,7 @@ import numpy as np
 import typer
 
 from dkt.atomic import atomic_write_bytes, remove_stale_temps
+from dkt.csvcells import guard_cell
 from dkt.dktnet import __version__
 from dkt.errors import DktError, ImageInputError
 from dkt.imaging.imageio import write_image
@@ -300,7 +301,7 @@ def make_composites(
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: guard_cell(v) for k, v in row.items()} for row in rows)
     atomic_write_bytes(out / MANIFEST, text.getvalue().encode("utf-8"))
     skipped = sorted(_describe(item) for item in dataset.skipped)
     settings = {

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from dkt.errors import DktError, EmptySheetError, MethodError, PairingError
@@ -33,7 +32,7 @@ from dkt.evaluation.report import (
 from dkt.evaluation.runner import METRICS, EvalReport, Metric, PerceptualScorer, run_evaluation
 from dkt.imaging.imageio import read_image
 from dkt.inference.pairing import IMAGE_SUFFIXES, Job, plan_folder
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar, stderr_console
 
 _INPUTS = "Inputs"
 _METRICS = "Metrics"
@@ -530,7 +529,7 @@ def _print_report(report: EvalReport, references: Path | None, seconds: float, q
         return
     # Off a terminal (a log, a pipe) there is no width to respect: print the table whole
     # rather than squeezing it into rich's default 80 columns.
-    out = err if err.is_terminal else Console(stderr=True, highlight=False, width=_TABLE_WIDTH)
+    out = err if err.is_terminal else stderr_console(width=_TABLE_WIDTH)
     out.print(render_table(report))
     for note in _notes(report, references):
         out.print(f"[dim]{note}[/]")

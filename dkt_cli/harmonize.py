@@ -17,18 +17,43 @@ from backends.base import Backend
 from backends.registry import open_backend
 from dkt import dktnet
 from dkt.dktnet.strength import check_strength
-from dkt.errors import DktError, PairingError, ShardError, StrengthError
-from dkt.imaging.imageio import DEFAULT_MAX_PIXELS, is_lossy, output_format, write_image
+from dkt.errors import DktError, OptionError, PairingError, ShardError, StrengthError
+from dkt.imaging.imageio import (
+    DEFAULT_MAX_PIXELS,
+    is_lossy,
+    output_format,
+    read_metadata,
+    write_image,
+)
 from dkt.inference.cpu import pipeline_threads
-from dkt.inference.full_resolution import UPSAMPLERS
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, RunSummary
 from dkt.inference.manifest import plan_manifest
-from dkt.inference.pairing import Job, mark_output_folder, plan_alpha, plan_folder, plan_single
+from dkt.inference.options import check_batch, check_size, check_upsample, check_workers
+from dkt.inference.pairing import (
+    Job,
+    check_output_folders,
+    mark_output_folder,
+    path_problem,
+    plan_alpha,
+    plan_folder,
+    plan_single,
+    shorten,
+)
 from dkt.inference.paste import paste_files
 from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, default_batch, run_all
+from dkt.inference.ray_engine import ClusterOptions, ModelOptions, harmonize_on_ray
 from dkt.inference.sharding import Shard, parse_shard, select
-from dkt_cli.console import EXIT_FAILED, err, fail, print_json, progress_bar
+from dkt_cli.console import (
+    EXIT_FAILED,
+    err,
+    fail,
+    job_progress,
+    plain_line,
+    print_json,
+    printable,
+    say,
+)
 from dkt_cli.options import MODEL_PANEL, BackendName, ModelFile
 
 _FOLDERS = "Folders"
@@ -49,6 +74,7 @@ def _plan(
     patterns: dict[str, str],
     manifest: Path | None = None,
     notes: list[str] | None = None,
+    output_root: Path | None = None,
 ) -> list[Job]:
     """Jobs for single-image, folder or manifest mode; a mix of them is a usage error."""
     single = [composite, mask, output]
@@ -56,7 +82,7 @@ def _plan(
     if manifest is not None:
         if any(v is not None for v in single + folder):
             fail("--manifest lists the images itself; drop COMPOSITE, --mask, -o and the folders")
-        return plan_manifest(manifest)
+        return plan_manifest(manifest, output_root)
     if any(v is not None for v in single) and any(v is not None for v in folder):
         fail("give either COMPOSITE --mask -o, or --composites --masks --out, not both")
     if composite is not None:
@@ -126,19 +152,32 @@ def _pasted_job(
     if save_composite is not None and save_composite.suffix.lower() != ".png":
         fail(f"--save-composite {save_composite}: use a .png file (it must be lossless)")
     place = _parse_at(at)
+    name = f"{cutout.stem}-on-{painting.stem}"[:60]  # two long stems are past a name's limit
+    comp_path = save_composite or scratch / f"{name}.png"
+    mask_path = comp_path.with_name(f"{comp_path.stem}_mask.png")
+    for path, what in ((output, "output"), (mask_path, "--save-composite's mask")):
+        if (problem := path_problem(path)) is not None:
+            fail(f"{what} {shorten(str(path))}: {problem}")
     try:
         composite, mask = paste_files(painting, cutout, place, scale, max_pixels=max_pixels)
     except DktError as exc:
         fail(str(exc))
-    name = f"{cutout.stem}-on-{painting.stem}"
-    comp_path = save_composite or scratch / f"{name}.png"
-    mask_path = comp_path.with_name(f"{comp_path.stem}_mask.png")
-    write_image(comp_path, composite)
+    write_image(comp_path, composite, meta=read_metadata(painting))  # the result keeps it
     write_image(mask_path, np.round(mask * 255).astype(np.uint8))
     try:
         return plan_single(comp_path, mask_path, output)
     except PairingError as exc:
         fail(str(exc))
+
+
+def _name_pasted_inputs(summary: RunSummary, job: Job, painting: Path, cutout: Path) -> None:
+    """A failure names the files the user gave, not the composite and mask pasted into a
+    temporary folder that is gone when the run ends."""
+    shown = {str(job.mask): f"{cutout} (its alpha)", str(job.composite): f"{cutout} on {painting}"}
+    for failure in summary.failures:
+        for scratch, user in shown.items():
+            failure.error = failure.error.replace(scratch, user)
+        failure.composite = shown[str(job.composite)]
 
 
 def _strength(text: str) -> float:
@@ -170,13 +209,15 @@ def _shard(text: str | None, single: bool) -> Shard | None:
         fail(str(exc))
 
 
-def _check_output_formats(jobs: list[Job]) -> None:
-    """Refuse an output suffix no writer knows before the model loads, not after it ran."""
-    for job in jobs:
-        try:
+def _check_outputs(jobs: list[Job]) -> None:
+    """Refuse an output suffix no writer knows, or an output that cannot be written, before
+    the model loads, not after it ran."""
+    try:
+        for job in jobs:
             output_format(job.output)
-        except DktError as exc:
-            fail(str(exc))
+        check_output_folders(job.output for job in jobs)
+    except DktError as exc:
+        fail(str(exc))
 
 
 def _mark_output_folders(jobs: list[Job], out: Path | None) -> None:
@@ -197,19 +238,19 @@ def _warn_lossy(jobs: list[Job]) -> None:
     """Once per run: a JPEG output cannot keep the painting's pixels as they were."""
     lossy = [job for job in jobs if is_lossy(job.output)]
     if lossy:
-        err.print(
-            f"[yellow]warning:[/] {len(lossy)} output(s) are JPEG ({escape(str(lossy[0].output))}"
+        say(
+            "warning",
+            f"{len(lossy)} output(s) are JPEG ({lossy[0].output}"
             f"{' ...' if len(lossy) > 1 else ''}): JPEG re-encodes the painting lossily, so "
             "the background is no longer byte-identical to the input; use .png, .webp or "
             ".tif to keep it",
-            soft_wrap=True,
         )
 
 
 def _say_fallback(engine: Backend) -> None:
     """One line when --allow-cpu-fallback was used: a CPU run is far slower than asked for."""
     if engine.fallback_note:
-        err.print(f"[yellow]warning:[/] {escape(engine.fallback_note)}", soft_wrap=True)
+        say("warning", engine.fallback_note)
 
 
 def _print_failures(summary: RunSummary) -> None:
@@ -223,16 +264,16 @@ def _print_failures(summary: RunSummary) -> None:
         table.add_column("item", style="bold")
         table.add_column("error")
         for failure in summary.failures:
-            table.add_row(failure.key, failure.error)
+            table.add_row(escape(printable(failure.key)), escape(printable(failure.error)))
         err.print(table)
         return
     for failure in summary.failures:
-        err.print(failure.error, markup=False, soft_wrap=True)
+        plain_line(failure.error)
 
 
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
-        err.print(f"[cyan]note:[/] {escape(note)}", soft_wrap=True)
+        say("note", note)
 
 
 def _report(summary: RunSummary, shard: Shard | None = None) -> None:
@@ -246,6 +287,25 @@ def _report(summary: RunSummary, shard: Shard | None = None) -> None:
         f"of {summary.total}{where}{note} in {summary.seconds_total:.1f} s",
         soft_wrap=True,
     )
+
+
+def _run_on_ray(jobs: list[Job], model: Path, options: ModelOptions, policy: Existing,
+                cluster: ClusterOptions, quiet: bool, json_output: bool,
+                part: Shard | None) -> None:  # fmt: skip
+    """``--ray``: the same jobs, report and exit codes, run by dkt.inference.ray_engine."""
+    with job_progress(quiet, len(jobs), "harmonizing on Ray") as advance:
+        try:
+            run = harmonize_on_ray(jobs, model, options, policy, advance,
+                                   cluster=cluster)  # fmt: skip
+        except DktError as exc:
+            fail(str(exc))
+    if json_output:
+        print_json({**run.summary.to_dict(), "strength": options.strength,
+                    "backend": run.describe()})  # fmt: skip
+    if not quiet or run.summary.failures:
+        _report(run.summary, part)
+    if run.summary.failures or run.summary.interrupted:
+        raise typer.Exit(EXIT_FAILED if run.summary.failures else 130)
 
 
 def harmonize(
@@ -374,8 +434,8 @@ def harmonize(
     size: Annotated[
         int | None,
         typer.Option(
-            help="Working resolution (long side); 0 = the image's own. Default: the model's.",
-            min=0,
+            help="Working resolution (long side), at least 8; 0 = the image's own. "
+            "Default: the model's.",
             rich_help_panel=_MODEL,
         ),
     ] = None,
@@ -405,6 +465,15 @@ def harmonize(
             rich_help_panel=_SCALE,
         ),
     ] = None,
+    output_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --manifest: the folder every output must lie in; a manifest naming "
+            "an output elsewhere (../x.png, an absolute path) is refused.",
+            show_default="the manifest's folder",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
     shard: Annotated[
         str | None,
         typer.Option(
@@ -419,7 +488,6 @@ def harmonize(
         typer.Option(
             help="Reader and writer threads that overlap decoding and encoding with the "
             "model; 0 = one image at a time, no pipeline.",
-            min=0,
             rich_help_panel=_SCALE,
         ),
     ] = 2,
@@ -428,7 +496,6 @@ def harmonize(
         typer.Option(
             help="Images of the same working size run through the model together (on the "
             "CPU batching is no faster and multiplies the model's memory).",
-            min=1,
             show_default="4 on a GPU, 1 on the CPU",
             rich_help_panel=_SCALE,
         ),
@@ -462,6 +529,34 @@ def harmonize(
             rich_help_panel=_SCALE,
         ),
     ] = DEFAULT_MAX_PIXELS,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on Ray (pip install 'dkt[ray]'): 'local' starts or joins a Ray instance "
+            "on this machine, 'auto' or ray://HOST:PORT an existing cluster. Every worker "
+            "must see the input and output paths (a shared file system).",
+            metavar="local|auto|ADDRESS",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Ray workers (each opens the model once).",
+            min=1,
+            show_default="as many as the cluster's GPUs, or CPUs, hold",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
+    ray_gpus_per_worker: Annotated[
+        float | None,
+        typer.Option(
+            help="GPUs each Ray worker takes; 0: CPU workers of --threads cores (default 1).",
+            min=0,
+            show_default="1 where the cluster has GPUs, else 0",
+            rich_help_panel=_SCALE,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")
@@ -481,10 +576,12 @@ def harmonize(
 
       dkt harmonize --composites comps/ --masks masks/ --out results/ --skip-existing
 
-      dkt harmonize --composites data/ --masks data/ --out results/
-      --composite-pattern '{key}_comp' --mask-pattern '{key}_mask'
+      dkt harmonize --composites data/ --masks data/ --out results/ \\
+        --composite-pattern '{key}_comp' --mask-pattern '{key}_mask'
 
       dkt harmonize --manifest jobs.csv --shard 3/8 --skip-existing
+
+      dkt harmonize --composites comps/ --masks masks/ --out results/ --ray auto
 
       dkt harmonize --painting painting.jpg --object cutout.png --at 120,80 --scale 0.5 -o out.png
 
@@ -493,12 +590,17 @@ def harmonize(
     patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
                 "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip
     policy = _existing_policy(skip_existing, overwrite)
-    if upsample not in UPSAMPLERS:
-        fail(f"--upsample {upsample!r} is not one of {', '.join(UPSAMPLERS)}")
+    try:  # the same checks, and words, as dkt.Harmonizer and the server
+        size, upsample = check_size(size), check_upsample(upsample)
+        workers, batch = check_workers(workers), check_batch(batch)
+    except OptionError as exc:
+        fail(str(exc))
     style = _strength(strength)
     given = [composite, mask, composites, masks, out, manifest]
     pasting = _check_cutout_options(painting, cutout, at, scale, save_composite, given)
     part = _shard(shard, single=composite is not None or pasting)
+    if output_root is not None and manifest is None:
+        fail("--output-root goes with --manifest: it confines the outputs a manifest lists")
     notes: list[str] = []
     limit = max_pixels or None
     with contextlib.ExitStack() as scratch_dir:
@@ -509,13 +611,23 @@ def harmonize(
         else:
             try:
                 jobs = select(_plan(composite, mask, output, composites, masks, out, patterns,
-                                    manifest, notes), part)  # fmt: skip
+                                    manifest, notes, output_root), part)  # fmt: skip
             except PairingError as exc:
                 fail(str(exc))
         if not quiet:
             _print_notes(notes)
             _warn_lossy(jobs)
-        _check_output_formats(jobs)
+        _check_outputs(jobs)
+        if ray is not None:
+            _mark_output_folders(jobs, out)
+            options = ModelOptions(backend=backend, device=device, precision=precision,
+                                   allow_cpu_fallback=allow_cpu_fallback, threads=threads,
+                                   size=size, upsample=upsample, strength=style,
+                                   max_pixels=limit)  # fmt: skip
+            cluster = ClusterOptions(None if ray == "local" else ray, ray_workers,
+                                     ray_gpus_per_worker)  # fmt: skip
+            _run_on_ray(jobs, model, options, policy, cluster, quiet, json_output, part)
+            return
         if threads is None and workers > 0:
             threads = pipeline_threads(workers)
         load_start = time.perf_counter()
@@ -542,13 +654,14 @@ def harmonize(
         pipeline = {"workers": workers, "batch": batch, "threads": threads,
                     "max_inflight_mb": max_inflight_mb or None}  # fmt: skip
         _mark_output_folders(jobs, out)
-        with engine, progress_bar(quiet) as progress:
-            task = progress.add_task("harmonizing", total=len(jobs))
+        with engine, job_progress(quiet, len(jobs), "harmonizing") as advance:
             budget = max_inflight_mb << 20 if max_inflight_mb else None
-            summary = run_all(jobs, harmonizer, policy, lambda job: progress.advance(task),
+            summary = run_all(jobs, harmonizer, policy, advance,
                               workers=workers, batch=batch, threads=threads, max_pixels=limit,
                               max_inflight_bytes=budget)  # fmt: skip
             description = engine.describe()
+        if pasting and save_composite is None:
+            _name_pasted_inputs(summary, jobs[0], painting, cutout)
         if json_output:
             extra = {"seconds_load": round(load_seconds, 3), "strength": style,
                      "backend": description}  # fmt: skip

@@ -2,7 +2,8 @@
 
 Only option parsing and startup live here; the application is :mod:`dkt.serve.app`. The
 web stack is an optional extra, imported only when the command runs, so the rest of the
-command line works without it.
+command line works without it. ``dkt study serve`` takes its listening options from here,
+so ``--host``, ``--port`` and ``--token`` mean the same for both servers.
 """
 
 from __future__ import annotations
@@ -37,7 +38,30 @@ def _check_web_stack() -> None:
             fail(WEB_EXTRA)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+#: ``dkt study serve`` listens on the next port, so both servers can run side by side.
+DEFAULT_PORT = 8000
+
+Host = Annotated[
+    str,
+    typer.Option(
+        help="Address to listen on. The default is this machine only; 0.0.0.0 opens it "
+        "to the network (set --token then)."
+    ),
+]
+Port = Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)]
+
+
+def token_option(envvar: str, what: str) -> typer.models.OptionInfo:
+    """``--token``, read from ``envvar`` by preference; ``what`` says where a client puts it."""
+    return typer.Option(
+        envvar=envvar,
+        show_envvar=True,
+        help=f"Require this token: {what}. Prefer the environment variable: a command line "
+        "is visible to other users.",
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
     """Bind before the model loads: a port in use is a one-line error, not a traceback
     after seconds of loading, and the URL printed is the one really listening."""
     try:
@@ -56,7 +80,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     with contextlib.suppress(ValueError):
@@ -64,7 +88,7 @@ def _is_loopback(host: str) -> bool:
     return False
 
 
-def _url(host: str, sock: socket.socket) -> str:
+def url_of(host: str, sock: socket.socket) -> str:
     port = sock.getsockname()[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     if ":" in shown:
@@ -83,15 +107,18 @@ def _log_config() -> dict[str, object]:
     return config
 
 
+def warn_if_open(host: str, token: str | None) -> None:
+    if token is None and not is_loopback(host):
+        err.print(
+            f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who "
+            "can reach this machine can use it",
+            soft_wrap=True,
+        )
+
+
 def serve(
-    host: Annotated[
-        str,
-        typer.Option(
-            help="Address to listen on. The default is this machine only; 0.0.0.0 opens it "
-            "to the network (set --token then)."
-        ),
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)] = 8000,
+    host: Host = "127.0.0.1",
+    port: Port = DEFAULT_PORT,
     model: ModelFile = dktnet.BUNDLED_MODEL,
     backend: BackendName = None,
     device: Annotated[
@@ -100,20 +127,17 @@ def serve(
     size: Annotated[
         int | None,
         typer.Option(
-            help="Default working resolution (long side); a request's `size` field overrides "
-            "it. Default: the model's.",
-            min=0,
+            help="Default working resolution (long side), at least 8 (0: the image's own); a "
+            "request's `size` field overrides it. Default: the model's.",
             rich_help_panel=_MODEL,
         ),
     ] = None,
     token: Annotated[
         str | None,
-        typer.Option(
-            envvar="DKT_SERVE_TOKEN",
-            show_envvar=True,
-            help="Require this bearer token (Authorization: Bearer TOKEN) on every /v1 "
-            "endpoint but /v1/health. Prefer the environment variable: a command line is "
-            "visible to other users.",
+        token_option(
+            "DKT_SERVE_TOKEN",
+            "clients send it as Authorization: Bearer TOKEN to every /v1 endpoint but "
+            "/v1/health (the page asks for it)",
         ),
     ] = None,
     max_concurrent: Annotated[
@@ -132,6 +156,15 @@ def serve(
             rich_help_panel=_LIMITS,
         ),
     ] = 8,
+    max_uploads: Annotated[
+        int,
+        typer.Option(
+            help="Uploads read at once, before a request queues for a run; when all are "
+            "taken, the slowest trickling one is cut off to make room.",
+            min=1,
+            rich_help_panel=_LIMITS,
+        ),
+    ] = 32,
     max_upload_mb: Annotated[
         int,
         typer.Option(help="Largest request body, in MiB.", min=1, rich_help_panel=_LIMITS),
@@ -157,11 +190,12 @@ def serve(
             max_upload_bytes=max_upload_mb << 20,
             max_concurrent=max_concurrent,
             max_queue=max_queue,
+            max_uploads=max_uploads,
             size=size,
         )
     except ValueError as exc:
         fail(str(exc))
-    sock = _listen(host, port)
+    sock = listen(host, port)
     try:
         harmonizer = Harmonizer(model, backend=backend, device=device, size=size)
     except DktError as exc:
@@ -172,16 +206,11 @@ def serve(
         described = harmonizer.describe()
         guard = "token required" if settings.token else "no token"
         err.print(
-            f"dkt serve: {_url(host, sock)} ({escape(harmonizer.model.name)}, "
+            f"dkt serve: {url_of(host, sock)} ({escape(harmonizer.model.name)}, "
             f"{described.get('backend')} on {described.get('device')}; {guard}); Ctrl-C stops",
             soft_wrap=True,
         )
-        if settings.token is None and not _is_loopback(host):
-            err.print(
-                f"[yellow]warning:[/] listening on {escape(host)} without --token: anyone who "
-                "can reach this machine can use the model",
-                soft_wrap=True,
-            )
+        warn_if_open(host, settings.token)
         config = uvicorn.Config(app, log_config=_log_config(), access_log=access_log,
                                 timeout_graceful_shutdown=10)  # fmt: skip
         uvicorn.Server(config).run(sockets=[sock])

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dkt.atomic import atomic_write_bytes
+from dkt.csvcells import guard_row, read_row
 from dkt.errors import DktError, JudgmentError
 from dkt.evaluation.bradley_terry import PRIOR_VARIANCE, REQUIRED_COLUMNS, BTResult, parse_judgments
 from dkt.evaluation.bradley_terry import fit as fit_bt
@@ -31,7 +32,8 @@ from dkt.evaluation.catch import CatchScreen, screen_raters
 from dkt.evaluation.judgments import drop_torn_line, is_log_text
 from dkt.evaluation.pairs import balanced_pairs
 from dkt.inference.pairing import IMAGE_SUFFIXES
-from dkt_cli.console import err, fail, print_json
+from dkt_cli.console import err, fail, print_json, stderr_console
+from dkt_cli.serve import DEFAULT_PORT, Host, Port, listen, token_option, url_of, warn_if_open
 
 app = typer.Typer(
     help="User studies: balanced pairwise comparisons, a browser study page, Bradley-Terry scores.",
@@ -108,6 +110,7 @@ def pairs(
         str, typer.Option(help="Composite file stem when --items is a folder.")
     ] = "{key}",
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
 ) -> None:
     """Write a randomized, balanced list of pairwise comparisons (item, left, right).
 
@@ -129,7 +132,7 @@ def pairs(
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["trial", *REQUIRED_COLUMNS])
     for c in design:
-        writer.writerow([c.trial, c.item, c.method_a, c.method_b, ""])
+        writer.writerow(guard_row([c.trial, c.item, c.method_a, c.method_b, ""]))
     atomic_write_bytes(output, buf.getvalue().encode("utf-8"))
     per_pair: dict[frozenset[str], int] = {}
     for c in design:
@@ -147,6 +150,8 @@ def pairs(
     }
     if json_output:
         print_json(summary)
+    if quiet:
+        return
     err.print(
         f"wrote {len(design)} comparisons ({len(keys)} items x {count}) to {output}; each of "
         f"the {n_pairs} method pairs appears {summary['per_pair_min']}"
@@ -182,7 +187,7 @@ def _read_judgments(path: Path) -> list[dict[str, str]]:
             f"{','.join(REQUIRED_COLUMNS)}; found {','.join(columns) or 'no header'})"
         )
     reader.fieldnames = columns
-    return list(reader)
+    return [read_row(row) for row in reader]
 
 
 def _fmt(x: float, digits: int = 3) -> str:
@@ -191,7 +196,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _console() -> Console:
     """The terminal's width on a terminal; off one (a log, a pipe) wide enough for the tables."""
-    return err if err.is_terminal else Console(stderr=True, highlight=False, width=_WIDTH)
+    return err if err.is_terminal else stderr_console(width=_WIDTH)
 
 
 def _print_fit(result: BTResult, path: Path) -> None:
@@ -399,8 +404,16 @@ def serve(
         Path,
         typer.Option(help="Judgments log to append to; an existing one is resumed."),
     ] = Path("judgments.csv"),
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    host: Host = "127.0.0.1",
+    port: Port = DEFAULT_PORT + 1,
+    token: Annotated[
+        str | None,
+        token_option(
+            "DKT_STUDY_TOKEN",
+            "raters open http://HOST:PORT/?token=TOKEN once (the page keeps it in a "
+            "cookie); scripts send Authorization: Bearer TOKEN",
+        ),
+    ] = None,
     catch_rate: Annotated[
         float,
         typer.Option(
@@ -418,10 +431,11 @@ def serve(
     --images must hold DIR/<method>/<item>.<any image suffix> for every method and item in
     the design, and DIR/composite/<item>.* (the composites before harmonization) for the
     catch trials; the command names the first missing folder or image and stops. Raters
-    open http://HOST:PORT/, give a rater id, and answer with the arrow keys (left, right,
-    down for can't tell). Each answer is appended to --out and synced to disk before the
-    next trial is shown, so a restart (same design, same --seed) resumes every rater where
-    they stopped. Fit the result with 'dkt study fit OUT --min-catch 0.8'.
+    open http://HOST:PORT/ (http://HOST:PORT/?token=TOKEN the first time, with --token),
+    give a rater id, and answer with the arrow keys (left, right, down for can't tell).
+    Each answer is appended to --out and synced to disk before the next trial is shown, so
+    a restart (same design, same --seed) resumes every rater where they stopped. Fit the
+    result with 'dkt study fit OUT --min-catch 0.8'.
     """
     try:
         import uvicorn
@@ -429,18 +443,33 @@ def serve(
         from dkt.serve.study import create_study_app
     except ImportError as exc:
         fail(f"dkt study serve needs the web stack ({exc.name}): pip install 'dkt[serve]'")
+    token = token.strip() if token else None
     try:
-        study_app = create_study_app(design, images, out, catch_rate=catch_rate, seed=seed)
+        study_app = create_study_app(
+            design, images, out, catch_rate=catch_rate, seed=seed, token=token
+        )
     except DktError as exc:
         fail(str(exc))
     study = study_app.state.study
-    if study.note:
-        err.print(f"[yellow]note:[/] {study.note}")
-    info = study.summary()
-    err.print(
-        f"study: {info['trials']} trials per rater ({info['design_trials']} from {design.name}"
-        f" + {info['catch_trials']} catch); {out}: {info['judgments']} answers from "
-        f"{info['raters']} rater(s) so far"
-    )
-    err.print(f"open http://{host}:{port}/ in a browser; Ctrl+C stops (answers are saved)")
-    uvicorn.run(study_app, host=host, port=port, log_level="warning")
+    try:
+        sock = listen(host, port)
+    except typer.Exit:
+        study.log.close()
+        raise
+    try:
+        if study.note:
+            err.print(f"[yellow]note:[/] {study.note}")
+        info = study.summary()
+        err.print(
+            f"study: {info['trials']} trials per rater ({info['design_trials']} from "
+            f"{design.name} + {info['catch_trials']} catch); {out}: {info['judgments']} "
+            f"answers from {info['raters']} rater(s) so far"
+        )
+        link = url_of(host, sock) + ("?token=TOKEN (your --token)" if token else "")
+        err.print(f"open {link} in a browser; Ctrl+C stops (answers are saved)", soft_wrap=True)
+        warn_if_open(host, token)
+        config = uvicorn.Config(study_app, log_level="warning", timeout_graceful_shutdown=10)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        study.log.close()

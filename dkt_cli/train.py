@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from dkt.atomic import atomic_write_bytes
-from dkt.errors import ConfigError, DktError, ImageInputError
-from dkt_cli.console import err, fail, shown_warnings
+from dkt.errors import ConfigError, DktError, ImageInputError, TrainingDivergedError
+from dkt_cli.console import EXIT_FAILED, err, fail, shown_warnings
 from training.config import TrainConfig, load_config
 from training.data import CompositeConfig, CompositeDataset
 from training.distributed import DistContext, init_distributed
@@ -347,6 +347,8 @@ def _train(
         result = run_training(
             trainer, dataset, target, resume=resume is not None, provenance=provenance
         )
+    except TrainingDivergedError as exc:  # a run that failed, not a usage error
+        fail(str(exc), code=EXIT_FAILED)
     except (DktError, ValueError) as exc:
         fail(str(exc))
     if result.skipped_files:

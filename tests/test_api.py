@@ -250,3 +250,118 @@ def test_public_names_are_documented_with_an_example() -> None:
     assert {"Harmonizer", "paste", "DktError", "__version__"} <= set(dir(dkt))
     with pytest.raises(AttributeError):
         _ = dkt.not_a_name
+
+
+# ------------------------------------------ issue 26: wrong results without a word
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32])
+def test_integer_masks_of_any_type_follow_one_rule(h, pair, dtype: type) -> None:
+    """``np.where(m > 0, 255, 0)`` is int64: divided by its type's maximum it selected
+    nothing and the object came back unchanged, reported as harmonized."""
+    composite, mask = pair
+    expected = h(composite, mask)
+    label = (mask > 0).astype(dtype)
+    assert np.array_equal(h(composite, label), expected)  # 0/1: a label mask
+    if np.iinfo(dtype).max >= 255:
+        assert np.array_equal(h(composite, np.where(mask > 0, 255, 0).astype(dtype)), expected)
+
+
+@pytest.mark.parametrize(
+    ("mask_values", "message"),
+    [(np.int64(1000), "mask values run up to 1000: an integer mask holds 0/1 labels"),
+     (np.int32(-255), "mask has negative values (down to -255)"),
+     (np.float32(0.001), "mask selects nothing (its largest weight is 0.001 of 1")],
+)  # fmt: skip
+def test_masks_that_select_nothing_or_break_the_rule_are_refused(
+    h, pair, mask_values: np.generic, message: str
+) -> None:
+    composite, mask = pair
+    weights = (mask > 0).astype(mask_values.dtype) * mask_values
+    with pytest.raises(dkt.InputError) as info:
+        h(composite, weights)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_an_rgba_array_with_a_mask_is_flattened_as_its_png_is(h, pair, tmp_path: Path) -> None:
+    """The alpha of an (H, W, 4) array was dropped, while the same pixels as an RGBA PNG are
+    composited over white: the two gave different results."""
+    composite, mask = pair
+    alpha = np.full(mask.shape, 255, np.uint8)
+    alpha[:, :20] = 0
+    rgba = np.dstack([composite, alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "c.png")
+    from_file = h(tmp_path / "c.png", mask)
+    assert np.array_equal(h(rgba, mask), from_file)
+    assert np.array_equal(from_file[mask == 0], read_image(tmp_path / "c.png")[mask == 0])
+    floats = h(rgba.astype(np.float32) / 255, mask)
+    assert np.abs(floats * 255 - from_file).max() <= 1.0
+
+
+def test_one_mask_goes_with_every_image_of_a_batched_tensor(h, pair) -> None:
+    """A (1, 3, H, W) tensor with an (H, W) mask said "1 images but 64 masks"."""
+    torch = pytest.importorskip("torch")
+    composite, mask = pair
+    image = torch.from_numpy(composite.copy()).permute(2, 0, 1).float() / 255
+    weights = torch.from_numpy(mask.copy()).float() / 255
+    single = h(image, weights)
+    for masks in (weights, mask):
+        batch = h(image[None], masks)
+        assert batch.shape == (1, 3, 64, 80) and torch.equal(batch[0], single)
+    assert torch.equal(h(torch.stack([image, image]), weights)[1], single)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("size", -1, "size must be 0 (the image's own) or at least 8, got -1"),
+     ("size", 1, "size must be 0 (the image's own) or at least 8, got 1"),
+     ("size", 7, "size must be 0 (the image's own) or at least 8, got 7"),
+     ("size", 64.5, "size must be 0 (the image's own) or at least 8, got 64.5"),
+     ("upsample", "nope", "upsample must be guided or residual, got 'nope'")],
+)  # fmt: skip
+def test_bad_harmonizer_options_are_one_line_option_errors(
+    h, tiny_model: Path, pair, option: str, value: object, message: str
+) -> None:
+    composite, mask = pair
+    for call in (
+        lambda: dkt.Harmonizer(tiny_model, device="cpu", **{option: value}),
+        lambda: h(composite, mask, **{option: value}),
+    ):
+        with pytest.raises(dkt.OptionError) as info:
+            call()
+        assert str(info.value) == message and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("workers", -1, "workers must be 0 (no pipeline) or more, got -1"),
+     ("batch", 0, "batch must be at least 1, got 0")],
+)  # fmt: skip
+def test_bad_folder_options_name_themselves(
+    h, write_pair, tmp_path: Path, option: str, value: int, message: str
+) -> None:
+    """They raised a plain ValueError about "workers and batch", whichever was wrong."""
+    write_pair(tmp_path / "comps" / "a.png", tmp_path / "masks" / "a.png")
+    with pytest.raises(dkt.OptionError) as info:
+        h.harmonize_folder(tmp_path / "comps", tmp_path / "masks", tmp_path / "out",
+                           **{option: value})  # fmt: skip
+    assert str(info.value) == message
+    assert not (tmp_path / "out").exists()  # refused before anything was planned or made
+
+
+def test_harmonize_folder_results_keep_the_composites_profile_dpi_and_exif(
+    h, make_pair, tmp_path: Path
+) -> None:
+    """Issue 26 item 4: the API's file outputs, like the command line's, keep them."""
+    from tests.imaging.meta_files import MAKE, ORIENTATION, metadata_of, save_with_meta
+    from tests.imaging.meta_files import wide_gamut_profile as profile
+
+    composite, mask = make_pair(64, 80)
+    save_with_meta(tmp_path / "comps" / "a.jpg", composite, dpi=(300, 150), orientation=6)
+    write_image(tmp_path / "masks" / "a.png", mask)
+    summary = h.harmonize_folder(tmp_path / "comps", tmp_path / "masks", tmp_path / "out")
+    assert summary.done == 1, summary.failures
+    icc, dpi, exif = metadata_of(tmp_path / "out" / "a.png")
+    assert icc == profile()
+    assert dpi == pytest.approx((150, 300), rel=1e-3)
+    assert (exif[ORIENTATION], exif[MAKE]) == (1, "dkt test camera")

@@ -16,7 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Modules that hold no project knowledge: every package may use them.
-FOUNDATION = {"dkt._version", "dkt.errors", "dkt.atomic", "dkt.downloads", "dkt.limits"}
+FOUNDATION = {
+    "dkt._version", "dkt.errors", "dkt.atomic", "dkt.downloads", "dkt.limits", "dkt.csvcells"
+}  # fmt: skip
 #: The library's entry points (``import dkt`` and ``dkt.Harmonizer`` are served from these).
 FRONT = {"dkt", "dkt.api", "dkt.inputs", "dkt.doctor"}
 

@@ -12,6 +12,7 @@ silently ignored in a run that takes hours.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -201,6 +202,7 @@ class TrainConfig:
 
 
 def _validate(cfg: TrainConfig) -> None:
+    _check_finite(dataclasses.asdict(cfg), "")
     run, optim, data, adv = cfg.run, cfg.optim, cfg.data, cfg.adversarial
     checks = [
         (run.precision in PRECISIONS, f"run.precision must be one of {PRECISIONS}"),
@@ -228,6 +230,19 @@ def _validate(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _check_finite(values: dict[str, Any], where: str) -> None:
+    """Refuse NaN and infinity anywhere: ``optim.lr=.inf`` trained a model of NaN tensors
+    to the end and exited 0, and a NaN passes every ``>``/``<`` range check as False only
+    where the check happens to be written that way round."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _check_finite(value, f"{where}{key}.")
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            raise ConfigError(f"{where}{key} = {_plain(value)!r} is not a finite number")
 
 
 _NOT_WEIGHTS = ("network", "deep_network", "content_target", "content_taps")
@@ -341,9 +356,45 @@ def builtin_configs() -> dict[str, str]:
     }
 
 
+class _AliasError(yaml.MarkedYAMLError):
+    pass
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (``*name``) before anything is built from them.
+
+    Nine levels of aliases to aliases (the "billion laughs") are a few hundred bytes of
+    YAML that expand to 10^9 values: one took 208 s and 10.6 GB before an error. A config
+    has no need of them, so the first alias ends the read.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError(problem="alias", problem_mark=self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _safe_yaml(text: str) -> Any:
+    """``yaml.safe_load`` without aliases; raises ``yaml.YAMLError`` (or RecursionError for
+    thousands of nested brackets)."""
+    loader = _ConfigLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = _safe_yaml(text)
+    except _AliasError as exc:
+        line = exc.problem_mark.line + 1
+        raise ConfigError(
+            f"{source}: YAML aliases (*name, line {line}) are not allowed in a config; "
+            "write the value out"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -383,8 +434,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not all(parts):
             raise ConfigError(f"override {item!r}: use section.key=value, e.g. optim.lr=1e-4")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            value = _safe_yaml(raw) if raw.strip() else None
+        except _AliasError:
+            raise ConfigError(f"override {item!r}: YAML aliases are not allowed") from None
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
         node = result
         for part in parts[:-1]:

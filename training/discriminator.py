@@ -24,8 +24,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from dkt.limits import MIN_DISCRIMINATOR_SIDE
+
 NORMS = ("instance", "none")
-MIN_SIDE = 32
 
 
 class PatchDiscriminator(nn.Module):
@@ -79,7 +80,7 @@ class PatchDiscriminator(nn.Module):
     @property
     def min_side(self) -> int:
         """Smallest H, W accepted: 32 px, and at least a 2 x 2 score grid for deep variants."""
-        return max(MIN_SIDE, 2 * self.stride)
+        return max(MIN_DISCRIMINATOR_SIDE, 2 * self.stride)
 
     @property
     def stride(self) -> int:

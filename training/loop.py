@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import platform
 import signal
 import time
@@ -29,12 +30,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from dkt import dktnet
-from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from dkt.dktnet.checkpoint import (
+    file_sha256,
+    load_checkpoint,
+    non_finite_tensors,
+    save_checkpoint,
+)
 from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
 from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import load_inverter_state
-from dkt.errors import CheckpointError
+from dkt.errors import CheckpointError, TrainingDivergedError
 from training.config import TrainConfig
 from training.data import CompositeDataset
 from training.discriminator import PatchDiscriminator
@@ -392,6 +398,41 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _diverged(
+    run_dir: Path, step: int, what: str, config: TrainConfig, good_until: int
+) -> TrainingDivergedError:
+    """The one-line stop: the step, what went non-finite, and the last good checkpoint.
+
+    Nothing is written at or after that step, and pruning only runs after a write, so the
+    good checkpoint is still on disk. ``good_until``: the newest step whose weights are known
+    good (a non-finite loss at step k condemns the weights written at k - 1, which made it).
+    """
+    found = latest_checkpoint(run_dir, at_most=good_until)
+    kept = (
+        f"the last good checkpoint is {checkpoint_paths(run_dir, found[0])[0]} (step {found[0]})"
+        if found
+        else "no good checkpoint was written before it"
+    )
+    return TrainingDivergedError(
+        f"{run_dir}: training diverged at step {step}: {what} (optim.lr is "
+        f"{config.optim.lr:g}: lower it, or check the data); {kept}"
+    )
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _non_finite_losses(losses: dict[str, float], dist: DistContext) -> list[str] | None:
+    """The loss terms that are NaN or infinite here, or ``None`` when all are finite on
+    every process (one process's NaN reaches every process's weights through the gradient
+    average, so all stop together)."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    anywhere = dist.total(int(bool(bad))) > 0 if dist.enabled else bool(bad)
+    return (bad or ["on another process"]) if anywhere else None
+
+
 def _loader(
     dataset: CompositeDataset, config: TrainConfig, dist: DistContext, start_step: int
 ) -> Iterator[dict[str, Any]]:
@@ -478,6 +519,12 @@ def run_training(
         return {**base, "steps": at, "train_seconds": seconds, "samples_seen": seen}
 
     def checkpoint(at: int) -> None:
+        # A finite loss can still step the weights to NaN (an overflowing update): such
+        # weights are never written, on any process (they are the same on all).
+        bad = non_finite_tensors(trainer.model.state_dict())
+        if bad:
+            what = f"NaN or infinite weights ({_names(bad)})"
+            raise _diverged(run_dir, at, what, cfg, good_until=at - 1)
         if dist.is_main:
             provenance = info(at)
             model_path, state_path = checkpoint_paths(run_dir, at)
@@ -500,6 +547,10 @@ def run_training(
                 step += 1
                 skipped.update(batch["skipped"])
                 losses, output = trainer.step(batch, step)
+                bad_losses = _non_finite_losses(losses, dist)
+                if bad_losses is not None:
+                    what = f"NaN or infinite loss ({_names(bad_losses)})"
+                    raise _diverged(run_dir, step, what, cfg, good_until=step - 2)
                 window_images += cfg.data.batch_size * dist.world_size
                 if step % cfg.run.log_every == 0 or step == cfg.run.steps:
                     losses = dist.mean(losses)

@@ -62,9 +62,10 @@ def _complete_steps(run_dir: Path) -> list[int]:
     return sorted(steps)
 
 
-def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
-    """(step, state file) of the newest complete checkpoint, or None."""
-    steps = _complete_steps(run_dir)
+def latest_checkpoint(run_dir: Path, at_most: int | None = None) -> tuple[int, Path] | None:
+    """(step, state file) of the newest complete checkpoint (of step ``at_most`` or earlier,
+    where given), or None."""
+    steps = [s for s in _complete_steps(run_dir) if at_most is None or s <= at_most]
     if not steps:
         return None
     return steps[-1], checkpoint_paths(run_dir, steps[-1])[1]

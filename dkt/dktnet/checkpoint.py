@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,17 +50,45 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def non_finite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity.
+
+    A diverged training run writes such weights, and the model they make outputs NaN that
+    a blend would hide: the composite came back unchanged and the run counted as done.
+    """
+    return [
+        name
+        for name, tensor in state.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
+
+def _refuse_non_finite(path: Path, state: Mapping[str, torch.Tensor], doing: str) -> None:
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            path,
+            f"{doing}: tensor(s) with NaN or infinite values: {_name_list(bad)} "
+            "(a diverged training run?)",
+        )
+
+
 def save_checkpoint(
     path: str | Path,
     model: DKTNet,
     provenance: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
 ) -> None:
-    """Write ``model`` atomically; ``dtype`` (e.g. float16) shrinks the file, loads as float32."""
+    """Write ``model`` atomically; ``dtype`` (e.g. float16) shrinks the file, loads as float32.
+
+    Non-finite weights (or ones past float16's range with ``dtype=float16``) are refused:
+    no file is written that loading would refuse.
+    """
     state = {
         name: (t.detach().to(dtype) if dtype is not None else t.detach()).contiguous().cpu()
         for name, t in model.state_dict().items()
     }
+    _refuse_non_finite(Path(path), state, "not written")
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -91,9 +120,11 @@ def _read_header(path: Path) -> tuple[dict[str, str], dict[str, tuple[int, ...]]
         )
     try:
         version = int(metadata.get("format_version", "0"))
-        json.loads(metadata.get("provenance", "{}"))
-    except ValueError as exc:
+        provenance = json.loads(metadata.get("provenance", "{}"))
+    except (ValueError, RecursionError) as exc:
         raise CheckpointError(path, f"corrupt dkt metadata ({exc})") from exc
+    if not isinstance(provenance, dict):
+        raise CheckpointError(path, "corrupt dkt metadata (provenance is not a JSON object)")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             path,
@@ -140,6 +171,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> DKT
     _check_tensors(path, model, shapes)
     with safe_open(str(path), framework="pt", device="cpu") as fh:
         state = {k: fh.get_tensor(k).float() for k in shapes}
+    _refuse_non_finite(path, state, "not loaded")
     model.load_state_dict(state, strict=True)
     model.provenance = json.loads(metadata.get("provenance", "{}"))
     return model.to(device).eval()

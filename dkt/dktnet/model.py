@@ -19,6 +19,7 @@ from dkt.dktnet.decoder import build_decoder
 from dkt.dktnet.encoders import build_encoder
 from dkt.dktnet.stats import RegionStats, resize_mask
 from dkt.dktnet.strength import toward
+from dkt.limits import MODEL_PADDED_SIDE
 
 STRIDES = (1, 2, 4, 8)
 #: Inputs are padded to a multiple of the deepest stride any encoder has (8; vgg19-relu3's
@@ -26,7 +27,6 @@ STRIDES = (1, 2, 4, 8)
 MULTIPLE = STRIDES[-1]
 #: Full-resolution feature maps alive at once at the peak of a forward pass (measured 6.4).
 FULL_RESOLUTION_MAPS = 8
-MIN_SIDE = 2 * MULTIPLE  # the stride-8 map needs 2 px for its reflection-padded convs
 
 
 class NetworkOutput(NamedTuple):
@@ -41,7 +41,10 @@ class NetworkOutput(NamedTuple):
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int = MULTIPLE, min_side: int = MIN_SIDE, mode: str = "replicate"
+    x: torch.Tensor,
+    multiple: int = MULTIPLE,
+    min_side: int = MODEL_PADDED_SIDE,
+    mode: str = "replicate",
 ) -> torch.Tensor:
     """Pad H and W up to a multiple and at least ``min_side`` (any input, even 1 px).
 
@@ -61,11 +64,13 @@ def pad_to_multiple(
 def blend(composite: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Keep the composite where the mask is 0, exactly, whatever ``generated`` holds.
 
-    ``clamp`` keeps NaN and ``NaN * 0`` is NaN, so a plain ``x*(1-m) + y*m`` would let a
-    non-finite pixel of the decoder into the painting; non-finite values are replaced by
-    the composite's own pixels before blending, and the merge is a ``where`` on ``m > 0``.
+    ``NaN * 0`` is NaN, so a plain ``x*(1-m) + y*m`` would let a non-finite pixel of the
+    decoder into the painting: the merge is a ``where`` on ``m > 0``. Inside the object a
+    non-finite value stays NaN (``clamp`` would turn an infinity into 0 or 1), so the caller
+    sees a broken model and fails the image; replacing it with the composite's pixels hid a
+    NaN model as a success that returned the composite unchanged.
     """
-    safe = torch.where(torch.isfinite(generated), generated, composite).clamp(0.0, 1.0)
+    safe = torch.where(torch.isfinite(generated), generated.clamp(0.0, 1.0), torch.nan)
     mixed = composite * (1.0 - mask) + safe * mask
     return torch.where(mask > 0, mixed, composite)
 

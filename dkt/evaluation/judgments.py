@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from dkt.csvcells import guard_row, read_cell
 from dkt.errors import AlreadyAnsweredError, JudgmentLogError
 
 __all__ = [
@@ -83,7 +84,7 @@ def drop_torn_line(text: str) -> tuple[str, str]:
 
 def _encode(row: Mapping[str, str]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([row[c] for c in LOG_COLUMNS])
+    csv.writer(buf, lineterminator="\n").writerow(guard_row(row[c] for c in LOG_COLUMNS))
     return buf.getvalue().encode("utf-8")
 
 
@@ -176,7 +177,8 @@ class JudgmentLog:
                     f"line {line} has {len(fields)} fields, not {len(LOG_COLUMNS)}; "
                     "the file was edited by hand or by another program",
                 )
-            self._remember(dict(zip(LOG_COLUMNS, fields, strict=True)))
+            values = (read_cell(f) for f in fields)
+            self._remember(dict(zip(LOG_COLUMNS, values, strict=True)))
 
     def _remember(self, row: dict[str, str]) -> None:
         self._rows.append(row)

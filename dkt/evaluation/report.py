@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dkt.atomic import atomic_write_bytes
+from dkt.csvcells import guard_row
 from dkt.demo.figures import contact_sheet
 from dkt.dktnet.distilled import DISTILLED_KIND, tap_groups
 from dkt.errors import EmptySheetError
@@ -166,7 +167,7 @@ def write_csv(path: Path, report: EvalReport) -> None:
         kid_std = r.set_metrics.get("kid_std")
         spi = r.seconds_per_image
         writer.writerow(
-            [
+            guard_row([
                 r.name,
                 r.kind,
                 r.images,
@@ -175,8 +176,8 @@ def write_csv(path: Path, report: EvalReport) -> None:
                 "" if kid_std is None else f"{kid_std:.6g}",
                 "" if report.references is None else report.references,
                 "" if spi is None else f"{spi:.4f}",
-            ]
-        )
+            ])
+        )  # fmt: skip
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 

@@ -24,7 +24,15 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from dkt.atomic import atomic_path
 from dkt.errors import ImageInputError, ImageTooLargeError, MaskSizeError
-from dkt.imaging.wide_io import orient, read_wide_rgb, write_png16, write_tiff16
+from dkt.imaging.masks import integer_weights, mask_error
+from dkt.imaging.metadata import ImageMeta, meta_from_image, pillow_options
+from dkt.imaging.wide_io import (
+    orient,
+    read_wide_rgb,
+    unreadable_tiff,
+    write_png16,
+    write_tiff16,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -44,6 +52,8 @@ __all__ = [
     "read_image_bytes",
     "read_mask",
     "read_mask_bytes",
+    "read_metadata",
+    "read_metadata_bytes",
     "verify_image",
     "write_image",
 ]
@@ -77,8 +87,8 @@ _UNSAFE_FORMATS = frozenset({"EPS"})
 _WIDE_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _WIDE_16_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa"})
-# Single-channel integer modes that may hold a 0/1 label image (P: the palette indices).
-_LABEL_MODES = frozenset({"L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"})
+# Single-channel integer modes, read by the integer mask rule (dkt.imaging.masks).
+_INTEGER_MASK_MODES = frozenset({"L", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Modes Pillow itself converts to RGB correctly (palette lookup, colour-space maths).
 _CONVERTIBLE_MODES = frozenset({"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
 # A tRNS chunk / GIF transparency index turns these into images with an alpha channel.
@@ -143,10 +153,12 @@ def read_mask(
 
     Returns ``float32`` ``(H, W)`` in ``[0, 1]``. Masks come from many tools, so a grey
     PNG, a black-and-white bitmap, an RGB export and a cut-out saved as transparency all
-    work. A grey or palette mask whose largest value is exactly 1 is a label mask, as
-    segmentation tools write them: 1 is the object, 0 the rest. ``expected_hw`` (the
-    composite's height and width) turns the otherwise cryptic
-    broadcasting failure later on into a message naming both sizes.
+    work. Integer grey masks (8, 16 or 32 bits) follow :mod:`dkt.imaging.masks`: largest
+    value 1 is a 0/1 label mask, 0..255 is 8-bit whatever the sample size, 0..65535 is
+    16-bit in a 16-bit file, and anything else is refused naming the file; a palette mask
+    whose largest index is 1 is a label mask too. ``expected_hw`` (the composite's height
+    and width) turns the otherwise cryptic broadcasting failure later on into a message
+    naming both sizes.
     """
     path = Path(path)
     with _open_decoded(path, max_pixels) as img:
@@ -233,17 +245,26 @@ def read_alpha_composite_bytes(
         return _split_alpha(img, path, hint)
 
 
-def encode_image(image: np.ndarray, fmt: str, *, quality: int = 95, lossless: bool = True) -> bytes:
+def encode_image(
+    image: np.ndarray,
+    fmt: str,
+    *,
+    quality: int = 95,
+    lossless: bool = True,
+    meta: ImageMeta | None = None,
+) -> bytes:
     """:func:`write_image`'s encoding into memory; ``fmt`` is a Pillow format name (PNG, ...).
 
-    The same options as for files (lossless WebP, full-chroma JPEG, fast PNG), so a result
-    fetched over HTTP has the bytes a file written by ``dkt harmonize`` would. 8-bit only.
+    The same options as for files (lossless WebP, full-chroma JPEG, fast PNG, the
+    composite's ``meta``), so a result fetched over HTTP has the bytes a file written by
+    ``dkt harmonize`` would. 8-bit only.
     """
     pixels = _checked_pixels(image)
     if pixels.dtype != np.uint8:
         pixels = _wide_to_uint8(pixels, "I;16")
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=fmt, **_save_options(fmt, quality, lossless))
+    options = {**_save_options(fmt, quality, lossless), **pillow_options(meta, fmt)}
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
@@ -257,8 +278,8 @@ def image_to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def image_to_mask(img: Image.Image) -> np.ndarray:
-    """An in-memory Pillow mask as :func:`read_mask` reads a file (0/1 label rule included)."""
-    return _to_mask(img, Path("<mask>"))
+    """An in-memory Pillow mask as :func:`read_mask` reads a file (the same integer rule)."""
+    return _to_mask(img, None)
 
 
 def header_size(path: str | Path) -> tuple[int, int] | None:
@@ -343,6 +364,7 @@ def _open_decoded(
     try:
         _check_pixel_count(path, img, max_pixels)
         with _pillow_guards(bomb_limit=max_pixels):  # plugins re-check frames and tiles
+            _check_one_frame(path, img)
             _decode(path, img)
         if upright:
             _apply_exif_orientation(img)
@@ -428,9 +450,7 @@ def _open(path: Path, data: bytes | None = None) -> Image.Image:
     except PermissionError:
         raise ImageInputError(path, "permission denied") from None
     except UnidentifiedImageError:
-        raise ImageInputError(
-            path, "not an image file (its contents match no supported image format)"
-        ) from None
+        raise ImageInputError(path, _unidentified_reason(path, data)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageTooLargeError(path, f"decompression-bomb guard: {_describe(err)}") from None
     except OSError as err:
@@ -439,6 +459,57 @@ def _open(path: Path, data: bytes | None = None) -> Image.Image:
         raise ImageInputError(path, f"truncated or corrupt image ({_describe(err)})") from None
     except Exception as err:  # a plugin choking on a malformed header
         raise ImageInputError(path, f"not an image file ({_describe(err)})") from None
+
+
+def _unidentified_reason(path: Path, data: bytes | None) -> str:
+    """Why Pillow opened nothing: a TIFF whose samples it cannot hold (float colour, 64-bit
+    integers) is an image file, and saying so tells the user what to change."""
+    held = unreadable_tiff(path if data is None else data)
+    if held is not None:
+        return f"a TIFF of {held}, which dkt cannot read (save it with 8- or 16-bit integers)"
+    return "not an image file (its contents match no supported image format)"
+
+
+# Formats whose further frames belong to the one picture: an MPO's are a phone photo's
+# depth map or preview, a PSD's the layers under its flattened image, an ICO's or ICNS's the
+# same icon at other sizes. Anywhere else a second frame is another picture.
+_ONE_PICTURE_FORMATS = frozenset({"MPO", "PSD", "ICO", "ICNS", "CUR"})
+_SEQUENCE_KINDS = {"GIF": "an animated GIF", "PNG": "an animated PNG",
+                   "WEBP": "an animated WebP", "TIFF": "a multi-page TIFF"}  # fmt: skip
+_NEW_SUBFILE_TYPE = 254  # TIFF tag; bit 0: a reduced-resolution copy, bit 2: a transparency mask
+
+
+def _check_one_frame(path: Path, img: Image.Image) -> None:
+    """Refuse an animation or a multi-page file: reading its first frame alone harmonized
+    part of what was given without a word (and paired frame 1 of a mask with it)."""
+    if img.format in _ONE_PICTURE_FORMATS:
+        return
+    try:
+        frames = _picture_frames(img)
+    except Exception as err:  # a frame header past the first is damaged
+        raise ImageInputError(path, f"truncated or corrupt image ({_describe(err)})") from None
+    if frames > 1:
+        kind = _SEQUENCE_KINDS.get(img.format or "", f"a {img.format} file")
+        raise ImageInputError(
+            path,
+            f"{kind} of {frames} frames: dkt reads one still picture "
+            "(save the frame to use as a file of its own)",
+        )
+
+
+def _picture_frames(img: Image.Image) -> int:
+    """Frames that are pictures of their own; a TIFF's previews and masks are not."""
+    count = int(getattr(img, "n_frames", 1))
+    if count <= 1 or img.format != "TIFF":
+        return count
+    pictures = 0
+    try:
+        for index in range(count):
+            img.seek(index)
+            pictures += not int(img.tag_v2.get(_NEW_SUBFILE_TYPE, 0)) & 0b101
+    finally:
+        img.seek(0)
+    return pictures
 
 
 def _check_pixel_count(path: Path, img: Image.Image, max_pixels: int | None) -> None:
@@ -531,40 +602,39 @@ def _composite_over_white_16(rgba: np.ndarray) -> np.ndarray:
     return out.astype(np.uint16)
 
 
-def _to_mask(img: Image.Image, path: Path) -> np.ndarray:
+def _to_mask(img: Image.Image, path: Path | None) -> np.ndarray:
+    """float32 (H, W) weights; integer modes by :mod:`dkt.imaging.masks`' rule. ``path``:
+    the file, for errors (``None``: an in-memory image)."""
     mode = img.mode
-    labels = _label_mask(img)
-    if labels is not None:
-        return labels
     if _has_alpha(img):
         grey = _alpha_or_luminance(img.convert("RGBA"))
-    elif mode == "L":
-        grey = np.asarray(img, dtype=np.float32) / 255.0
+    elif mode in _INTEGER_MASK_MODES:
+        grey = integer_weights(np.asarray(img), sixteen_bit=_sixteen_bit(img), source=path)
     elif mode == "1":
         grey = np.asarray(img, dtype=np.float32)  # bool -> exactly 0.0 / 1.0
-    elif mode in _WIDE_GREY_MODES:
-        grey = _wide_to_unit(np.asarray(img), mode)
+    elif mode == "F":
+        grey = _float_to_unit(np.asarray(img))
+    elif mode == "P" and _palette_labels(img):
+        grey = np.asarray(img) > 0
     elif mode == "RGB" or mode in _CONVERTIBLE_MODES:
         # Via RGB: Pillow has no direct LAB -> L conversion.
         grey = np.asarray(img.convert("RGB").convert("L"), dtype=np.float32) / 255.0
     else:
-        raise ImageInputError(path, f"unsupported mask mode '{mode}'")
+        raise mask_error(path, f"unsupported mask mode '{mode}'")
     return np.ascontiguousarray(grey, dtype=np.float32)
 
 
-def _label_mask(img: Image.Image) -> np.ndarray | None:
-    """A 0/1 label image (largest value exactly 1) as a hard 0/1 mask; ``None`` otherwise.
+def _sixteen_bit(img: Image.Image) -> bool:
+    """Whether an integer mask's range is 0..65535: a 16-bit mode, or a PNG in mode I (an
+    older Pillow's 16-bit grey PNG; PNG has no 32-bit samples)."""
+    return img.mode in _WIDE_16_MODES or (img.mode == "I" and img.format == "PNG")
 
-    Segmentation tools write masks with the object as 1 and the rest as 0. Read as grey
-    levels that is a weight of 1/255, which changes nothing and looked like a success; no
-    real soft mask peaks at 1/255, so an integer mask whose maximum is 1 means "1 = object".
-    """
-    if img.mode not in _LABEL_MODES or _has_alpha(img):
-        return None
+
+def _palette_labels(img: Image.Image) -> bool:
+    """A palette image whose largest index is 1 is a 0/1 label image, as segmentation
+    tools write them (index 1 the object), whatever colours its palette gives them."""
     values = np.asarray(img)
-    if values.size == 0 or values.max() != 1:
-        return None
-    return np.ascontiguousarray(values > 0, dtype=np.float32)
+    return values.size > 0 and int(values.max()) == 1
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -604,12 +674,6 @@ def _wide_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return ((wide + 128) // 257).astype(np.uint8)  # round(v * 255 / 65535), exactly
 
 
-def _wide_to_unit(values: np.ndarray, mode: str) -> np.ndarray:
-    if mode == "F":
-        return _float_to_unit(values)
-    return np.clip(values, 0, 65535).astype(np.float32) / 65535.0
-
-
 def _float_to_unit(values: np.ndarray) -> np.ndarray:
     """Float images carry no declared range: guess 0..1, else 0..255, else 0..65535."""
     data = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -632,7 +696,12 @@ def is_lossy(path: str | Path) -> bool:
 
 
 def write_image(
-    path: str | Path, image: np.ndarray, *, quality: int = 95, lossless: bool = True
+    path: str | Path,
+    image: np.ndarray,
+    *,
+    quality: int = 95,
+    lossless: bool = True,
+    meta: ImageMeta | None = None,
 ) -> None:
     """Save a result so that the final name only ever holds a complete file.
 
@@ -647,6 +716,9 @@ def write_image(
     A ``uint16`` image (a 16-bit input's result) keeps its 16 bits in PNG and TIFF and is
     rounded to 8 bits for the other formats.
 
+    ``meta`` (the composite's, from :func:`read_metadata`) is written as far as the format
+    holds it (:mod:`dkt.imaging.metadata`), so the result shows in the composite's colours.
+
     Raises ``ValueError`` for arrays that are not ``uint8`` or ``uint16`` ``(H, W)`` /
     ``(H, W, 3)``: that is a bug in the caller, not a problem with the user's input.
     """
@@ -657,10 +729,10 @@ def write_image(
         pixels = _wide_to_uint8(pixels, "I;16")  # this format holds 8 bits a sample
     if pixels.dtype == np.uint16 and pixels.ndim == 3:
         with atomic_path(path) as tmp:
-            _WIDE_WRITERS[fmt](tmp, pixels)
+            _WIDE_WRITERS[fmt](tmp, pixels, PNG_COMPRESS_LEVEL, meta)
         return
     pil_image = Image.fromarray(pixels)
-    options = _save_options(fmt, quality, lossless)
+    options = {**_save_options(fmt, quality, lossless), **pillow_options(meta, fmt)}
     with atomic_path(path) as tmp:
         pil_image.save(tmp, format=fmt, **options)
 
@@ -681,10 +753,34 @@ def output_format(path: str | Path) -> str:
 
 
 #: Formats that store 16-bit colour, and how (Pillow cannot): see :mod:`dkt.imaging.wide_io`.
-_WIDE_WRITERS = {
-    "PNG": lambda tmp, pixels: write_png16(tmp, pixels, PNG_COMPRESS_LEVEL),
-    "TIFF": lambda tmp, pixels: write_tiff16(tmp, pixels, PNG_COMPRESS_LEVEL),
-}
+_WIDE_WRITERS = {"PNG": write_png16, "TIFF": write_tiff16}
+
+
+def read_metadata(path: str | Path) -> ImageMeta:
+    """The colour profile, DPI and EXIF a result of the image at ``path`` should carry.
+
+    Header only, and never an error: an unreadable file has none (reading its pixels
+    reports what is wrong with it).
+    """
+    try:
+        img = _open_header(Path(path))
+    except ImageInputError:
+        return ImageMeta()
+    with img:
+        return meta_from_image(img)
+
+
+def read_metadata_bytes(data: bytes | bytearray) -> ImageMeta:
+    """:func:`read_metadata` of an encoded image held in memory (an upload)."""
+    if not data:
+        return ImageMeta()
+    try:
+        with _pillow_guards(bomb_limit=None):
+            img = _open(Path("<image>"), bytes(data))
+    except ImageInputError:
+        return ImageMeta()
+    with img:
+        return meta_from_image(img)
 
 
 def _checked_pixels(image: np.ndarray) -> np.ndarray:

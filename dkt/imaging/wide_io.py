@@ -27,14 +27,20 @@ premultiplied-alpha TIFF) returns ``None`` and is read by Pillow at 8 bits, as b
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import png
 import tifffile
 from PIL import Image, features
 
-__all__ = ["orient", "read_wide_rgb", "write_png16", "write_tiff16"]
+from dkt.imaging.metadata import ImageMeta, png_chunks, tiff_ascii_tags
+
+_SOFTWARE = 305  # TIFF tag
+
+__all__ = ["orient", "read_wide_rgb", "unreadable_tiff", "write_png16", "write_tiff16"]
 
 
 def read_wide_rgb(path: Path, img: Image.Image) -> np.ndarray | None:
@@ -110,23 +116,72 @@ def _read_tiff16(path: Path) -> np.ndarray | None:
     return orient(samples[:, :, :keep], orientation) if samples.ndim == 3 else None
 
 
-def write_png16(path: Path, image: np.ndarray, compress_level: int) -> None:
-    """Write uint16 (H, W, 3) as a 48-bit PNG to ``path`` (already a temporary file)."""
+_SAMPLE_KINDS = {1: "unsigned integer", 2: "signed integer", 3: "floating-point",
+                 5: "complex integer", 6: "complex floating-point"}  # fmt: skip
+
+
+def unreadable_tiff(source: Path | bytes) -> str | None:
+    """What a TIFF that Pillow cannot open holds ("32-bit floating-point samples, 3 a
+    pixel"), so that the refusal says what is unsupported rather than "not an image file";
+    ``None`` when ``source`` is not a TIFF (tifffile reads its header only)."""
+    try:
+        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
+            page = tif.pages[0]
+            bits, fmt, samples = page.bitspersample, int(page.sampleformat), page.samplesperpixel
+    except Exception:  # not a TIFF, or one tifffile cannot parse either
+        return None
+    kind = _SAMPLE_KINDS.get(fmt, f"sample format {fmt}")
+    return f"{bits}-bit {kind} samples, {samples} a pixel"
+
+
+def write_png16(
+    path: Path, image: np.ndarray, compress_level: int, meta: ImageMeta | None = None
+) -> None:
+    """Write uint16 (H, W, 3) as a 48-bit PNG to ``path`` (already a temporary file), with
+    ``meta`` in the chunks Pillow gives an 8-bit PNG."""
     height, width, _ = image.shape
-    writer = png.Writer(width, height, greyscale=False, bitdepth=16, compression=compress_level)
+    writer = _MetaWriter(width, height, greyscale=False, bitdepth=16, compression=compress_level,
+                         extra_chunks=png_chunks(meta))  # fmt: skip
     with open(path, "wb") as fh:
         writer.write(fh, image.reshape(height, width * 3))
 
 
-def write_tiff16(path: Path, image: np.ndarray, compress_level: int) -> None:
+class _MetaWriter(png.Writer):
+    """pypng's writer, with chunks of our own after its header (pypng has no profile or
+    EXIF option); they must come before the pixels, as readers stop looking there."""
+
+    def __init__(self, *args: object, extra_chunks: list[tuple[bytes, bytes]], **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.extra_chunks = extra_chunks
+
+    def write_preamble(self, outfile: BinaryIO) -> None:
+        super().write_preamble(outfile)
+        for kind, data in self.extra_chunks:
+            png.write_chunk(outfile, kind, data)
+
+
+def write_tiff16(
+    path: Path, image: np.ndarray, compress_level: int, meta: ImageMeta | None = None
+) -> None:
     """Write uint16 (H, W, 3) as a 48-bit RGB TIFF to ``path`` (already a temporary file).
 
     Deflate with the horizontal predictor, as Pillow's libtiff, every libtiff-based program
     and tifffile without ``imagecodecs`` all read it; uncompressed if this Pillow has no
     libtiff, so that :mod:`dkt.imaging.imageio` (which decodes with Pillow first) can read it.
+    ``meta``'s profile and DPI are written, and of its EXIF the main text tags (tifffile
+    writes no EXIF sub-IFD).
     """
     deflate = {"compression": "adobe_deflate", "compressionargs": {"level": compress_level},
                "predictor": True}  # fmt: skip
     options = deflate if features.check("libtiff") else {}
+    if meta is not None and meta.icc_profile is not None:
+        options["iccprofile"] = meta.icc_profile
+    if meta is not None and meta.dpi is not None:
+        options.update(resolution=meta.dpi, resolutionunit="INCH")
+    extratags = [(tag, "s", 0, value, True) for tag, value in tiff_ascii_tags(meta)]
+    if extratags:
+        options["extratags"] = extratags
+    if any(tag == _SOFTWARE for tag, *_ in extratags):
+        options["software"] = False  # the composite's, not tifffile's own
     # metadata=None: no tifffile JSON description, a plain baseline TIFF
     tifffile.imwrite(path, image, photometric="rgb", metadata=None, **options)

@@ -27,12 +27,11 @@ from PIL import Image
 
 from backends.base import Backend
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
-from dkt.errors import EmptyBackgroundError, WorkingMemoryError
+from dkt.errors import EmptyBackgroundError, ModelOutputError, WorkingMemoryError
+from dkt.imaging.metadata import ImageMeta
 from dkt.inference.cpu import available_memory
 from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
-
-#: The smallest side a working shape is scaled to (a thin strip keeps a few pixels across).
-MIN_SIDE = 8
+from dkt.limits import MIN_WORKING_SIDE
 
 
 def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -45,7 +44,7 @@ def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     if not size or size >= max(height, width):
         return height, width
     scale = size / max(height, width)
-    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
+    return max(MIN_WORKING_SIDE, round(height * scale)), max(MIN_WORKING_SIDE, round(width * scale))
 
 
 def pad_to_min_side(
@@ -123,7 +122,8 @@ class Prepared:
     ``model_composite`` / ``model_mask`` are (3,h,w) / (1,h,w) float32 at the working shape,
     or ``None`` when there is nothing for the model to do (an empty mask). ``crop`` is the
     working shape when the model inputs were padded beyond it (a side under the backend's
-    minimum); ``None`` when they are the working shape.
+    minimum); ``None`` when they are the working shape. ``meta``: the composite file's
+    colour profile, DPI and EXIF, carried to the writer (the harmonizer never reads it).
     """
 
     composite: np.ndarray
@@ -131,6 +131,7 @@ class Prepared:
     model_composite: np.ndarray | None
     model_mask: np.ndarray | None
     crop: tuple[int, int] | None = None
+    meta: ImageMeta | None = None
 
     @property
     def needs_model(self) -> bool:
@@ -261,6 +262,7 @@ class Harmonizer:
             return composite.copy()
         h, w = prepared.working
         output = output[:, :h, :w]
+        _check_finite(output)
         scale = full_scale(composite)
         if prepared.direct:
             out = _quantise(output, composite.dtype).transpose(1, 2, 0)
@@ -285,6 +287,20 @@ class Harmonizer:
             out = _quantise(blended, composite.dtype).transpose(1, 2, 0)
             np.copyto(result[rows, cols], out, where=inside[rows, cols, None])
         return result
+
+
+def _check_finite(output: np.ndarray) -> None:
+    """Fail the image whose model output holds NaN or infinity (a broken model file).
+
+    Quantising or fitting the transfer to such values wrote the composite back unchanged,
+    reported as harmonized; the blend keeps the background finite, so only the object can
+    hold them.
+    """
+    if not np.isfinite(output).all():
+        raise ModelOutputError(
+            "the model's output is NaN or infinite inside the object (a broken or diverged "
+            "model file?); nothing written"
+        )
 
 
 def _quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

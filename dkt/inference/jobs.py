@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dkt.atomic import remove_stale_temps
+from dkt.atomic import is_temporary_of, remove_stale_temps
 from dkt.errors import (
     DktError,
-    ImageInputError,
     ImageTooLargeError,
     MaskSizeError,
     PathError,
@@ -35,9 +35,11 @@ from dkt.imaging.imageio import (
     read_alpha_composite,
     read_image,
     read_mask,
+    read_metadata,
     verify_image,
     write_image,
 )
+from dkt.imaging.masks import check_selects
 from dkt.inference.harmonizer import Harmonizer, Prepared
 from dkt.inference.pairing import Job
 
@@ -123,9 +125,26 @@ def failure_for(job: Job, exc: BaseException) -> Failure:
             f"{job.composite}: not enough memory to harmonize it at this working size; "
             "pass a smaller --size (and --batch 1)"
         )
-    else:
-        message = f"{job.composite}: {type(exc).__name__}: {exc}"
+    elif isinstance(exc, OSError):
+        message = _os_error_line(job, exc)
+    else:  # a runtime refusing this input: its words, not Python's class name
+        reason = (str(exc).strip().splitlines() or ["the model could not run on it"])[0]
+        message = f"{job.composite}: could not harmonize it ({reason})"
     return Failure(job.key, str(job.composite), message)
+
+
+def _os_error_line(job: Job, exc: OSError) -> str:
+    """``path: what the system said``, naming the user's file: a failed write names the
+    output (not the hidden temporary beside it), a folder that cannot be made names both."""
+    reason = exc.strerror or str(exc) or "input/output error"
+    if not isinstance(exc.filename, str) or not exc.filename:
+        return f"{job.composite}: {reason}"
+    where = Path(exc.filename)
+    if where == job.output or is_temporary_of(where, job.output):
+        return f"{job.output}: cannot write it ({reason})"
+    if where in job.output.parents:
+        return f"{job.output}: cannot create its folder {where} ({reason})"
+    return f"{where}: {reason}"
 
 
 def existing_output_blocks(job: Job, existing: Existing, summary: RunSummary) -> bool:
@@ -171,13 +190,8 @@ def read_job(
         if not note:
             raise
         raise MaskSizeError(exc.path, f"{exc.reason}; {note}") from None
-    if not mask.any():
-        # Writing the composite back unchanged and counting it harmonized hid wrong masks.
-        raise ImageInputError(
-            job.mask,
-            "mask is empty (every pixel is 0: no object to harmonize; white, or 1 "
-            "in a 0/1 label mask, marks the object)",
-        )
+    # Writing the composite back unchanged and counting it harmonized hid wrong masks.
+    check_selects(mask, job.mask)
     return composite, mask
 
 
@@ -193,15 +207,19 @@ def job_bytes(job: Job, harmonizer: Harmonizer) -> int:
 def prepare_job(
     job: Job, harmonizer: Harmonizer, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> Prepared:
-    """Read ``job`` and make the model's inputs (what a reader thread does)."""
-    return harmonizer.prepare(*read_job(job, max_pixels))
+    """Read ``job`` and make the model's inputs (what a reader thread does); the composite's
+    colour profile, DPI and EXIF go along, for the writer."""
+    prepared = harmonizer.prepare(*read_job(job, max_pixels))
+    prepared.meta = read_metadata(job.composite)
+    return prepared
 
 
 def finish_job(
     job: Job, harmonizer: Harmonizer, prepared: Prepared, output: np.ndarray | None
 ) -> str:
-    """Carry the model's output to full size and write it atomically (a writer thread)."""
-    write_image(job.output, harmonizer.finish(prepared, output))
+    """Carry the model's output to full size and write it atomically (a writer thread),
+    with the composite's metadata: in its colour profile the background is the painting's."""
+    write_image(job.output, harmonizer.finish(prepared, output), meta=prepared.meta)
     return str(job.output)
 
 

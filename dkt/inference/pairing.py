@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,9 @@ __all__ = [
     "OUTPUT_MARKER",
     "Job",
     "PairingError",
+    "check_output_folders",
     "mark_output_folder",
+    "path_problem",
     "plan_folder",
     "plan_single",
 ]
@@ -156,6 +160,45 @@ def _specificity(pattern: str) -> int:
 
 # --------------------------------------------------------------------------- paths
 
+#: Bytes a file or folder name may have on every common file system (ext4, XFS, Btrfs, APFS;
+#: NTFS counts UTF-16 units), and a whole path on Linux (PATH_MAX, less its final NUL).
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def shorten(text: str, keep: int = 60) -> str:
+    """``text`` as a message shows it: whole up to ``keep`` characters, else its start and
+    end around "..." and its length (a path of megabytes printed whole buries the message)."""
+    size = len(os.fsencode(text))
+    text = text.replace("\0", "\\0")
+    if len(text) <= keep:
+        return text
+    head = keep * 2 // 3
+    return f"{text[:head]}...{text[head - keep :]} ({size} bytes)"
+
+
+def path_problem(path: Path) -> str | None:
+    """Why no file can ever have the path ``path`` (a NUL character, a name or a whole path
+    longer than file systems allow), or ``None``. Found here, before any work: at the first
+    write it cost a whole run, or came out as a traceback."""
+    text = str(path)
+    if "\0" in text:
+        return "contains a NUL character"
+    for part in Path(text).parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            return (f"the name {shorten(part)} is over the file system's limit of {NAME_MAX} "
+                    "bytes; choose a shorter name")  # fmt: skip
+    size = len(os.fsencode(text))
+    if size > PATH_MAX:
+        return f"is {size} bytes long, over the limit of {PATH_MAX} for a whole path"
+    return None
+
+
+def _check_path(path: Path, what: str) -> None:
+    problem = path_problem(path)
+    if problem is not None:
+        raise PairingError(f"{what} {shorten(str(path))}: {problem}")
+
 
 def _resolve(path: Path) -> Path:
     """Absolute, symlink-free form used for every "is this the same place" question."""
@@ -202,6 +245,47 @@ def mark_output_folder(folder: Path) -> None:
     marker = Path(folder) / OUTPUT_MARKER
     if not marker.is_file():
         atomic_write_bytes(marker, _MARKER_TEXT)
+
+
+def check_output_folders(outputs: Iterable[Path]) -> None:
+    """Refuse outputs that cannot be written, before any model is loaded or run.
+
+    Found only at the first write, an unwritable ``--out`` cost a model load and a
+    harmonization per file, each ending in the same failure. Each output folder, or the
+    nearest part of it that exists, is tried once: a file standing where a folder must be,
+    an output that is a folder, and a folder the process cannot create files in are
+    :class:`PairingError` naming the output.
+    """
+    tried: dict[Path, str | None] = {}
+    for output in outputs:
+        output = Path(output)
+        if output.is_dir():
+            raise PairingError(f"output {output} is a folder; give an image file name")
+        folder = output.parent
+        if folder not in tried:
+            tried[folder] = _unwritable(folder)
+        if tried[folder] is not None:
+            raise PairingError(f"output {output} cannot be written: {tried[folder]}")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (created as needed), or ``None`` if one can."""
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"{existing} is a link to nothing"
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:  # permissions, ACLs, read-only mounts: only a real file says it for sure
+        fd, probe = tempfile.mkstemp(prefix=".dkt-write-test.", dir=existing)
+    except OSError as exc:
+        return f"cannot create files in {existing} ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def _is_output_folder(path: Path) -> bool:
@@ -356,6 +440,8 @@ def plan_folder(
             )
 
     jobs.sort(key=lambda j: (j.key, str(j.composite)))
+    for job in jobs:
+        _check_path(job.output, f"--out-pattern {shorten(repr(out_pattern))} makes the output")
     _check_outputs(jobs, composites)
     return jobs
 
@@ -427,6 +513,9 @@ def plan_single(composite: Path, mask: Path, output: Path) -> Job:
     the mask, or using the composite as its own mask.
     """
     composite, mask, output = Path(composite), Path(mask), Path(output)
+    _check_path(output, "output")
+    _check_path(composite, "composite")
+    _check_path(mask, "mask")
     comp_r, mask_r, out_r = _resolve(composite), _resolve(mask), _resolve(output)
     if out_r == comp_r:
         raise PairingError(f"output {output} is the composite itself; choose another output path")
@@ -446,6 +535,8 @@ def plan_single(composite: Path, mask: Path, output: Path) -> Job:
 def plan_alpha(composite: Path, output: Path) -> Job:
     """One composite whose alpha channel is its mask (``--mask alpha``)."""
     composite, output = Path(composite), Path(output)
+    _check_path(output, "output")
+    _check_path(composite, "composite")
     if _resolve(output) == _resolve(composite):
         raise PairingError(f"output {output} is the composite itself; choose another output path")
     return Job(composite.stem, composite, composite, output, (str(composite),), mask_in_alpha=True)

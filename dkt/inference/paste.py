@@ -9,6 +9,7 @@ blend keeps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from dkt.imaging.imageio import (
     read_alpha_composite_bytes,
     read_image,
 )
+
+#: The longest side a scaled cut-out may have: Pillow's images count pixels in C ints.
+MAX_SIDE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,17 @@ def place(
 
     Refuses, with the numbers, a scale that shrinks the object below one pixel and a
     position that puts it wholly outside the painting: both would "succeed" with an empty
-    mask and a result identical to the painting.
+    mask and a result identical to the painting. A scale that is not a finite number, or
+    makes a side longer than an image can have, is refused too (it was an OverflowError).
     """
-    if not scale > 0:
-        raise PasteError(f"scale must be above 0, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise PasteError(f"scale must be above 0 and finite, got {scale}")
     (ph, pw), (ch, cw) = painting_hw, cutout_hw
+    if max(cw, ch) * scale > MAX_SIDE:
+        raise ScaledTooLargeError(
+            f"scale {scale:g} makes the {cw}x{ch} cut-out longer than an image can be "
+            f"({MAX_SIDE} px a side)"
+        )
     width, height = round(cw * scale), round(ch * scale)
     if width < 1 or height < 1:
         raise PasteError(

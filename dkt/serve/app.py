@@ -8,6 +8,13 @@ request is refused at once with 503, instead of piling up memory), and no reques
 touches the filesystem: uploads are decoded from memory and results encoded into it. Every
 refusal is a 4xx with a one-line JSON ``{"error": ...}`` naming the field at fault, and a
 failure inside one request is a 500 for that request alone.
+
+A client costs a place in the model's queue only once its whole upload has arrived: bodies
+still arriving are bounded apart (``max_uploads``), and when those are all taken the slowest
+one trickling below ``slow_upload_bytes_per_s`` is cut off to make room, so a handful of
+sockets sending a byte now and then can lock no one out. A client that goes away gives up
+its place at once and its request stops at the next stage (the model never runs for it);
+once a burst is over, the memory its runs kept is handed back to the system.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from backends.allocator import release_freed_memory
 from dkt._version import __version__
 from dkt.api import Harmonizer
 from dkt.dktnet.checkpoint import file_sha256
@@ -42,6 +50,7 @@ from dkt.errors import (
     ImageInputError,
     ImageTooLargeError,
     InputError,
+    OptionError,
     PasteError,
     ScaledTooLargeError,
     UploadError,
@@ -53,7 +62,10 @@ from dkt.imaging.imageio import (
     read_alpha_composite_bytes,
     read_image_bytes,
     read_mask_bytes,
+    read_metadata_bytes,
 )
+from dkt.imaging.metadata import ImageMeta
+from dkt.inference.options import check_size
 from dkt.inference.paste import cutout_from_bytes, paste
 from dkt.serve.uploads import Part, check_length, read_form
 
@@ -81,8 +93,14 @@ class ServeSettings:
     uses every core) and ``max_queue`` admitted requests waiting for one: together they cap
     the memory requests hold, and a request past them gets 503 at once. ``size`` is the
     default working size (``None``: the harmonizer's); a request may make the network run
-    at up to ``max_size``. An upload must arrive within ``upload_timeout_s``. ``token``:
-    when set, every ``/v1`` endpoint but health needs it.
+    at up to ``max_size``. An upload must arrive within ``upload_timeout_s``.
+
+    Uploads are read before a request takes a place in the queue: ``max_uploads`` bodies
+    at once (a few bytes each until they arrive, up to ``max_upload_bytes``); when they are
+    all taken, the slowest one that has averaged under ``slow_upload_bytes_per_s`` for a
+    second or more is cut off (408) to make room, else the newcomer gets 503.
+    ``idle_release_s`` after the last request ends, the memory runs kept for reuse is
+    handed back. ``token``: when set, every ``/v1`` endpoint but health needs it.
     """
 
     token: str | None = None
@@ -93,17 +111,24 @@ class ServeSettings:
     size: int | None = None
     max_size: int = 4096
     upload_timeout_s: float = 60.0
+    max_uploads: int = 32
+    slow_upload_bytes_per_s: int = 16 << 10
+    idle_release_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_concurrent", "max_size"):
+        for name in ("max_upload_bytes", "max_pixels", "max_concurrent", "max_size",
+                     "max_uploads"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.upload_timeout_s > 0:
             raise ValueError(f"upload_timeout_s must be above 0, got {self.upload_timeout_s}")
+        if self.slow_upload_bytes_per_s < 0 or self.idle_release_s < 0:
+            raise ValueError("slow_upload_bytes_per_s and idle_release_s must be 0 or more")
         if self.max_queue < 0:
             raise ValueError(f"max_queue must be 0 or more, got {self.max_queue}")
         if self.token is not None and not self.token.strip():
             raise ValueError("token must not be empty (None: no token)")
+        check_size(self.size)  # an OptionError, a ValueError
         if self.size is not None and self.size > self.max_size:
             raise ValueError(f"size {self.size} is over max_size {self.max_size}")
 
@@ -140,13 +165,17 @@ class _Gate:
     """Admission to the model: ``running`` runs at once, ``waiting`` more admitted to wait.
 
     The counters live on the event loop's thread, so they need no lock; the semaphore is
-    made on the loop that first uses it (a test client may start a fresh loop).
+    made on the loop that first uses it (a test client may start a fresh loop). When the
+    last admitted request ends and none comes for ``idle_release_s``, the memory the runs
+    kept for reuse goes back to the system.
     """
 
-    def __init__(self, running: int, waiting: int) -> None:
+    def __init__(self, running: int, waiting: int, idle_release_s: float = 2.0) -> None:
         self.running, self.waiting = running, waiting
         self.admitted = 0
         self.seconds_per_run = 1.0  # a running estimate, for Retry-After
+        self.idle_release_s = idle_release_s
+        self._admissions = 0  # tells an idle moment from a later one
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -162,10 +191,23 @@ class _Gate:
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
         self.admitted += 1
+        self._admissions += 1
         try:
             yield
         finally:
             self.admitted -= 1
+            if self.admitted == 0:
+                self._release_when_still_idle()
+
+    def _release_when_still_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        admissions = self._admissions
+
+        def release() -> None:
+            if self.admitted == 0 and self._admissions == admissions:
+                loop.run_in_executor(None, release_freed_memory)
+
+        loop.call_later(self.idle_release_s, release)
 
     @contextlib.asynccontextmanager
     async def run_slot(self) -> AsyncIterator[None]:
@@ -181,6 +223,64 @@ class _Gate:
                 self.seconds_per_run = 0.8 * self.seconds_per_run + 0.2 * took
 
 
+@dataclass(eq=False)
+class _Upload:
+    """One body being read: how fast it arrives, and the scope that cuts it off."""
+
+    started: float
+    scope: anyio.CancelScope
+    received: int = 0
+
+    def add(self, size: int) -> None:
+        self.received += size
+
+    def rate(self, now: float) -> float:
+        return self.received / max(now - self.started, 1e-9)
+
+
+class _Uploads:
+    """Bodies being read, bounded apart from the model's queue.
+
+    A request takes a place in the queue only with its body read, so clients trickling
+    their uploads hold one of these instead; and when all are held, the slowest upload
+    that has had ``grace_s`` to show its pace and stays under ``slow_bytes_per_s`` is cut
+    off for the newcomer, so reconnecting trickles cannot keep a normal client out.
+    """
+
+    grace_s = 1.0
+
+    def __init__(self, limit: int, slow_bytes_per_s: float) -> None:
+        self.limit, self.slow_bytes_per_s = limit, slow_bytes_per_s
+        self.active: set[_Upload] = set()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[_Upload]:
+        """A place to read a body in, or 503 when all are held by uploads going well."""
+        if len(self.active) >= self.limit:
+            self._cut_off_slowest()
+        upload = _Upload(time.monotonic(), anyio.CancelScope())
+        self.active.add(upload)
+        try:
+            yield upload
+        finally:
+            self.active.discard(upload)
+
+    def _cut_off_slowest(self) -> None:
+        now = time.monotonic()
+        slow = [
+            u for u in self.active
+            if now - u.started >= self.grace_s and u.rate(now) < self.slow_bytes_per_s
+        ]  # fmt: skip
+        if not slow:
+            raise RequestError(
+                503, f"server busy: {self.limit} uploads arriving; try again shortly",
+                {"Retry-After": "1"},
+            )  # fmt: skip
+        victim = min(slow, key=lambda u: u.rate(now))
+        self.active.discard(victim)
+        victim.scope.cancel()
+
+
 @dataclass
 class _Inputs:
     """A request's composite and mask, ready for the model, and which fields made them."""
@@ -189,6 +289,7 @@ class _Inputs:
     mask: np.ndarray
     mode: str
     mask_field: str
+    meta: ImageMeta | None = None  # the background's profile, DPI, EXIF: the result keeps them
 
 
 def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) -> FastAPI:
@@ -196,9 +297,10 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
     settings = settings or ServeSettings()
     described = harmonizer.describe()
     own_size = harmonizer.size if harmonizer.size is not None else harmonizer.backend.working_size
+    # The file's name and hash say which weights these are; its path would tell every
+    # client how the server's disks are laid out.
     model_info = {
         "name": harmonizer.model.name,
-        "path": str(harmonizer.model),
         "sha256": described.get("model_sha256") or file_sha256(harmonizer.model),
         "backend": described.get("backend", harmonizer.backend.name),
         "device": described.get("device"),
@@ -215,11 +317,13 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
             "max_pixels": settings.max_pixels,
             "max_concurrent": settings.max_concurrent,
             "max_queue": settings.max_queue,
+            "max_uploads": settings.max_uploads,
             "max_size": settings.max_size,
         },
         "dkt": __version__,
     }
-    gate = _Gate(settings.max_concurrent, settings.max_queue)
+    gate = _Gate(settings.max_concurrent, settings.max_queue, settings.idle_release_s)
+    uploads = _Uploads(settings.max_uploads, settings.slow_upload_bytes_per_s)
     static = _static_files()
     bearer = HTTPBearer(auto_error=False, description="The server's --token.")
 
@@ -244,6 +348,7 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
         "so it matches the painting, leaving every painting pixel as it was.",
     )
     app.state.harmonizer, app.state.settings, app.state.gate = harmonizer, settings, gate
+    app.state.uploads = uploads
     _install_error_handlers(app)
 
     @app.get("/v1/health", tags=["server"])
@@ -269,21 +374,27 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
         composite whose alpha is its mask."""
         started = time.perf_counter()
         try:
-            check_length(request, settings.max_upload_bytes)  # no use queueing for a 413
-            with gate.ticket():
-                form = await _read_in_time(request, settings)
-                read = time.perf_counter()
-                options = _options(form)
-                strength = _strength(options, harmonizer)
-                inputs = await _in_thread(_decode, form, options, settings)
-                size = _working_size(options, settings, inputs, own_size)
-                decoded = time.perf_counter()
-                async with gate.run_slot():
-                    queued = time.perf_counter()
-                    result = await _in_thread(_run, harmonizer, inputs, size, strength)
-                    ran = time.perf_counter()
+            check_length(request, settings.max_upload_bytes)  # no use reading for a 413
+            with uploads.slot() as upload:
+                form = await _read_in_time(request, settings, upload)
+            read = time.perf_counter()
+            options = _options(form)
+            strength = _strength(options, harmonizer)
             fmt, media = FORMATS[options.format]
-            body = await _in_thread(lambda: encode_image(result, fmt))
+            with gate.ticket():
+                async with _given_up_if_gone(request) as gone:
+                    inputs = await _in_thread(_decode, form, options, settings)
+                    del form  # the uploaded bytes, no longer needed while queueing
+                    size = _working_size(options, settings, inputs, own_size)
+                    decoded = time.perf_counter()
+                    async with gate.run_slot():
+                        queued = time.perf_counter()
+                        result = await _in_thread(_run, harmonizer, inputs, size, strength)
+                        ran = time.perf_counter()
+                    body = await _in_thread(lambda: encode_image(result, fmt, meta=inputs.meta))
+            if gone.cancelled_caught:
+                log.info("POST /v1/harmonize: the client went away; its request stopped")
+                return Response(status_code=499)  # nobody reads it: the connection is gone
         except (RequestError, UploadError, RequestValidationError):
             raise
         except Exception as exc:  # a bug or a backend failure: this request's alone
@@ -320,16 +431,46 @@ def create_app(harmonizer: Harmonizer, settings: ServeSettings | None = None) ->
 # --------------------------------------------------------------------------- requests
 
 
-async def _read_in_time(request: Request, settings: ServeSettings) -> dict[str, Part]:
-    """The form, read within ``upload_timeout_s``: a client trickling its upload would
-    otherwise hold an admitted place for as long as it likes."""
+async def _read_in_time(
+    request: Request, settings: ServeSettings, upload: _Upload
+) -> dict[str, Part]:
+    """The form, read within ``upload_timeout_s`` (and cut off sooner when it trickles in
+    while others wait for a place to upload): a client trickling its upload would otherwise
+    hold a place for as long as it likes."""
     try:
-        with anyio.fail_after(settings.upload_timeout_s):
-            return await read_form(request, settings.max_upload_bytes)
+        with upload.scope, anyio.fail_after(settings.upload_timeout_s):
+            return await read_form(request, settings.max_upload_bytes, upload.add)
     except TimeoutError:
         raise RequestError(
             408, f"body: the upload took longer than {settings.upload_timeout_s:g} s"
         ) from None
+    rate = upload.rate(time.monotonic())
+    raise RequestError(
+        408, f"body: the upload arrived too slowly ({rate:.0f} bytes/s) while other uploads "
+        "waited for a place",
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _given_up_if_gone(request: Request) -> AsyncIterator[anyio.CancelScope]:
+    """Stop the block at its next await once the client has closed its connection (the
+    scope yielded then says ``cancelled_caught``): waiting for the model gives up the place
+    at once; decoding or a run already under way in a thread ends first (it cannot be
+    interrupted), and what follows it does not run."""
+    scope = anyio.CancelScope()
+
+    async def watch() -> None:
+        # With the body read, the server's next message for this request is its end.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        with scope:
+            yield scope
+    finally:
+        watcher.cancel()
 
 
 def _options(form: dict[str, Part]) -> Options:
@@ -343,9 +484,14 @@ def _options(form: dict[str, Part]) -> Options:
     if "format" in values:
         values["format"] = values["format"].lower()
     try:
-        return Options(**values)
+        options = Options(**values)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
+    try:  # the same check, and words, as dkt.Harmonizer and dkt harmonize
+        check_size(options.size)
+    except OptionError as exc:
+        raise RequestError(422, str(exc)) from None
+    return options
 
 
 def _working_size(
@@ -419,18 +565,21 @@ def _decode(form: dict[str, Part], options: Options, settings: ServeSettings) ->
                                          max_pixels=limit)  # fmt: skip
             mask = read_mask_bytes(bytes(form["mask"].data), "mask",
                                    expected_hw=composite.shape[:2], max_pixels=limit)  # fmt: skip
-            return _Inputs(composite, mask, mode, "mask")
+            meta = read_metadata_bytes(form["composite"].data)
+            return _Inputs(composite, mask, mode, "mask", meta)
         if mode == "composite-alpha":
             composite, mask = read_alpha_composite_bytes(
                 bytes(form["composite"].data), "composite", max_pixels=limit,
                 hint="; send a mask with it, or a composite whose alpha marks the object",
             )  # fmt: skip
-            return _Inputs(composite, mask, mode, "composite")
+            return _Inputs(composite, mask, mode, "composite",
+                           read_metadata_bytes(form["composite"].data))  # fmt: skip
         painting = read_image_bytes(bytes(form["painting"].data), "painting", max_pixels=limit)
         cutout = cutout_from_bytes(bytes(form["cutout"].data), "cutout", max_pixels=limit)
+        _check_scale(options.scale, cutout.shape[:2])
         at = None if options.x is None else (options.x, options.y)
         composite, mask = paste(painting, cutout, at, options.scale, max_pixels=limit)
-        return _Inputs(composite, mask, mode, "cutout")
+        return _Inputs(composite, mask, mode, "cutout", read_metadata_bytes(form["painting"].data))
     except ImageTooLargeError as exc:
         raise RequestError(413, f"{exc} (too many pixels)") from None
     except ImageInputError as exc:
@@ -439,6 +588,18 @@ def _decode(form: dict[str, Part], options: Options, settings: ServeSettings) ->
         raise RequestError(413, _paste_field(str(exc))) from None
     except PasteError as exc:
         raise RequestError(400, _paste_field(str(exc))) from None
+
+
+def _check_scale(scale: float, cutout_hw: tuple[int, ...]) -> None:
+    """Refuse a scale whose scaled cut-out has no size a computer can count (``1e308``
+    times any side is infinite) the way one over the pixel limit is refused; smaller ones
+    the paste itself measures against the limit."""
+    height, width = cutout_hw
+    if not math.isfinite(height * scale * width * scale):
+        raise RequestError(
+            413, f"scale: {scale:g} makes the {width}x{height} cut-out larger than any "
+            "image can be (too many pixels)",
+        )  # fmt: skip
 
 
 def _paste_field(message: str) -> str:
@@ -471,11 +632,13 @@ async def _in_thread(function: Callable[..., T], *args: Any) -> T:
 _ERROR_CODES = {
     400: "An upload that is not a usable image, mask or cut-out.",
     401: "The server has a token and the request lacks it.",
-    408: "An upload that took longer than the server allows.",
+    408: "An upload that took longer than the server allows, or trickled in while others "
+    "waited for a place to upload.",
     413: "An upload over the byte limit, or an image over the pixel limit.",
     415: "A body that is not multipart/form-data.",
     422: "Missing, unknown or invalid fields.",
-    503: "All model runs busy and the queue full (see Retry-After).",
+    503: "All model runs busy and the queue full, or every place to upload taken by uploads "
+    "arriving at a normal pace (see Retry-After).",
 }
 
 

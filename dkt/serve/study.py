@@ -12,25 +12,32 @@ same schedule for everyone, from ``seed``); which method is on the left is drawn
 and trial, and recorded. Answers go straight to a :class:`~dkt.evaluation.judgments.JudgmentLog`,
 and the next trial for a rater is the first one of the schedule that the log has no answer
 for: a rater who closes the tab, or whose server was killed, resumes where they stopped.
+
+With a ``token`` (``dkt study serve --token``, as for ``dkt serve``) every ``/v1`` endpoint
+but health needs it, and so does the page: raters open ``/?token=TOKEN`` once, which keeps
+the token in a cookie (the pictures are plain ``<img>`` requests, which send no header) and
+takes it out of the address bar; a script may send ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hmac
 import io
 import mimetypes
 import random
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from dkt.csvcells import read_cell
 from dkt.errors import AlreadyAnsweredError, StudyError
 from dkt.evaluation.catch import (
     CATCH_COMPOSITE,
@@ -52,6 +59,8 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'",
     "X-Content-Type-Options": "nosniff",
 }
+#: The cookie that carries the study's token once a rater opened the page with it.
+TOKEN_COOKIE = "dkt_study_token"
 #: Catch trials are shown at least this many trials after the trial they repeat, where the
 #: schedule is long enough, so the rater cannot simply remember the last answer.
 _REPEAT_GAP = 3
@@ -89,7 +98,7 @@ def read_design(path: Path) -> list[StudyTrial]:
     trials: list[StudyTrial] = []
     seen: set[str] = set()
     for line, row in enumerate(reader, start=2):
-        values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        values = {k: read_cell(v or "").strip() for k, v in row.items() if k is not None}
         if not any(values.values()):
             continue
         trial = values.get("trial") or str(line - 1)
@@ -361,6 +370,22 @@ class JudgmentIn(BaseModel):
 Rater = Annotated[str, Query(pattern=RATER_PATTERN, description="The rater's id.")]
 
 
+def _token_check(token: str | None) -> Callable[[Request], bool]:
+    """Whether a request carries ``token`` (always, without one), in its bearer header or
+    in the page's cookie."""
+
+    def carries(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.cookies.get(TOKEN_COOKIE, "")
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            given = credentials.strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    return carries
+
+
 def create_study_app(
     design: str | Path,
     images: str | Path,
@@ -368,12 +393,26 @@ def create_study_app(
     *,
     catch_rate: float = 0.1,
     seed: int = 0,
+    token: str | None = None,
 ) -> FastAPI:
     """The study as an ASGI app; raises :class:`StudyError` (or a log error) before serving.
 
     ``app.state.study`` is the :class:`Study`, for the command line's startup message.
+    ``token``: when set, the page and every ``/v1`` endpoint but health need it.
     """
+    if token is not None and not token.strip():
+        raise StudyError("--token must not be empty")
     study = Study(Path(design), Path(images), Path(out), catch_rate=catch_rate, seed=seed)
+    carries = _token_check(token)
+
+    def authorized(request: Request) -> None:
+        if not carries(request):
+            raise HTTPException(
+                401, "this study needs its token: open its link with ?token=... once",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+
+    guarded = [Depends(authorized)]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -394,8 +433,18 @@ def create_study_app(
     def page(name: str, media_type: str) -> FileResponse:
         return FileResponse(STATIC / name, media_type=media_type, headers=_PAGE_HEADERS)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    @app.get("/", include_in_schema=False, response_model=None)
+    def index(
+        request: Request, given: Annotated[str | None, Query(alias="token")] = None
+    ) -> FileResponse | RedirectResponse:
+        if token is not None and given is not None:
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise HTTPException(401, "wrong token")
+            # Into a cookie, and out of the address bar (and the browser's history).
+            moved = RedirectResponse("/", status_code=303)
+            moved.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return moved
+        authorized(request)
         return page("study.html", "text/html; charset=utf-8")
 
     @app.get("/study.js", include_in_schema=False)
@@ -407,14 +456,15 @@ def create_study_app(
         return page("study.css", "text/css; charset=utf-8")
 
     @app.get("/v1/health")
-    def health() -> dict[str, object]:
-        return {"status": "ok", **study.summary()}
+    def health(request: Request) -> dict[str, object]:
+        """Open, so a script can poll it; how far the study is, only with the token."""
+        return {"status": "ok", **(study.summary() if carries(request) else {})}
 
-    @app.get("/v1/study/next")
+    @app.get("/v1/study/next", dependencies=guarded)
     def next_trial(rater: Rater) -> dict[str, object]:
         return study.next_for(rater)
 
-    @app.post("/v1/study/judgment")
+    @app.post("/v1/study/judgment", dependencies=guarded)
     def judgment(body: JudgmentIn) -> dict[str, object]:
         try:
             study.record(body.rater, body.trial, body.choice, body.ms)
@@ -427,7 +477,7 @@ def create_study_app(
         _, done = study.progress(body.rater)
         return {"recorded": True, "answered": done, "total": len(study.schedule)}
 
-    @app.get("/v1/study/image/{image_id}")
+    @app.get("/v1/study/image/{image_id}", dependencies=guarded)
     def image(image_id: str) -> FileResponse:
         path = study.image_files.get(image_id)
         if path is None:

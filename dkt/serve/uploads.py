@@ -9,6 +9,7 @@ as they arrive: the first byte over the limit ends the request with 413.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
@@ -94,8 +95,13 @@ class _Collector:
         self.ended = True
 
 
-async def read_form(request: Request, max_bytes: int) -> dict[str, Part]:
+async def read_form(
+    request: Request, max_bytes: int, on_chunk: Callable[[int], None] | None = None
+) -> dict[str, Part]:
     """The parts of ``request``'s multipart/form-data body by field name.
+
+    ``on_chunk`` is told each chunk's size as it arrives, so the caller can tell a slow
+    upload from a fast one while it is still being read.
 
     Refuses, with :class:`UploadError`: another content type (415), a declared
     ``Content-Length`` over ``max_bytes`` before reading a byte, and a body that turns out
@@ -112,6 +118,8 @@ async def read_form(request: Request, max_bytes: int) -> dict[str, Part]:
     try:
         async for chunk in request.stream():
             received += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
             if received > max_bytes:
                 raise UploadError(413, _too_large(None, max_bytes))
             parser.write(chunk)

@@ -15,7 +15,7 @@ from backends.engine_sidecar import (
     write_sidecar,
 )
 from backends.shapes import ShapeProfile
-from dkt.errors import BackendError, EngineMismatchError
+from dkt.errors import BackendError, EngineMismatchError, ModelMetadataError
 
 META = EngineMetadata(
     dkt_version="0.1.0",
@@ -48,7 +48,7 @@ def test_missing_or_broken_sidecar(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"m\.plan\.json is missing .* re-export"):
         read_sidecar(engine)
     sidecar_path(engine).write_text("{not json")
-    with pytest.raises(BackendError, match="unreadable engine metadata"):
+    with pytest.raises(BackendError, match="engine metadata is not valid JSON"):
         read_sidecar(engine)
     sidecar_path(engine).write_text(json.dumps({"format": "other"}))
     with pytest.raises(BackendError, match="not a dkt engine sidecar"):
@@ -56,11 +56,47 @@ def test_missing_or_broken_sidecar(tmp_path: Path) -> None:
     data = META.to_dict()
     del data["gpu_name"]
     sidecar_path(engine).write_text(json.dumps(data))
-    with pytest.raises(BackendError, match="incomplete engine sidecar"):
+    with pytest.raises(BackendError, match="engine metadata has no 'gpu_name'"):
         read_sidecar(engine)
     sidecar_path(engine).write_text(json.dumps({**META.to_dict(), "format_version": 99}))
     with pytest.raises(BackendError, match="newer dkt"):
         read_sidecar(engine)
+
+
+def _nested(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+#: Tampered sidecars, each with what the one-line refusal must say.
+TAMPERED = [
+    (b"[1, 2, 3]", "engine metadata is a JSON list, not an object"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (json.dumps({**META.to_dict(), "extra": {"a": _nested(20)}}).encode(), "more than 16 levels"),
+    ('{"gpu_name": "caf\xe9"}'.encode("latin-1"), "engine metadata is not UTF-8 text"),
+    (json.dumps({**META.to_dict(), "format_version": "1"}).encode(), "format_version must be"),
+    (json.dumps({**META.to_dict(), "working_size": "huge"}).encode(), "working_size must be"),
+    (json.dumps({**META.to_dict(), "profile": "big"}).encode(), "profile must be"),
+    (json.dumps({**META.to_dict(), "gpu_name": {"x": 1}}).encode(), "gpu_name must be a string"),
+    (json.dumps({**META.to_dict(), "inputs": "composite"}).encode(), "inputs must be a list"),
+]
+
+
+@pytest.mark.parametrize(("content", "says"), TAMPERED)
+def test_tampered_sidecar_is_refused_naming_the_field(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    """A list, deep nesting, non-UTF-8 bytes or a wrong type gave AttributeError,
+    RecursionError, UnicodeDecodeError or a str-ified value; each is now a one-line refusal."""
+    engine = tmp_path / "m.engine"
+    sidecar_path(engine).write_bytes(content)
+    with pytest.raises(ModelMetadataError) as info:
+        read_sidecar(engine)
+    message = str(info.value)
+    assert message.startswith(f"{sidecar_path(engine)}: ") and says in message
+    assert "\n" not in message and len(message) < 300
 
 
 def test_same_release_and_gpu_is_accepted() -> None:

@@ -20,11 +20,12 @@ import pytest
 import torch
 
 from backends import registry
-from backends.base import MIN_SIDE, Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor
 from backends.shapes import parse_shape
 from backends.torch_backend import PRECISIONS, TorchBackend
 from dkt.dktnet.model import MULTIPLE, pad_to_multiple
 from dkt.errors import BackendError, ShapeError
+from dkt.limits import MIN_IMAGE_SIDE
 
 BUILTINS = {
     "torch": "backends.torch_backend:TorchBackend",
@@ -313,7 +314,7 @@ def test_descriptors_cover_every_builtin_and_name_the_classes() -> None:
         assert descriptor is cls.descriptor
         assert (cls.name, cls.suffixes) == (descriptor.name, descriptor.suffixes)
         assert descriptor.size_multiple == MULTIPLE
-        assert descriptor.min_side == MIN_SIDE
+        assert descriptor.min_side == MIN_IMAGE_SIDE
         assert descriptor.dynamic_shapes
         assert "\n" not in descriptor.summary() and descriptor.summary().startswith(name)
 

@@ -454,7 +454,8 @@ def test_manifest_run_writes_where_the_rows_say(
         "a_comp.png,a_m.png,results/a.png\n"
         f"b.png,{tmp_path / 'other' / 'b.png'},../elsewhere/b.png\n"
     )
-    result = dkt("harmonize", "--manifest", manifest, "--json", *model_args(tiny_model))
+    result = dkt("harmonize", "--manifest", manifest, "--output-root", tmp_path, "--json",
+                 *model_args(tiny_model))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["done"] == 2
     assert_harmonized(tmp_path / "data" / "results" / "a.png", *a)
@@ -527,7 +528,7 @@ def test_upsample_method_is_selectable(tmp_path: Path, write_pair, tiny_model: P
     assert not np.array_equal(read_image(outs["guided"]), read_image(outs["residual"]))
     bad = dkt("harmonize", tmp_path / "c.png", "-m", tmp_path / "m.png", "-o",
               tmp_path / "x.png", "--upsample", "nearest", *model_args(tiny_model))  # fmt: skip
-    _usage_error(bad, "--upsample 'nearest' is not one of guided, residual")
+    _usage_error(bad, "upsample must be guided or residual, got 'nearest'")
 
 
 # --------------------------------------------------------------------------- style strength

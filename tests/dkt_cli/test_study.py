@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +18,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from dkt.csvcells import read_row
+from dkt_cli import serve as serve_cli
+from dkt_cli import study as study_cli
 from dkt_cli.app import app
 
 runner = CliRunner()
@@ -257,6 +267,7 @@ def test_serve_names_what_is_missing_before_serving(tmp_path: Path, monkeypatch)
         raise AssertionError("the server started")
 
     monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setattr(uvicorn.Server, "run", never)
     design, images, _ = make_study(tmp_path)
     (images / "dkt" / "k2.png").unlink()
     out = tmp_path / "j.csv"
@@ -271,3 +282,81 @@ def test_serve_names_what_is_missing_before_serving(tmp_path: Path, monkeypatch)
     assert not out.exists()
     help_text = runner.invoke(app, ["study", "serve", "--help"]).stdout
     assert "DIR/<method>/<item>" in " ".join(help_text.split())
+
+
+#: Names a spreadsheet would run as formulas if written raw.
+FORMULA_METHODS = ('=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "@SUM(1)", "dkt")
+RISKY = re.compile(r"[=+\-@\t\r]")
+
+
+def test_pairs_writes_formula_names_as_text_and_fit_reads_them_back(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    args = ["study", "pairs", "--methods", ",".join(FORMULA_METHODS), "--items",
+            "=1+1,@x,k3", "-o", str(pairs)]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    with open(pairs, newline="") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    assert not [c for c in cells if RISKY.match(c)]
+    rows = _read(pairs)
+    assert {read_row(r)["item"] for r in rows} == {"=1+1", "@x", "k3"}
+    for row in rows:
+        row["winner"] = row["method_a"]  # as written, the way a spreadsheet saves it back
+    judged = tmp_path / "judged.csv"
+    _write(judged, rows)
+    result = runner.invoke(app, ["study", "fit", str(judged), "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {m["method"] for m in json.loads(result.stdout)["methods"]} == set(FORMULA_METHODS)
+
+
+def test_pairs_quiet_prints_nothing_and_writes_the_design(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv"
+    args = ["study", "pairs", "--methods", "a,b", "--items", "x,y", "-o", str(out), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and (result.stdout, result.stderr) == ("", "")
+    assert len(_read(out)) == 2
+
+
+def test_the_two_servers_default_to_different_ports() -> None:
+    def default_port(command: object) -> int:
+        return inspect.signature(command).parameters["port"].default
+
+    assert default_port(study_cli.serve) != default_port(serve_cli.serve)
+
+
+def _get(url: str, headers: dict[str, str] | None = None, opener=None) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with (opener or urllib.request.build_opener()).open(request, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_study_serve_takes_port_0_and_a_token_as_dkt_serve_does(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="the web stack is not installed")
+    from tests.serve.study_data import make_study
+
+    design, images, _ = make_study(tmp_path)
+    args = [sys.executable, "-m", "dkt", "study", "serve", str(design), "--images", str(images),
+            "--out", str(tmp_path / "j.csv"), "--port", "0"]  # fmt: skip
+    env = {**os.environ, "DKT_STUDY_TOKEN": "s3cret", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env)  # fmt: skip
+    try:
+        lines = []
+        while not any("open http" in line for line in lines):
+            lines.append(process.stdout.readline())
+            assert lines[-1], "".join(lines)
+        base = re.search(r"open (http://127\.0\.0\.1:\d+)/\?token=TOKEN", lines[-1])
+        assert base, lines[-1]
+        base = base[1]
+        assert not base.endswith(":0")
+        assert _get(base + "/v1/study/next?rater=ana") == 401
+        assert _get(base + "/v1/study/next?rater=ana", {"Authorization": "Bearer s3cret"}) == 200
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        assert _get(base + "/", opener=browser) == 401
+        assert _get(base + "/?token=s3cret", opener=browser) == 200  # the page, via its cookie
+        assert _get(base + "/v1/study/next?rater=ana", opener=browser) == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -224,6 +224,57 @@ def test_corrupt_provenance_is_a_checkpoint_error(
         load_checkpoint(_rewrite(path, tmp_path / "p.safetensors", edit))
 
 
+@pytest.mark.parametrize("provenance", ["[1, 2]", "[" * 100_000 + "]" * 100_000])
+def test_provenance_that_is_not_an_object_is_a_checkpoint_error(
+    saved: tuple[Path, DKTNet], tmp_path: Path, provenance: str
+) -> None:
+    """A list reached ``dkt info`` as an AttributeError; deep nesting as a RecursionError."""
+    path, _ = saved
+
+    def edit(t: dict[str, torch.Tensor], m: dict[str, str]) -> None:
+        m["provenance"] = provenance
+
+    with pytest.raises(CheckpointError, match="corrupt dkt metadata"):
+        read_checkpoint_info(_rewrite(path, tmp_path / "p.safetensors", edit))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_tensor_is_refused_naming_it(
+    saved: tuple[Path, DKTNet], tmp_path: Path, value: float
+) -> None:
+    """A diverged run's weights loaded, and its NaN output was blended away unnoticed."""
+    path, _ = saved
+    name = "bitransform.to_painting.V"
+
+    def edit(t: dict[str, torch.Tensor], m: dict[str, str]) -> None:
+        t[name] = t[name].clone()
+        t[name].view(-1)[0] = value
+
+    bad = _rewrite(path, tmp_path / "nan.safetensors", edit)
+    with pytest.raises(CheckpointError) as excinfo:
+        load_checkpoint(bad)
+    assert str(excinfo.value) == (
+        f"{bad}: not loaded: tensor(s) with NaN or infinite values: {name} "
+        "(a diverged training run?)"
+    )
+
+
+def test_non_finite_weights_are_never_written(tmp_path: Path) -> None:
+    """Not a NaN model, and not one whose float16 copy overflows to infinity."""
+    model = _model()
+    with torch.no_grad():
+        next(model.decoder.parameters()).view(-1)[0] = 1e6
+    half = tmp_path / "half.safetensors"
+    with pytest.raises(CheckpointError, match=r"not written: tensor\(s\) with NaN or infinite"):
+        save_checkpoint(half, model, dtype=torch.float16)
+    save_checkpoint(tmp_path / "full.safetensors", model)  # 1e6 is fine in float32
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(CheckpointError, match="not written"):
+        save_checkpoint(tmp_path / "nan.safetensors", model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.safetensors"]
+
+
 def test_plain_safetensors_without_dkt_metadata(tmp_path: Path) -> None:
     plain = tmp_path / "plain.safetensors"
     save_file(_model().state_dict(), str(plain))  # right tensors, no metadata

@@ -261,16 +261,27 @@ def test_autoencode_accepts_sizes_forward_accepts() -> None:
     assert out.shape == x.shape
 
 
-def test_blend_keeps_the_background_and_stays_finite_whatever_the_decoder_gives() -> None:
-    """``clamp`` keeps NaN and NaN * 0 is NaN: the model's own contract must still hold."""
+def test_blend_keeps_the_background_whatever_the_decoder_gives() -> None:
+    """NaN * 0 is NaN: the painting must still come back exactly, and finite."""
     composite = torch.rand(1, 3, 8, 8)
     mask = _rect_mask(8, 8, 2, 2, 6, 6) * 0.5  # soft inside
     generated = torch.full_like(composite, float("nan"))
     generated[..., 0, 0] = float("inf")
     out = blend(composite, generated, mask)
-    assert torch.isfinite(out).all()
     outside = mask[0, 0] == 0
     assert torch.equal(out[..., outside], composite[..., outside])
+
+
+def test_blend_shows_a_non_finite_object_instead_of_hiding_it() -> None:
+    """Replacing NaN by the composite returned it unchanged: a NaN model passed as done."""
+    composite = torch.rand(1, 3, 8, 8)
+    mask = _rect_mask(8, 8, 2, 2, 6, 6)
+    generated = torch.rand_like(composite)
+    generated[..., 3, 3] = float("nan")
+    generated[..., 4, 4] = float("inf")  # clamp alone would make this a white pixel
+    out = blend(composite, generated, mask)
+    assert torch.isnan(out[..., 3, 3]).all() and torch.isnan(out[..., 4, 4]).all()
+    assert torch.isfinite(out[..., 2, 2]).all()
 
 
 def test_fp16_model_with_a_flat_object_gives_a_finite_result() -> None:

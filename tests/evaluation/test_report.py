@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
+from dkt.csvcells import read_row
 from dkt.dktnet.distilled import DISTILLED_KIND
-from dkt.evaluation.report import report_dict, vgg_content_label, vgg_taps_label
-from dkt.evaluation.runner import EvalReport
+from dkt.evaluation.report import report_dict, vgg_content_label, vgg_taps_label, write_csv
+from dkt.evaluation.runner import EvalReport, MethodResult
 
 EXACT = {"kind": "vgg19", "file": "vgg_normalised_conv3_1.pth", "sha256": "00"}
 DISTILLED = {"kind": DISTILLED_KIND, "file": "cd16x_encoder_relu5_1.pth", "sha256": "11"}
@@ -49,3 +52,13 @@ def test_without_recorded_sources_the_taps_alone() -> None:
     assert vgg_content_label(report) == "relu3_1"
     assert report_dict(report, {})["vgg"]["sources"] == []
     assert report_dict(_report(), {})["vgg"] is None and vgg_taps_label(_report()) is None
+
+
+def test_the_csv_table_writes_a_formula_method_name_as_text(tmp_path: Path) -> None:
+    method = MethodResult(name="=HYPERLINK(1)", token="t", kind="folder", description={})
+    path = tmp_path / "table.csv"
+    write_csv(path, EvalReport([method], 0, 0, [], [], None, 0.0))
+    with open(path, newline="", encoding="utf-8") as fh:
+        [row] = csv.DictReader(fh)
+    assert row["method"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, and runs nothing
+    assert read_row(row)["method"] == "=HYPERLINK(1)"

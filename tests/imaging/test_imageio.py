@@ -651,3 +651,111 @@ def test_alpha_composite_without_a_usable_alpha_is_named(
     Image.fromarray(pixels, mode).save(tmp_path / "c.png")
     with pytest.raises(ImageInputError, match=rf"c\.png: .*{message}"):
         read_alpha_composite(tmp_path / "c.png")
+
+
+# ------------------------------------------------ issue 26: integer masks, frames, TIFFs
+
+
+def _tiff(path: Path, values: np.ndarray, **options: object) -> Path:
+    import tifffile
+
+    tifffile.imwrite(path, values, **options)
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.uint32])
+def test_integer_mask_file_of_0_and_255_is_8_bit(tmp_path: Path, dtype: type) -> None:
+    """A 0/255 mask stored as 16/32-bit integers was divided by 65535: the object stayed."""
+    path = _tiff(tmp_path / "m.tif", np.array([[0, 128, 255]], dtype))
+    _check_mask(path, [0.0, 128 / 255, 1.0])
+    mask = imageio.read_mask_bytes(path.read_bytes(), "mask")
+    np.testing.assert_allclose(mask[0], [0.0, 128 / 255, 1.0], atol=1e-6)
+
+
+def test_sixteen_bit_png_mask_of_0_and_255_is_8_bit(tmp_path: Path) -> None:
+    path = _save(Image.fromarray(np.array([[0, 255]], np.uint16)), tmp_path / "m.png")
+    assert _stored(path)[0].startswith("I")
+    _check_mask(path, [0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [([0, 70000], "mask values run up to 70000"), ([0, 1000], "mask values run up to 1000"),
+     ([-1, 255], "mask has negative values (down to -1)")],
+)  # fmt: skip
+def test_integer_mask_outside_the_rule_is_refused(
+    tmp_path: Path, values: list[int], message: str
+) -> None:
+    path = _tiff(tmp_path / "m.tif", np.array([values], np.int32))
+    with pytest.raises(ImageInputError) as info:
+        read_mask(path)
+    assert str(info.value).startswith(f"{path}: {message}: an integer mask holds 0/1 labels")
+
+
+def test_in_memory_pil_mask_follows_the_same_rule() -> None:
+    from dkt.errors import InputError
+
+    mask = imageio.image_to_mask(Image.fromarray(np.array([[0, 255]], np.int32)))
+    np.testing.assert_array_equal(mask, [[0.0, 1.0]])
+    with pytest.raises(InputError, match=r"^mask values run up to 300"):
+        imageio.image_to_mask(Image.fromarray(np.array([[0, 300]], np.int32)))
+
+
+def _frames(count: int) -> list[Image.Image]:
+    return [Image.new("RGB", (10, 8), (40 * i, 90, 200 - 40 * i)) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("a.gif", "an animated GIF of 3 frames"), ("a.png", "an animated PNG of 3 frames"),
+     ("a.webp", "an animated WebP of 3 frames"), ("a.tif", "a multi-page TIFF of 3 frames")],
+)  # fmt: skip
+def test_several_frames_are_refused_not_cut_to_the_first(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    first, *rest = _frames(3)
+    path = _save(first, tmp_path / name, save_all=True, append_images=rest)
+    expected = f"{path}: {says}: dkt reads one still picture"
+    for read in (read_image, read_mask, imageio.read_alpha_composite):
+        with pytest.raises(ImageInputError) as info:
+            read(path)
+        assert str(info.value).startswith(expected), read
+    with pytest.raises(ImageInputError, match=f"^upload: {says}"):
+        imageio.read_image_bytes(path.read_bytes(), "upload")
+
+
+def test_frames_that_belong_to_one_picture_are_read(tmp_path: Path) -> None:
+    """A TIFF's reduced-resolution preview page and a phone's MPO second image are not
+    pictures of their own: the file is read, as before."""
+    import tifffile
+
+    pixels = _random_rgb()
+    with tifffile.TiffWriter(tmp_path / "preview.tif") as tif:
+        tif.write(pixels, photometric="rgb")
+        tif.write(pixels[::2, ::2], photometric="rgb", subfiletype=1)
+    assert np.array_equal(read_image(tmp_path / "preview.tif"), pixels)
+    first, second = _frames(2)
+    path = _save(first, tmp_path / "phone.mpo", save_all=True, append_images=[second])
+    with Image.open(path) as img:
+        assert (img.format, img.n_frames) == ("MPO", 2)
+    assert read_image(path).shape == (8, 10, 3)
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [(np.zeros((4, 5, 3), np.float32), "a TIFF of 32-bit floating-point samples, 3 a pixel"),
+     (np.zeros((4, 5), np.int64), "a TIFF of 64-bit signed integer samples, 1 a pixel")],
+)  # fmt: skip
+def test_tiff_samples_pillow_cannot_hold_are_named(
+    tmp_path: Path, values: np.ndarray, says: str
+) -> None:
+    """They were "not an image file", which sent users looking for a broken file."""
+    options = {"photometric": "rgb"} if values.ndim == 3 else {}
+    path = _tiff(tmp_path / "x.tif", values, **options)
+    expected = f"{path}: {says}, which dkt cannot read (save it with 8- or 16-bit integers)"
+    for read in (read_image, read_mask):
+        with pytest.raises(ImageInputError) as info:
+            read(path)
+        assert str(info.value) == expected
+    with pytest.raises(ImageInputError, match=f"^upload: {says}"):
+        imageio.read_image_bytes(path.read_bytes(), "upload")

@@ -463,3 +463,27 @@ def test_a_full_mask_is_refused_at_strength_0_too(pair) -> None:
     composite, _ = pair(20, 20)
     with pytest.raises(EmptyBackgroundError):
         Harmonizer(StrengthBackend(), strength=0.0).harmonize(composite, np.ones((20, 20)))
+
+
+class NaNObjectBackend(FakeBackend):
+    """A broken (diverged) model: NaN or infinity where the object is, the painting kept."""
+
+    value = float("nan")
+
+    def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.where(mask > 0, np.float32(self.value), composite).astype(np.float32)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize(("height", "width", "size"), [(64, 80, None), (128, 160, 64)])
+def test_a_non_finite_model_output_fails_the_image(
+    pair, value: float, height: int, width: int, size: int | None
+) -> None:
+    """The composite came back unchanged and counted as harmonized (direct and transfer)."""
+    from dkt.errors import ModelOutputError
+
+    composite, masks = pair(height, width)
+    backend = NaNObjectBackend()
+    backend.value = value
+    with pytest.raises(ModelOutputError, match="NaN or infinite inside the object"):
+        Harmonizer(backend, size=size).harmonize(composite, masks["soft"])

@@ -12,7 +12,7 @@ from PIL import Image
 from backends.base import Backend
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference.harmonizer import Harmonizer
-from dkt.inference.jobs import Existing, run_jobs
+from dkt.inference.jobs import Existing, failure_for, run_jobs
 from dkt.inference.pairing import Job
 
 SENTINEL = b"an earlier result the user wants to keep"
@@ -204,3 +204,20 @@ def test_max_pixels_is_applied_to_composite_and_mask(make_job) -> None:
     assert summary.failed == 1
     assert "over the limit of 1919 (decompression-bomb guard)" in summary.failures[0].error
     assert run_jobs([job], Harmonizer(ShiftBackend(), 24), max_pixels=1920).done == 1
+
+
+def test_a_failed_write_names_the_output_not_the_hidden_temporary(tmp_path: Path) -> None:
+    """Issue 26: it was ``c.png: PermissionError: [Errno 13] ...: 'out/.r.png.j9nk.tmp'``."""
+    job = Job("c", tmp_path / "c.png", tmp_path / "m.png", tmp_path / "out" / "r.png")
+    temporary = tmp_path / "out" / ".r.png.j9nkg36w.tmp"
+    line = failure_for(job, PermissionError(13, "Permission denied", str(temporary))).error
+    assert line == f"{job.output}: cannot write it (Permission denied)"
+    blocked = failure_for(job, FileExistsError(17, "File exists", str(tmp_path / "out"))).error
+    assert blocked == f"{job.output}: cannot create its folder {tmp_path / 'out'} (File exists)"
+
+
+def test_a_runtime_refusing_one_input_reads_without_python_class_names(tmp_path: Path) -> None:
+    job = Job("c", tmp_path / "c.png", tmp_path / "m.png", tmp_path / "r.png")
+    line = failure_for(job, RuntimeError("backend rejected this input\nstack details")).error
+    assert line == f"{job.composite}: could not harmonize it (backend rejected this input)"
+    assert "Error" not in failure_for(job, ValueError()).error

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from dkt.errors import PairingError
-from dkt.inference.pairing import IMAGE_SUFFIXES, Job, plan_folder, plan_single
+from dkt.inference import pairing
+from dkt.inference.pairing import (
+    IMAGE_SUFFIXES,
+    Job,
+    check_output_folders,
+    plan_folder,
+    plan_single,
+)
 
 SAME_FOLDER = {"composite_pattern": "{key}_comp", "mask_pattern": "{key}_mask"}
 
@@ -289,3 +296,63 @@ def test_plan_single_refuses_overwriting_inputs(tmp_path: Path) -> None:
         plan_single(comp, mask, mask)
     with pytest.raises(PairingError, match="composite itself"):
         plan_single(comp, comp, tmp_path / "o.png")
+
+
+# --------------------------------------------------------------------------- impossible names
+
+
+def test_an_output_name_over_the_file_systems_limit_is_refused_shortened(tmp_path: Path) -> None:
+    """Refused while planning, in one line that shows the name cut short (issue 26 item 9)."""
+    long = tmp_path / ("x" * 300 + ".png")
+    with pytest.raises(PairingError) as caught:
+        plan_single(tmp_path / "c.png", tmp_path / "m.png", long)
+    message = str(caught.value)
+    assert "over the file system's limit of 255 bytes" in message
+    assert "(304 bytes)" in message and "x" * 80 not in message
+    assert "\n" not in message
+    plan_single(tmp_path / "c.png", tmp_path / "m.png", tmp_path / ("x" * 251 + ".png"))
+
+
+def test_an_out_pattern_making_names_too_long_is_refused_before_any_work(tmp_path: Path) -> None:
+    touch(tmp_path, "c/a.png", "m/a.png")
+    pattern = "{key}" + "y" * 260
+    with pytest.raises(PairingError, match=r"--out-pattern .* over the file system's limit"):
+        plan_folder(tmp_path / "c", tmp_path / "m", tmp_path / "out", out_pattern=pattern)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nul_in_a_path_is_a_pairing_error_not_a_value_error_traceback(tmp_path: Path) -> None:
+    with pytest.raises(PairingError, match=r"output .*a\\0b.png.*: contains a NUL character"):
+        plan_single(tmp_path / "c.png", tmp_path / "m.png", tmp_path / "a\0b.png")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path: Path) -> None:
+    """Issue 26: an unwritable output was found at the first write, after the model ran."""
+    (tmp_path / "afile").write_text("in the way")
+    with pytest.raises(PairingError, match=r"afile/r\.png cannot be written: .*afile is a file"):
+        check_output_folders([tmp_path / "ok.png", tmp_path / "afile" / "r.png"])
+    (tmp_path / "r.png").mkdir()
+    with pytest.raises(PairingError, match=r"r\.png is a folder"):
+        check_output_folders([tmp_path / "r.png"])
+
+
+def test_a_folder_refusing_new_files_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permissions, ACLs and read-only mounts are found by trying (as root, modes say nothing)."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".dkt-write-test.x"))
+
+    monkeypatch.setattr(pairing.tempfile, "mkstemp", refused)
+    with pytest.raises(PairingError) as caught:
+        check_output_folders([tmp_path / "new" / "deeper" / "r.png"])
+    assert str(caught.value) == (
+        f"output {tmp_path / 'new' / 'deeper' / 'r.png'} cannot be written: cannot create "
+        f"files in {tmp_path} (Permission denied)"
+    )
+
+
+def test_checking_outputs_creates_nothing(tmp_path: Path) -> None:
+    check_output_folders([tmp_path / "new" / "deeper" / "r.png", tmp_path / "s.png"])
+    assert list(tmp_path.iterdir()) == []

@@ -88,3 +88,10 @@ def test_files_a_cutout_without_transparency_is_named(tmp_path: Path) -> None:
 
 def test_docstring_example_runs() -> None:
     assert doctest.testmod(paste_module).failed == 0
+
+
+@pytest.mark.parametrize("scale", [float("inf"), 1e308, float("nan"), -float("inf")])
+def test_a_scale_no_image_can_have_is_a_paste_error_not_an_overflow(scale: float) -> None:
+    """``scale=inf`` and ``1e308`` raised OverflowError (issue 26 item 11)."""
+    with pytest.raises(PasteError, match=r"^scale"):
+        paste(_painting(), _cutout(), scale=scale)

@@ -182,7 +182,7 @@ def test_a_failing_batch_is_retried_item_by_item(make_jobs) -> None:
     )
     summary = run_pipelined(jobs, harmonizer, workers=1, batch=3)
     assert summary.done == 2 and [f.key for f in summary.failures] == ["001"]
-    assert "RuntimeError: backend rejected this input" in summary.failures[0].error
+    assert "could not harmonize it (backend rejected this input)" in summary.failures[0].error
     assert str(jobs[1].composite) in summary.failures[0].error
     assert jobs[0].output.exists() and jobs[2].output.exists() and not jobs[1].output.exists()
 

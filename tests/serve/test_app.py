@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import select
+import socket
 import tempfile
 import threading
+import time
 import warnings
 import zlib
 from collections.abc import Callable
@@ -33,6 +36,7 @@ from dkt.dktnet.checkpoint import file_sha256  # noqa: E402
 from dkt.inference.paste import paste  # noqa: E402
 from dkt.serve.app import ServeSettings, create_app  # noqa: E402
 from tests.conftest import synthetic_pair  # noqa: E402
+from tests.serve.conftest import serving  # noqa: E402
 
 HARMONIZE = "/v1/harmonize"
 
@@ -343,6 +347,12 @@ BAD_REQUESTS = {
     "scale into a bomb": (
         cutout_files(PAINTING, CUTOUT), {"scale": "3000"}, 413, ("scale:", "too many pixels"),
     ),
+    "scale past any size": (
+        cutout_files(PAINTING, CUTOUT), {"scale": "1e308"}, 413, ("scale:", "1e+308"),
+    ),
+    "scale that overflows to inf": (
+        cutout_files(PAINTING, CUTOUT), {"scale": "1e400"}, 422, ("scale:", "finite"),
+    ),
     "unknown format": (pair_files(COMPOSITE, MASK), {"format": "gif"}, 422, ("format:",)),
     "strength over 1": (
         pair_files(COMPOSITE, MASK), {"strength": "1.5"}, 422, ("strength:", "less than or equal"),
@@ -380,6 +390,38 @@ def test_a_working_size_over_the_largest_is_refused(make_client, size, status) -
         assert response.status_code == 200, response.text
     else:
         assert_error(response, 413, "size:", "80 px", "50")
+
+
+@pytest.mark.parametrize("size", ["7", "1"])
+def test_a_working_size_below_8_is_refused_in_the_words_of_the_api(client, size) -> None:
+    """Issue 26: sizes below 8 ran the network at 8 px without a word; the server says
+    what ``dkt.Harmonizer`` and ``dkt harmonize`` say."""
+    composite, mask = synthetic_pair(64, 80)
+    response = client.post(HARMONIZE, files=pair_files(composite, mask), data={"size": size})
+    assert_error(response, 422, f"size must be 0 (the image's own) or at least 8, got {size}")
+    with pytest.raises(dkt.OptionError, match="size must be 0"):
+        ServeSettings(size=int(size))
+
+
+def test_integer_masks_and_frames_follow_the_files_rules(client) -> None:
+    """Issue 26: a 0/255 16-bit mask upload harmonized nothing; an animated upload was cut
+    to its first frame; a mask too faint to change a pixel came back as a result."""
+    composite, mask = synthetic_pair(64, 80)
+    wide = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint16)).save(wide, format="PNG")
+    files = {"composite": ("c.png", encode(composite)), "mask": ("m.png", wide.getvalue())}
+    reply = client.post(HARMONIZE, files=files)
+    assert reply.status_code == 200, reply.text
+    assert np.abs(decode(reply.content).astype(int) - composite)[mask > 0].mean() > 2.0
+    gif = io.BytesIO()
+    Image.fromarray(composite).save(gif, format="GIF", save_all=True,
+                                    append_images=[Image.fromarray(255 - composite)])  # fmt: skip
+    files["composite"] = ("c.gif", gif.getvalue())
+    assert_error(client.post(HARMONIZE, files=files), 400, "composite: an animated GIF of 2")
+    faint = io.BytesIO()
+    Image.fromarray((mask > 0).astype(np.float32) * 0.001).save(faint, format="TIFF")
+    files = {"composite": ("c.png", encode(composite)), "mask": ("m.tif", faint.getvalue())}
+    assert_error(client.post(HARMONIZE, files=files), 400, "mask: mask selects nothing")
 
 
 def test_a_body_that_is_not_a_form_is_refused(client) -> None:
@@ -563,10 +605,12 @@ def test_a_failure_inside_the_model_is_a_500_for_that_request_alone(
 
 
 def test_model_describes_the_loaded_model(client, tiny_model: Path) -> None:
-    info = client.get("/v1/model").json()
+    reply = client.get("/v1/model")
+    info = reply.json()
     assert info["name"] == tiny_model.name
-    assert info["path"] == str(tiny_model)
     assert info["sha256"] == file_sha256(tiny_model)
+    # The file's name and hash, never where it lives on the server's disks.
+    assert "path" not in info and str(tiny_model.parent) not in reply.text
     assert (info["backend"], info["device"]) == ("torch", "cpu")
     assert info["limits"]["max_concurrent"] == 1
 
@@ -598,3 +642,175 @@ def test_settings_refuse_limits_that_allow_nothing() -> None:
         ServeSettings(max_concurrent=0)
     with pytest.raises(ValueError, match="token"):
         ServeSettings(token=" ")
+
+
+# --------------------------------------------------------------------------- real sockets
+
+
+def raw_request(base: str, files: dict[str, tuple[str, bytes]]) -> bytes:
+    """A whole harmonize request as the bytes a client sends down its socket."""
+    request = httpx.Request("POST", base + HARMONIZE, files=files)
+    body = request.read()
+    head = [f"POST {HARMONIZE} HTTP/1.1", f"Host: {request.url.host}"]
+    head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+class Trickle:
+    """Sockets that send a request's headers, then one byte of body every ``every`` s; each
+    reconnects when the server closes it (``reconnect``), until :meth:`stop`. ``replies``
+    collects the status lines the server answered them with."""
+
+    HEAD = (
+        f"POST {HARMONIZE} HTTP/1.1\r\nHost: dkt\r\nContent-Length: 100000\r\n"
+        "Content-Type: multipart/form-data; boundary=xyz\r\n\r\n"
+    ).encode()
+    #: A well-formed start of a body, so the server reads on instead of refusing it.
+    BODY = b'--xyz\r\nContent-Disposition: form-data; name="composite"; filename="c"\r\n\r\n'
+
+    def __init__(self, base: str, sockets: int, every: float, reconnect: bool) -> None:
+        self.base, self.every, self.reconnect = base, every, reconnect
+        self.replies: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(sockets)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with connect(self.base) as sock:
+                sock.sendall(self.HEAD)
+                body = iter(self.BODY + bytes(1000))
+                while not self._stop.wait(self.every):
+                    if select.select([sock], [], [], 0)[0]:  # answered (and closed)
+                        self.replies.append(sock.recv(200).decode().split("\r\n")[0])
+                        break
+                    try:
+                        sock.send(bytes([next(body)]))
+                    except OSError:
+                        break
+            if not self.reconnect:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def test_a_normal_request_gets_through_while_twenty_sockets_trickle_their_uploads(
+    harmonizer,
+) -> None:
+    """Uploads are read before a request takes a place in the model's queue: twenty
+    trickling sockets (reconnecting when cut off) once took all nine places and kept every
+    other client at 503 until the upload timeout."""
+    composite, mask = synthetic_pair(64, 80)
+    with serving(create_app(harmonizer, ServeSettings())) as base:
+        attack = Trickle(base, sockets=20, every=0.5, reconnect=True)
+        try:
+            time.sleep(1.5)  # every trickle connected and sending
+            started = time.monotonic()
+            response = httpx.post(base + HARMONIZE, files=pair_files(composite, mask), timeout=20)
+            took = time.monotonic() - started
+        finally:
+            attack.stop()
+    assert response.status_code == 200, response.text
+    assert_background_kept(response.content, composite, mask)
+    assert took < 10
+
+
+def test_when_every_upload_place_is_taken_the_slowest_trickle_makes_room(harmonizer) -> None:
+    composite, mask = synthetic_pair(64, 80)
+    settings = ServeSettings(max_uploads=4)
+    with serving(create_app(harmonizer, settings)) as base:
+        attack = Trickle(base, sockets=4, every=0.3, reconnect=False)
+        try:
+            time.sleep(1.5)  # all four places held, each for longer than the grace second
+            response = httpx.post(base + HARMONIZE, files=pair_files(composite, mask), timeout=20)
+            time.sleep(0.5)  # the one cut off reads its answer
+        finally:
+            attack.stop()
+    assert response.status_code == 200, response.text
+    assert attack.replies == ["HTTP/1.1 408 Request Timeout"], attack.replies
+
+
+def test_clients_that_go_away_give_up_their_place_and_the_model_never_runs_for_them(
+    harmonizer, monkeypatch
+) -> None:
+    """Three clients queue behind a long run and close their sockets: the next client is
+    queued (not refused with 503), and the model runs for the two that stayed only."""
+    runs: list[float] = []
+    run = harmonizer.backend.run
+
+    def slow_run(composite, mask):
+        runs.append(time.monotonic())
+        time.sleep(1.0)
+        return run(composite, mask)
+
+    monkeypatch.setattr(harmonizer.backend, "run", slow_run)
+    composite, mask = synthetic_pair(64, 80)
+    files = pair_files(composite, mask)
+    replies: list[httpx.Response] = []
+    with serving(create_app(harmonizer, ServeSettings(max_queue=3))) as base:
+        first = threading.Thread(
+            target=lambda: replies.append(httpx.post(base + HARMONIZE, files=files, timeout=20))
+        )
+        first.start()
+        deadline = time.monotonic() + 10
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runs, "the first request never reached the model"
+        leaving = [connect(base) for _ in range(3)]
+        for sock in leaving:
+            sock.sendall(raw_request(base, files))
+        time.sleep(0.3)  # read, decoded and queued behind the first run
+        for sock in leaving:
+            sock.close()
+        time.sleep(0.3)
+        second = httpx.post(base + HARMONIZE, files=files, timeout=20)
+        first.join(timeout=20)
+    assert [r.status_code for r in replies] == [200]
+    assert second.status_code == 200, second.text
+    assert len(runs) == 2, f"the model ran {len(runs)} times for 2 clients that stayed"
+
+
+def test_memory_kept_by_a_burst_goes_back_once_the_server_is_idle(make_client, monkeypatch) -> None:
+    released: list[float] = []
+    monkeypatch.setattr("dkt.serve.app.release_freed_memory", lambda: released.append(1))
+    client = make_client(idle_release_s=0.3)
+    composite, mask = synthetic_pair(64, 80)
+    for _ in range(3):
+        assert client.post(HARMONIZE, files=pair_files(composite, mask)).status_code == 200
+    assert released == []  # not between requests that follow each other closely
+    deadline = time.monotonic() + 5
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert released == [1]
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("files", ["composite+mask", "painting+cutout"])
+def test_the_reply_keeps_the_paintings_profile_dpi_and_exif(client, fmt: str, files: str, tmp_path):
+    """Issue 26 item 4: a wide-gamut painting's reply shows in the painting's colours."""
+    from tests.imaging.meta_files import MAKE, ORIENTATION, metadata_of, save_with_meta
+    from tests.imaging.meta_files import wide_gamut_profile as profile
+
+    composite, mask = synthetic_pair(64, 80)
+    background = save_with_meta(tmp_path / "c.jpg", composite, dpi=(300, 150), orientation=6)
+    if files == "composite+mask":
+        sent = {"composite": ("c.jpg", background.read_bytes()), "mask": ("m.png", encode(mask))}
+    else:
+        sent = {"painting": ("p.jpg", background.read_bytes()),
+                "cutout": ("o.png", encode(make_cutout()))}  # fmt: skip
+    response = client.post(HARMONIZE, files=sent, data={"format": fmt})
+    assert response.status_code == 200, response.text
+    icc, dpi, exif = metadata_of(response.content)
+    assert icc == profile()
+    if fmt != "webp":  # WebP holds no DPI
+        assert dpi == pytest.approx((150, 300), rel=1e-3)
+    assert (exif[ORIENTATION], exif[MAKE]) == (1, "dkt test camera")

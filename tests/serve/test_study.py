@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -15,6 +16,7 @@ pytest.importorskip("httpx", reason="fastapi.testclient needs httpx")
 
 from fastapi.testclient import TestClient
 
+from dkt.csvcells import read_row
 from dkt.errors import JudgmentLogError, StudyError
 from dkt.serve.study import create_study_app
 from tests.serve.study_data import ITEMS, METHODS, make_study, read_log
@@ -203,3 +205,46 @@ def test_a_log_from_another_design_or_seed_is_refused(study) -> None:
         create_study_app(design, images, out, seed=5)
     with pytest.raises(JudgmentLogError, match="not a judgments log"):
         create_study_app(design, images, design)
+
+
+def test_a_token_guards_the_page_and_every_v1_endpoint_but_health(study) -> None:
+    design, images, _, out = study
+    with TestClient(create_study_app(design, images, out, token="s3cret")) as client:
+        assert client.get("/").status_code == 401
+        assert client.get("/v1/study/next", params={"rater": "ana"}).status_code == 401
+        assert client.get("/v1/health").json() == {"status": "ok"}  # no progress without it
+        assert client.get("/study.js").status_code == 200
+        bearer = {"Authorization": "Bearer s3cret"}
+        trial = client.get("/v1/study/next", params={"rater": "ana"}, headers=bearer).json()
+        assert client.get(trial["left"]).status_code == 401  # the pictures too
+        assert client.get("/", params={"token": "wrong"}).status_code == 401
+        moved = client.get("/", params={"token": "s3cret"}, follow_redirects=False)
+        assert moved.status_code == 303 and moved.headers["location"] == "/"
+        assert "httponly" in moved.headers["set-cookie"].lower()
+        # The client keeps the cookie, as a browser does: the page works from then on.
+        assert client.get("/").status_code == 200
+        assert client.get(trial["left"]).status_code == 200
+        assert answer(client, "ana", trial, "left").status_code == 200
+        assert client.get("/v1/health").json()["judgments"] == 1
+    with pytest.raises(StudyError, match="--token"):
+        create_study_app(design, images, out, token=" ")
+
+
+def test_formula_names_reach_the_log_as_text_and_read_back_unchanged(tmp_path: Path) -> None:
+    methods, items = ("=HYPERLINK(1)", "@SUM(1)", "dkt"), ("+k1", "=k2", "k3")
+    design, images, _ = make_study(tmp_path, methods, items)
+    out = tmp_path / "judgments.csv"
+    with TestClient(create_study_app(design, images, out)) as client:
+        for _ in range(10):
+            trial = client.get("/v1/study/next", params={"rater": "ana"}).json()
+            assert answer(client, "ana", trial, "left").status_code == 200
+    with open(out, newline="") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    assert not [c for c in cells if re.match(r"[=+\-@\t\r]", c)]
+    rows = [read_row(r) for r in read_log(out)]
+    assert {r["item"] for r in rows} == set(items)
+    assert {r["winner"] for r in rows} <= {*methods, "composite"}
+    # Resumed: what the log says was shown matches the design, name for name.
+    with TestClient(create_study_app(design, images, out)) as client:
+        assert client.get("/v1/health").json()["judgments"] == 10
+        assert client.get("/v1/study/next", params={"rater": "ana"}).json()["done"] is True

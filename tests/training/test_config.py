@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,52 @@ def test_a_cd16x_run_without_its_encoder_weights_stops_before_training() -> None
     cfg = load_config("dktnet-cd16x", ["data.size=32", "run.tensorboard=false"])
     with pytest.raises(ValueError, match="--encoder-init"):
         Trainer(cfg, load_loss_network("random:0"))
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optim.lr=.inf", "optim.lr = inf"),
+        ("optim.lr=inf", "optim.lr = inf"),  # YAML 1.1 reads it as a string, float() as inf
+        ("adversarial.lr=.nan", "adversarial.lr = nan"),
+        ("loss.style=.inf", "loss.style = inf"),
+        ("optim.grad_clip=.inf", "optim.grad_clip = inf"),
+        ("optim.betas=[0.5, .nan]", "optim.betas = [0.5, nan]"),
+        ("data.fg_ratio=[0.1, .inf]", "data.fg_ratio = [0.1, inf]"),
+    ],
+)
+def test_non_finite_hyper_parameters_are_refused_naming_the_key(override: str, key: str) -> None:
+    """``optim.lr=.inf`` trained a model of NaN tensors to the end and exited 0."""
+    with pytest.raises(ConfigError) as info:
+        load_config("dktnet-lite", [override])
+    assert str(info.value) == f"dktnet-lite (with overrides): {key} is not a finite number"
+
+
+def _laughs(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_before_anything_expands(tmp_path: Path) -> None:
+    """Nine levels of aliases (10^9 values) took 208 s and 10.6 GB before an error."""
+    path = tmp_path / "laughs.yaml"
+    path.write_text(_laughs())
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert time.perf_counter() - start < 0.5
+    assert str(info.value) == (
+        f"{path}: YAML aliases (*name, line 2) are not allowed in a config; write the value out"
+    )
+    with pytest.raises(ConfigError, match="aliases are not allowed"):
+        apply_overrides({}, ["optim.betas=[&b 0.5, *b]"])
+
+
+def test_a_config_nested_thousands_deep_is_invalid_yaml_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(path))

@@ -193,3 +193,51 @@ def test_one_clipped_step_moves_every_kernel_tensor(train_data: Path, decoder_ga
     for (g, t), old in before.items():
         moved = (getattr(generators[g], t).detach() - old).pow(2).mean().sqrt().item()
         assert moved > 0.5 * lr, f"{g}.{t} moved by {moved:.2e} (RMS), under half of lr {lr}"
+
+
+def _poison_from(monkeypatch: pytest.MonkeyPatch, step: int, *, weights: bool) -> None:
+    """From ``step`` on, Trainer.step reports a NaN loss, or leaves a NaN in the weights
+    while its loss stays finite (an update that overflows)."""
+    real = Trainer.step
+
+    def step_with_nan(self: Trainer, batch, at: int):
+        losses, output = real(self, batch, at)
+        if at >= step:
+            if weights:
+                with torch.no_grad():
+                    next(self.model.decoder.parameters()).view(-1)[0] = float("nan")
+            else:
+                losses = {**losses, "style": float("nan"), "total": float("nan")}
+        return losses, output
+
+    monkeypatch.setattr(Trainer, "step", step_with_nan)
+
+
+@pytest.mark.parametrize(("weights", "good"), [(False, 2), (True, 3)])
+def test_a_non_finite_step_stops_the_run_and_keeps_the_last_good_checkpoint(
+    train_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weights: bool, good: int
+) -> None:
+    """A NaN loss ran to the end and wrote a NaN model. The loss at step 4 was made by the
+    weights written at step 3, so step 2's are the last good ones; NaN weights written at
+    step 4 leave step 3's good."""
+    from dkt.errors import TrainingDivergedError
+    from training.rundir import checkpoint_paths
+
+    _poison_from(monkeypatch, 4, weights=weights)
+    run = tmp_path / "run"
+    sets = ["run.steps=6", "run.checkpoint_every=1", "run.keep_checkpoints=5"]
+    with pytest.raises(TrainingDivergedError) as info:
+        _train(train_data, run, sets)
+    message = str(info.value)
+    what = "NaN or infinite weights (decoder." if weights else "NaN or infinite loss (style, total)"
+    assert message.startswith(f"{run}: training diverged at step 4: {what}")
+    assert "optim.lr is 0.0002: lower it" in message
+    good_model = checkpoint_paths(run, good)[0]
+    assert message.endswith(f"the last good checkpoint is {good_model} (step {good})")
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == [
+        n
+        for s in (1, 2, 3)
+        for n in (f"step-{s:08d}.safetensors", f"step-{s:08d}.state.safetensors")
+    ]
+    assert not (run / "model.safetensors").exists()
