@@ -30,7 +30,8 @@ from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
 from dkt.errors import EmptyBackgroundError, ModelOutputError, WorkingMemoryError
 from dkt.imaging.metadata import ImageMeta
 from dkt.inference.cpu import available_memory
-from dkt.inference.full_resolution import UPSAMPLERS, bounds, fit_transform, strips
+from dkt.inference.edges import painting_behind
+from dkt.inference.full_resolution import UPSAMPLERS, Box, bounds, fit_transform, strips
 from dkt.limits import MIN_WORKING_SIDE
 
 
@@ -265,7 +266,12 @@ class Harmonizer:
         _check_finite(output)
         scale = full_scale(composite)
         if prepared.direct:
-            out = _quantise(output, composite.dtype).transpose(1, 2, 0)
+            # The model blended with the composite itself: swap in the painting behind.
+            full = Box(0, mask.shape[0], 0, mask.shape[1])
+            pixels = composite.transpose(2, 0, 1).astype(np.float32) / scale
+            behind = painting_behind(composite, mask, full, scale)
+            output = output + (1.0 - mask[None]) * (behind - pixels)
+            out = _quantise(np.clip(output, 0.0, 1.0), composite.dtype).transpose(1, 2, 0)
             return np.where(mask[..., None] > 0, out, composite)
         inside = mask > 0
         box = bounds(inside)
@@ -283,7 +289,7 @@ class Harmonizer:
             pixels = composite[rows, cols].transpose(2, 0, 1).astype(np.float32) / scale
             changed = np.clip(transform.apply(pixels, strip, mask.shape), 0.0, 1.0)
             m = mask[None, rows, cols]
-            blended = pixels * (1.0 - m) + changed * m
+            blended = painting_behind(composite, mask, strip, scale) * (1.0 - m) + changed * m
             out = _quantise(blended, composite.dtype).transpose(1, 2, 0)
             np.copyto(result[rows, cols], out, where=inside[rows, cols, None])
         return result
