@@ -221,3 +221,17 @@ class ModelOutputError(DktError):
 
     Blending such an output hid it (the composite came back unchanged and counted as done).
     """
+
+
+class EvaluationError(DktError):
+    """``dkt evaluate``'s inputs cannot be used (no composites, too few references, weights
+    refused); the message names the option and the file, as the command printed it."""
+
+
+class ExportError(DktError):
+    """An export request that cannot be carried out: format, suffix, precision, options."""
+
+
+class CompositeSetError(DktError):
+    """A frozen composite set cannot be made: conflicting sources, an ``--out`` folder in the
+    way, a draw that hit an unreadable file."""

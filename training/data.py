@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from dkt.errors import DktError, ImageInputError, MaskSourceError, PathError
 from dkt.imaging.imageio import IMAGE_SUFFIXES, read_image, read_mask
+from training.defaults import COMPOSITE_SIZE, FG_RATIO, FLIP_PROB, RANDOM_POSITION_PROB
 
 __all__ = [
     "CompositeConfig",
@@ -350,10 +351,10 @@ class CompositeConfig:
     standing low in the frame); ``flip_prob`` applies to painting and object separately.
     """
 
-    size: int = 256
-    fg_ratio: tuple[float, float] = (0.05, 0.30)
-    random_position_prob: float = 0.5
-    flip_prob: float = 0.5
+    size: int = COMPOSITE_SIZE
+    fg_ratio: tuple[float, float] = FG_RATIO
+    random_position_prob: float = RANDOM_POSITION_PROB
+    flip_prob: float = FLIP_PROB
     seed: int = 0
 
     def __post_init__(self) -> None:

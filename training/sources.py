@@ -42,6 +42,7 @@ from training.data import (
     find_foregrounds,
     find_paintings,
 )
+from training.defaults import OBJECT_RATIO
 
 __all__ = [
     "DEFAULT_RATIO",
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 #: Objects covering less or more of their photo than this are left out by default.
-DEFAULT_RATIO: tuple[float, float] = (0.05, 0.30)
+DEFAULT_RATIO: tuple[float, float] = OBJECT_RATIO
 
 #: Header names (any case) that mark the column holding painting paths in a CSV list.
 PATH_COLUMNS: tuple[str, ...] = ("path", "file", "filename", "image")

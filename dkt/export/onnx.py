@@ -74,11 +74,10 @@ from dkt.export.quantize import (
     calibration_shape,
     quantize_int8,
 )
+from dkt.export.request import DEFAULT_OPSET, EXPORTERS
 
-EXPORTERS = ("dynamo", "torchscript")
 #: The network's dtype in the graph, by the names :mod:`backends.onnx_metadata` records.
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization is an ONNX op from 17 on
 
 

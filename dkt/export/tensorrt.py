@@ -36,8 +36,8 @@ from backends.tensorrt_backend import gpu_identity, import_tensorrt, tensorrt_ma
 from dkt import dktnet
 from dkt.atomic import atomic_write_bytes
 from dkt.errors import BackendError
+from dkt.export.request import DEFAULT_WORKSPACE_MIB
 
-DEFAULT_WORKSPACE_MIB = 4096
 CACHE_DIR = Path.home() / ".cache" / "dkt" / "tensorrt"
 
 

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 import dkt.evaluation.inception as inception
 from dkt.dktnet.pretrained import CD16X_DECODER_RELU4_FILE, CD16X_ENCODER_RELU4_FILE
+from dkt.evaluation.run import NO_INCEPTION, NO_VGG
 from dkt.imaging.chroma import chroma_speckle
 from dkt.imaging.imageio import read_image, read_mask
 from dkt_cli.app import app
-from dkt_cli.evaluate import NO_INCEPTION, NO_VGG
 from tests.cd16x_files import write_cd16x_decoder, write_cd16x_encoder
 from tests.dkt_cli.eval_data import EvalSet, make_eval_set, tiny_model
 
