@@ -24,7 +24,7 @@ import yaml
 
 from dkt.dktnet.config import DKTNetConfig
 from dkt.dktnet.decoder import INVERTERS
-from dkt.dktnet.encoders import DISTILLED_ENCODERS
+from dkt.dktnet.encoders import ENCODERS
 from dkt.errors import ConfigError
 
 __all__ = [
@@ -224,7 +224,8 @@ def _validate(cfg: TrainConfig) -> None:
         (run.decoder_init is None or cfg.model.encoder in INVERTERS,
          "run.decoder_init (a pretrained inverter) only fits model.encoder vgg19-relu3 or "
          "cd16x-relu4"),
-        (run.encoder_init is None or cfg.model.encoder in DISTILLED_ENCODERS,
+        (run.encoder_init is None or getattr(ENCODERS.get(cfg.model.encoder), "pretrained", None)
+         == "distilled",
          "run.encoder_init (a distilled encoder file) only fits model.encoder cd16x-relu4"),
     ]  # fmt: skip
     for ok, message in checks:

@@ -37,7 +37,7 @@ from dkt.dktnet.checkpoint import (
     save_checkpoint,
 )
 from dkt.dktnet.distilled_weights import load_distilled_decoder_state, load_distilled_encoder
-from dkt.dktnet.encoders import DISTILLED_ENCODERS, VGG_ENCODERS
+from dkt.dktnet.encoders import encoder_kind
 from dkt.dktnet.model import MULTIPLE, DKTNet, NetworkOutput
 from dkt.dktnet.vgg_weights import load_inverter_state
 from dkt.errors import CheckpointError, TrainingDivergedError
@@ -138,9 +138,10 @@ class Trainer:
         self.device = self.dist.device
         torch.manual_seed(config.run.seed)
         self.model = DKTNet(config.model)
-        if config.model.encoder in VGG_ENCODERS:
+        pretrained = encoder_kind(config.model.encoder).pretrained
+        if pretrained == "vgg19":
             _copy_frozen_encoder(self.model, loss_network)
-        if config.model.encoder in DISTILLED_ENCODERS and not config.run.encoder_init:
+        if pretrained == "distilled" and not config.run.encoder_init:
             raise ValueError(
                 f"model.encoder {config.model.encoder} needs its pretrained weights: pass "
                 "--encoder-init cd16x_encoder_relu4_1.pth (run.encoder_init)"

@@ -6,14 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODERS = ("lite", "vgg19", "vgg19-relu3", "cd16x-relu4")
-#: Tap channels of the pretrained encoders: relu1_1, relu2_1, relu3_1 (, relu4_1).
-#: ``cd16x-relu4`` is the distilled VGG-19 (16x fewer filters; :mod:`dkt.dktnet.distilled`).
-VGG_CHANNELS = {
-    "vgg19": (64, 128, 256, 512),
-    "vgg19-relu3": (64, 128, 256),
-    "cd16x-relu4": (16, 32, 64, 128),
-}
+from dkt.dktnet.encoders import encoder_kind
 
 
 @dataclass(frozen=True)
@@ -41,8 +34,7 @@ class DKTNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lite_channels", tuple(int(c) for c in self.lite_channels))
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        encoder_kind(self.encoder)  # a ValueError naming the known encoders
         if len(self.lite_channels) != 4 or min(self.lite_channels) < 1:
             raise ValueError(f"lite_channels needs four positive ints, got {self.lite_channels}")
         if not 1 <= self.kernel_dim <= self.channels[-1]:
@@ -55,7 +47,7 @@ class DKTNetConfig:
     @property
     def channels(self) -> tuple[int, ...]:
         """Channel counts of the encoder taps (strides 1, 2, 4 and, but for vgg19-relu3, 8)."""
-        return VGG_CHANNELS.get(self.encoder, tuple(self.lite_channels))
+        return encoder_kind(self.encoder).channels or tuple(self.lite_channels)
 
     @property
     def strides(self) -> tuple[int, ...]:

@@ -11,6 +11,9 @@ taps and fewer channels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -138,22 +141,50 @@ class LiteEncoder(Encoder):
         return taps
 
 
-#: Encoder name -> the VGG-19 depth it is (the lite encoder is not a VGG).
-VGG_ENCODERS = {"vgg19": "relu4_1", "vgg19-relu3": "relu3_1"}
+@dataclass(frozen=True)
+class EncoderKind:
+    """What a config's ``model.encoder`` name stands for: the one place an encoder registers.
+
+    Adding an encoder is a module with its :class:`Encoder` and one entry in
+    :data:`ENCODERS`; the config, the model, the training setup and ``dkt info`` read the
+    rest from here.
+    """
+
+    #: Builds it from the config's ``lite_channels`` (which only the lite encoder uses).
+    build: Callable[[tuple[int, int, int, int]], Encoder]
+    #: Tap channels, shallow to deep; ``None``: the config's ``lite_channels``.
+    channels: tuple[int, ...] | None = None
+    #: Where its frozen weights come from: ``None`` (trained with the rest), ``"vgg19"``
+    #: (copied from the loss network's exact VGG-19), ``"distilled"`` (``run.encoder_init``).
+    pretrained: str | None = None
 
 
-#: Encoder name -> the distilled VGG-19 depth it is (see :mod:`dkt.dktnet.distilled`).
-DISTILLED_ENCODERS = {"cd16x-relu4": "relu4_1"}
-#: Every encoder that is a frozen pretrained network (its weights come from a file).
-PRETRAINED_ENCODERS = (*VGG_ENCODERS, *DISTILLED_ENCODERS)
+def _distilled(depth: str) -> Callable[[tuple[int, int, int, int]], Encoder]:
+    def build(_: tuple[int, int, int, int]) -> Encoder:
+        from dkt.dktnet.distilled import DistilledEncoder  # it imports this module
+
+        return DistilledEncoder(depth=depth)
+
+    return build
+
+
+#: Every encoder a config can name. ``cd16x-relu4`` is the distilled VGG-19 (16x fewer
+#: filters; :mod:`dkt.dktnet.distilled`), an approximation of VGG-19, not VGG-19.
+ENCODERS: dict[str, EncoderKind] = {
+    "lite": EncoderKind(LiteEncoder),
+    "vgg19": EncoderKind(lambda _: VGG19Encoder(depth="relu4_1"), (64, 128, 256, 512), "vgg19"),
+    "vgg19-relu3": EncoderKind(lambda _: VGG19Encoder(depth="relu3_1"), (64, 128, 256), "vgg19"),
+    "cd16x-relu4": EncoderKind(_distilled("relu4_1"), (16, 32, 64, 128), "distilled"),
+}
+
+
+def encoder_kind(name: str) -> EncoderKind:
+    """The registered encoder ``name``; a ``ValueError`` naming the known ones otherwise."""
+    if name not in ENCODERS:
+        raise ValueError(f"encoder must be one of {tuple(ENCODERS)}, got {name!r}")
+    return ENCODERS[name]
 
 
 def build_encoder(name: str, lite_channels: tuple[int, int, int, int]) -> Encoder:
     """The encoder a config names."""
-    if name in VGG_ENCODERS:
-        return VGG19Encoder(depth=VGG_ENCODERS[name])
-    if name in DISTILLED_ENCODERS:
-        from dkt.dktnet.distilled import DistilledEncoder  # it imports this module
-
-        return DistilledEncoder(depth=DISTILLED_ENCODERS[name])
-    return LiteEncoder(lite_channels)
+    return encoder_kind(name).build(lite_channels)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from dkt.dktnet.config import VGG_CHANNELS, DKTNetConfig
+from dkt.dktnet.config import DKTNetConfig
+from dkt.dktnet.encoders import ENCODERS
 from tests.tiny import tiny_config
 
 
@@ -90,7 +91,7 @@ def test_channels_property() -> None:
     assert tiny_config().channels == (4, 8, 8, 16)
     assert isinstance(tiny_config().channels, tuple)
     vgg = DKTNetConfig(encoder="vgg19", lite_channels=(4, 8, 8, 16), kernel_dim=64)
-    assert vgg.channels == VGG_CHANNELS["vgg19"] == (64, 128, 256, 512)
+    assert vgg.channels == ENCODERS["vgg19"].channels == (64, 128, 256, 512)
     # kernel_dim is bounded by the encoder's deepest channel count, not by lite_channels.
     assert DKTNetConfig(encoder="vgg19", lite_channels=(4, 8, 8, 16), kernel_dim=512)
     with pytest.raises(ValueError):
