@@ -54,6 +54,12 @@ class Metric:
     better: str
     aggregate: str
     description: str
+    #: How one result is scored: ``(output, composite, mask, texture regions) -> value or
+    #: None``. ``None`` here: scored elsewhere (the VGG pair by the loss network, FID/KID
+    #: over the whole set). A new per-image metric is a function and one entry below.
+    measure: (
+        Callable[[np.ndarray, np.ndarray, np.ndarray, TextureRegions | None], float | None] | None
+    ) = None
 
     @property
     def arrow(self) -> str:
@@ -67,6 +73,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         "mean",
         "sliced Wasserstein distance (Lab units) between foreground and background colours",
+        lambda out, comp, mask, regions: colour_distance(out, mask),
     ),
     Metric(
         "texture_gabor",
@@ -74,6 +81,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         "mean",
         "mean |log| ratio of foreground to background Gabor energies (3 scales x 4 orientations)",
+        lambda out, comp, mask, regions: texture_distance(out, mask, regions=regions),
     ),
     Metric(
         "chroma_speckle",
@@ -83,6 +91,7 @@ METRICS: tuple[Metric, ...] = (
         "RMS of the object's fine colour detail (CIELAB a/b minus their 5x5 mean) over the "
         "painting's: 1 = as fine as the painting's, above 1 = colour speckle the painting "
         "lacks, below 1 = flatter colour; geometric mean over images",
+        lambda out, comp, mask, regions: chroma_speckle(out, comp, mask),
     ),
     Metric(
         "content_ssim",
@@ -90,6 +99,7 @@ METRICS: tuple[Metric, ...] = (
         "higher",
         "mean",
         "SSIM on luma between the result's and the composite's foreground",
+        lambda out, comp, mask, regions: content_ssim(out, comp, mask),
     ),
     Metric(
         "bg_max_change",
@@ -97,6 +107,7 @@ METRICS: tuple[Metric, ...] = (
         "lower",
         "max",
         "largest change outside the mask, 0..255 (0 expected)",
+        lambda out, comp, mask, regions: float(background_change(out, comp, mask)),
     ),
     Metric(
         "vgg_style",
@@ -276,11 +287,9 @@ def _score(
     regions: TextureRegions | None = None,
 ) -> dict[str, float | None]:
     scores: dict[str, float | None] = {
-        "colour_swd": colour_distance(output, mask),
-        "texture_gabor": texture_distance(output, mask, regions=regions),
-        "chroma_speckle": chroma_speckle(output, composite, mask),
-        "content_ssim": content_ssim(output, composite, mask),
-        "bg_max_change": float(background_change(output, composite, mask)),
+        metric.key: metric.measure(output, composite, mask, regions)
+        for metric in METRICS
+        if metric.measure is not None
     }
     if perceptual is not None:
         scores["vgg_style"], scores["vgg_content"] = perceptual(output, composite, mask)
