@@ -84,7 +84,7 @@ TAMPERED = [
 ]
 
 
-@pytest.mark.parametrize(("content", "says"), TAMPERED)
+@pytest.mark.parametrize(("content", "says"), TAMPERED, ids=[says for _, says in TAMPERED])
 def test_tampered_sidecar_is_refused_naming_the_field(
     tmp_path: Path, content: bytes, says: str
 ) -> None:
