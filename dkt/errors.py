@@ -110,7 +110,8 @@ class WeightsDownloadError(DktError):
 
 
 class StudyError(DktError):
-    """A design or image folder the study cannot run from; one line naming what is wrong."""
+    """A design, item list or image folder the study cannot be made or run from, or a fit
+    option it cannot use; one line naming what is wrong."""
 
 
 class UploadError(DktError):
@@ -139,6 +140,12 @@ class PairingError(DktError, ValueError):
     Raised before anything is processed, so the CLI can print it and exit non-zero
     without a traceback.
     """
+
+
+class UsageError(DktError):
+    """Inputs or options that do not go together (COMPOSITE with ``--composites``, ``--at``
+    without ``--object``, ``--skip-existing`` with ``--overwrite``); the message names them
+    in the command line's words, and ``dkt harmonize`` exits 2 for it."""
 
 
 class ShardError(DktError, ValueError):
@@ -235,3 +242,12 @@ class ExportError(DktError):
 class CompositeSetError(DktError):
     """A frozen composite set cannot be made: conflicting sources, an ``--out`` folder in the
     way, a draw that hit an unreadable file."""
+
+
+class ListenError(DktError):
+    """A server address that cannot be listened on (a host that does not resolve, a port in
+    use), found before anything slow is loaded."""
+
+
+class WebStackError(DktError):
+    """The optional web stack (``dkt[serve]``) a server needs is not installed."""
