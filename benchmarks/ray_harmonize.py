@@ -52,6 +52,7 @@ def _jobs(folder: Path, out: Path, count: int):
 
 
 def _local(jobs, size: int, pipeline: bool) -> dict[str, float]:
+    from backends.base import LoadOptions
     from backends.registry import open_backend
     from dkt.dktnet import BUNDLED_MODEL
     from dkt.inference.cpu import pipeline_threads
@@ -60,7 +61,7 @@ def _local(jobs, size: int, pipeline: bool) -> dict[str, float]:
     from dkt.inference.pipeline import run_all
 
     threads = pipeline_threads(2) if pipeline else 1
-    engine = open_backend(BUNDLED_MODEL, device="cpu", threads=threads)
+    engine = open_backend(BUNDLED_MODEL, LoadOptions(device="cpu", threads=threads))
     start = time.perf_counter()
     summary = run_all(jobs, Harmonizer(engine, size), Existing.OVERWRITE,
                       workers=2 if pipeline else 0, threads=threads)  # fmt: skip

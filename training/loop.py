@@ -125,6 +125,8 @@ class TrainResult:
     steps: int
     interrupted: bool
     skipped_files: int
+    #: Whether this process is rank 0, the one that reports (every rank gets a result).
+    is_main: bool = True
 
 
 class Trainer:
@@ -579,4 +581,6 @@ def run_training(
             save_checkpoint(final, trainer.model, provenance=info(step))
     dist.barrier()
     trainer.model.eval()
-    return TrainResult(run_dir, final, step, interrupted, dist.total(len(skipped)))
+    return TrainResult(
+        run_dir, final, step, interrupted, dist.total(len(skipped)), is_main=dist.is_main
+    )

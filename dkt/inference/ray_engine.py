@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import tempfile
 import time
 import warnings
@@ -38,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.base import LoadOptions
 from backends.registry import open_backend
 from dkt.atomic import atomic_write_bytes, remove_stale_temps
 from dkt.dktnet import BUNDLED_MODEL
@@ -61,9 +63,13 @@ INSTALL_HINT = "pip install 'dkt[ray]'"
 TASK_RETRIES = 3
 #: Row statuses in :class:`HarmonizeBatch`'s output.
 DONE, SKIPPED, FAILED, UNUSABLE = "done", "skipped", "failed", "model-unusable"
-#: Jobs per block: a finished block is what the driver's progress bar sees, and what a
-#: retry redoes; small blocks keep both fine-grained.
+#: Jobs per block, at most: a finished block is what the driver's progress bar sees, and
+#: what a retry redoes. Runs of a few hundred files get one job a block, so that progress
+#: is per file and workers share the work evenly to the end; big runs get up to this many,
+#: so that the driver does not track a million tiny blocks.
 MAX_JOBS_PER_BLOCK = 8
+#: Blocks per worker wanted before blocks grow past one job.
+BLOCKS_PER_WORKER = 16
 
 
 def require_ray() -> ModuleType:
@@ -151,6 +157,10 @@ class ModelOptions:
     strength: float = DEFAULT_STRENGTH
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
+    def load(self) -> LoadOptions:
+        """The backend's share of these options."""
+        return LoadOptions(self.device, self.precision, self.allow_cpu_fallback, self.threads)
+
 
 # --------------------------------------------------------------------------- the worker
 
@@ -181,11 +191,7 @@ class HarmonizeBatch:
         self.unusable: str | None = None
         try:
             path = model.unpack() if isinstance(model, ShippedModel) else Path(model)
-            engine = open_backend(
-                path, backend=self.options.backend, device=self.options.device,
-                precision=self.options.precision, threads=self.options.threads,
-                allow_cpu_fallback=self.options.allow_cpu_fallback,
-            )  # fmt: skip
+            engine = open_backend(path, self.options.load(), backend=self.options.backend)
         except DktError as exc:  # every row says so; the driver stops at the first
             self.unusable = str(exc)
             return
@@ -280,8 +286,9 @@ def as_given(text: str, job: Job) -> str:
 class ClusterOptions:
     """Where to run and how to split the cluster: ``--ray``, ``--ray-gpus-per-worker``.
 
-    ``address``: ``None`` joins a Ray instance already running on this machine or starts
-    one; ``auto`` or ``ray://host:port`` joins that cluster. ``workers``: actors (default:
+    ``address``: ``None`` starts a Ray instance on this machine for the run; ``auto`` (the
+    cluster this machine runs or belongs to), ``host:port`` or ``ray://host:port`` joins
+    that cluster. ``workers``: actors (default:
     as many as the cluster's GPUs, or CPUs, hold). ``gpus_per_worker``: default 1 where the
     cluster has GPUs, else 0 (a CPU worker uses ``threads`` cores, default 1).
     """
@@ -332,29 +339,68 @@ class RayRun:
         return {"engine": "ray", "address": self.address, **asdict(self.plan)}
 
 
+def _bootstrap(address: str) -> tuple[str, int] | None:
+    """The host and port ``ray.init(address)`` would dial (``auto``: from ``RAY_ADDRESS`` or
+    the file a ``ray start`` on this machine leaves); ``None`` when it cannot be told."""
+    if address.startswith("ray://"):
+        host, _, port = address[len("ray://") :].partition("/")[0].rpartition(":")
+    else:
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:  # a Ray without it: let ray.init say what it finds
+            return None
+        try:
+            found = canonicalize_bootstrap_address(address)
+        except Exception:  # a malformed address: ray.init words it
+            return None
+        if found is None:
+            return None
+        host, _, port = found.rpartition(":")
+    return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+
+def _check_answers(address: str, timeout: float = 3.0) -> None:
+    """Refuse, within seconds, an address where nothing listens.
+
+    ``ray.init`` waits minutes on one, deaf to Ctrl-C, and ``auto`` finds one whenever a
+    stopped ``ray start`` left its address file behind.
+    """
+    target = _bootstrap(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"--ray {address}: no Ray cluster answers at {target[0]}:{target[1]} ({exc}); "
+            "start one (ray start --head), or use --ray local for a Ray of this run's own"
+        ) from exc
+
+
 @contextlib.contextmanager
 def connected(address: str | None) -> Iterator[str]:
-    """Ray, joined or started for this run and left afterwards; yields where it runs.
+    """Ray for this run; yields where it runs.
 
-    A Ray the caller already started (``ray.init`` in a notebook, a test) is used as it is
-    and left running.
+    ``None``: a new Ray instance on this machine, stopped afterwards. Else the cluster at
+    ``address`` (``auto``: the one this machine runs or belongs to), left afterwards. A Ray
+    the caller already started (``ray.init`` in a notebook, a test) is used as it is and
+    left running.
     """
     ray = require_ray()
     if ray.is_initialized():
         yield ray.get_runtime_context().gcs_address
         return
-    quiet = {"logging_level": logging.WARNING}
+    if address is not None:
+        _check_answers(address)
     try:
-        if address is None:
-            try:
-                ray.init(address="auto", **quiet)
-            except ConnectionError:
-                ray.init(**quiet)
-        else:
-            ray.init(address=address, **quiet)
+        ray.init(address=address or "local", logging_level=logging.WARNING)
+    except KeyboardInterrupt:  # Ctrl-C while Ray starts: stop what it started
+        ray.shutdown()
+        raise
     except (ConnectionError, RuntimeError, ValueError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(f"--ray {address}: cannot join the Ray cluster ({reason})") from exc
+        where = address or "local"
+        raise ClusterError(f"--ray {where}: cannot start or join Ray ({reason})") from exc
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -445,11 +491,15 @@ def harmonize_on_ray(
     started = time.perf_counter()
     remove_stale_temps(job.output for job in jobs)
     rows = _rows_for(jobs, existing, summary, on_done)
-    with connected(cluster.address) as address:
-        plan = plan_workers(ray.cluster_resources(), cluster, options.threads)
-        if rows:
-            shipped = ShippedModel.ship(model)
-            _run_rows(rows, jobs, shipped, options, plan, summary, on_done)
+    address, plan = cluster.address or "local", WorkerPlan(0, 0.0, 0.0)
+    try:
+        with connected(cluster.address) as address:
+            plan = plan_workers(ray.cluster_resources(), cluster, options.threads)
+            if rows:
+                shipped = ShippedModel.ship(model)
+                _run_rows(rows, jobs, shipped, options, plan, summary, on_done)
+    except KeyboardInterrupt:  # before the first result, or while Ray shuts down
+        summary.interrupted = True
     # A killed worker's temporary file is garbage once its job is done or given up.
     remove_stale_temps(job.output for job in jobs)
     order = {job.key: i for i, job in enumerate(jobs)}
@@ -473,7 +523,7 @@ def _run_rows(
 
     threads = options.threads if plan.gpus else int(plan.cpus)
     worker_options = {**asdict(options), "threads": threads}
-    per_block = max(1, min(MAX_JOBS_PER_BLOCK, len(rows) // (plan.workers * 4)))
+    per_block = max(1, min(MAX_JOBS_PER_BLOCK, len(rows) // (plan.workers * BLOCKS_PER_WORKER)))
     pending = {int(row["index"]) for row in rows}
     with _quiet_data_context():
         dataset = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))

@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from backends.base import LoadOptions
 from backends.registry import open_backend
 from dkt.dktnet import BUNDLED_MODEL
 from dkt.errors import ClusterError
@@ -34,6 +36,7 @@ from dkt.inference.ray_engine import (
     FAILED,
     SKIPPED,
     TASK_RETRIES,
+    UNUSABLE,
     ClusterOptions,
     HarmonizeBatch,
     ModelOptions,
@@ -67,7 +70,7 @@ def real_folder(shared_data: Path, folder: Path, count: int) -> Path:
 
 def local_reference(jobs: list[Job], model: Path) -> dict[str, bytes]:
     """The local pipeline's outputs, by output name: what every Ray run must reproduce."""
-    engine = open_backend(model, device="cpu", threads=1)
+    engine = open_backend(model, LoadOptions(device="cpu", threads=1))
     summary = run_all(jobs, Harmonizer(engine), Existing.OVERWRITE, threads=1)
     assert summary.done == len(jobs), summary.failures
     return {Path(out).name: Path(out).read_bytes() for out in summary.outputs}
@@ -154,6 +157,17 @@ def test_the_map_batches_class_reports_each_row_as_a_local_run_would(
     assert list(result["index"]) == list(range(len(jobs)))
 
 
+def test_a_model_a_worker_cannot_open_is_said_on_every_row(tmp_path: Path) -> None:
+    """The driver stops at the first such row with this one line (exit 2 in the CLI), as a
+    local run stops before its first image."""
+    worker = HarmonizeBatch(tmp_path / "missing.safetensors", device="cpu")
+    result = worker({"composite": np.array(["a.png"]), "mask": np.array(["m.png"]),
+                     "output": np.array([str(tmp_path / "o.png")])})  # fmt: skip
+    assert list(result["status"]) == [UNUSABLE]
+    assert "missing.safetensors" in result["error"][0]
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_without_ray_the_cli_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp_path: Path, write_pair
 ) -> None:
@@ -234,7 +248,7 @@ def test_a_bad_file_fails_alone_with_the_local_runs_words(
     (folder / "broken_comp.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     (folder / "broken_mask.png").symlink_to(next(folder.glob("*_mask.*")).resolve())
     jobs = plan_folder(folder, folder, tmp_path / "out", **PATTERNS)
-    engine = open_backend(tiny_model, device="cpu", threads=1)
+    engine = open_backend(tiny_model, LoadOptions(device="cpu", threads=1))
     local = run_all(jobs, Harmonizer(engine), Existing.FAIL, threads=1)
     for out in local.outputs:
         Path(out).unlink()
@@ -343,3 +357,38 @@ def test_a_file_whose_worker_dies_every_time_is_reported_not_done(
         "--skip-existing"
     )
     assert not (tmp_path / "out").exists() or temporaries(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_cli_exits_130_and_skip_existing_finishes(
+    ray_cluster, shared_data: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A real SIGINT to ``dkt harmonize --ray local`` (its own Ray instance) once results
+    arrive: exit 130 with a summary and no traceback, nothing half-written; the same command
+    with --skip-existing (here on the module's cluster) does the rest."""
+    folder = real_folder(shared_data, tmp_path / "in", 47)
+    out = tmp_path / "out"
+    args = ["harmonize", "--composites", folder, "--masks", folder, "--out", out,
+            "--composite-pattern", "{key}_comp", "--mask-pattern", "{key}_mask",
+            "--model", tiny_model, "--device", "cpu", "--threads", "1", "--ray"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dkt", *map(str, args), "local"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not any(out.glob("*.png")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "(interrupted)" in stderr and "Traceback" not in stderr
+    assert temporaries(out) == []
+    written = len(outputs(out))
+    assert 0 < written < 47
+    reference = local_reference(plan_folder(folder, folder, tmp_path / "ref", **PATTERNS),
+                                tiny_model)  # fmt: skip
+    assert all(reference[name] == data for name, data in outputs(out).items())
+    rerun = CliRunner().invoke(app, [*map(str, args), "auto", "--skip-existing"])
+    assert rerun.exit_code == 0, rerun.output
+    assert f"{47 - written} harmonized, {written} skipped, 0 failed of 47" in rerun.stderr
+    assert outputs(out) == reference
