@@ -73,6 +73,25 @@ class BackendDescriptor:
         return f"{self.name}: {'; '.join(parts)}"
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to open a model: one value for every backend, so a new option is one field here,
+    not a parameter added to every ``load`` and every caller.
+
+    ``device``: ``cpu``, ``cuda[:N]`` and whatever else the backend's descriptor lists.
+    ``precision`` ``None`` means the model's own: fp32 for a checkpoint, whatever an exported
+    file was built for (a backend refuses a precision its file cannot run).
+    ``allow_cpu_fallback``: if the GPU asked for is not usable, run on the CPU (saying so in
+    :meth:`Backend.describe` and :attr:`Backend.fallback_note`) instead of failing.
+    ``threads``: CPU threads (``None``: the runtime's default).
+    """
+
+    device: str = "cpu"
+    precision: str | None = None
+    allow_cpu_fallback: bool = False
+    threads: int | None = None
+
+
 class Backend(ABC):
     """Load a model, run batches, describe itself, close.
 
@@ -98,23 +117,8 @@ class Backend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(
-        cls,
-        model: Path,
-        *,
-        device: str = "cpu",
-        precision: str | None = None,
-        allow_cpu_fallback: bool = False,
-        threads: int | None = None,
-    ) -> Backend:
-        """Open ``model`` on ``device``; raise :class:`BackendError` with a one-line reason.
-
-        ``precision`` ``None`` means the model's own: fp32 for a checkpoint, whatever an
-        exported file was built for (a backend refuses a precision its file cannot run).
-        ``allow_cpu_fallback``: if the GPU asked for is not usable, run on the CPU (saying
-        so in :meth:`describe`) instead of failing. ``threads``: CPU threads (``None``: the
-        runtime's default).
-        """
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> Backend:
+        """Open ``model`` as ``options`` say; raise :class:`BackendError` with a one-line reason."""
 
     @classmethod
     def inspect(cls, model: Path) -> dict[str, Any]:

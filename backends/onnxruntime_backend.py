@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.base import Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor, LoadOptions
 from backends.onnx_metadata import ONNX_PRECISIONS, parse_metadata, read_metadata
 from backends.registry import require_module
 from backends.shapes import (
@@ -142,15 +142,9 @@ class OnnxRuntimeBackend(Backend):
         )
 
     @classmethod
-    def load(
-        cls,
-        model: Path,
-        *,
-        device: str = "cpu",
-        precision: str | None = None,
-        allow_cpu_fallback: bool = False,
-        threads: int | None = None,
-    ) -> OnnxRuntimeBackend:
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> OnnxRuntimeBackend:
+        device, precision = options.device, options.precision
+        allow_cpu_fallback = options.allow_cpu_fallback
         ort = require_module("onnxruntime", "the onnxruntime backend")
         model = Path(model)
         if not model.is_file():
@@ -179,15 +173,15 @@ class OnnxRuntimeBackend(Backend):
                 "onnxruntime-gpu, or pass --allow-cpu-fallback to run on the CPU"
             )
         plan = [(p, o) for p, o in plan if p in available] or [(CPU, {})]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if options.threads:
+            session_options.intra_op_num_threads = options.threads
+        session_options.log_severity_level = 3
         try:
             session = ort.InferenceSession(
                 str(model),
-                options,
+                session_options,
                 providers=[p for p, _ in plan],
                 provider_options=[o for _, o in plan],
             )

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from backends.base import Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor, LoadOptions
 from dkt.errors import BackendError
 
 ENTRY_POINT_GROUP = "dkt.backends"
@@ -181,20 +181,7 @@ def name_for_model(model: Path) -> str:
 
 
 def open_backend(
-    model: Path,
-    *,
-    backend: str | None = None,
-    device: str = "cpu",
-    precision: str | None = None,
-    allow_cpu_fallback: bool = False,
-    threads: int | None = None,
+    model: Path, options: LoadOptions = LoadOptions(), *, backend: str | None = None
 ) -> Backend:
     """Load ``model`` with the named backend, or the one its suffix implies."""
-    cls = get(backend or name_for_model(model))
-    return cls.load(
-        model,
-        device=device,
-        precision=precision,
-        allow_cpu_fallback=allow_cpu_fallback,
-        threads=threads,
-    )
+    return get(backend or name_for_model(model)).load(model, options)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from backends.base import Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor, LoadOptions
 from backends.engine_sidecar import EngineMetadata, check_compatible, read_sidecar
 from backends.onnx_metadata import EXPORT_PRECISIONS
 from backends.registry import require_module
@@ -78,6 +78,10 @@ def torch_dtype(trt: Any, trt_type: Any) -> torch.dtype:
     if trt_type not in table:
         raise BackendError(f"engine I/O type {trt_type} is not supported (float32/16 only)")
     return table[trt_type]
+
+
+#: What :meth:`TensorRTBackend.load` opens an engine with when given no options.
+_ON_CUDA = LoadOptions(device="cuda")
 
 
 class TensorRTBackend(Backend):
@@ -142,17 +146,11 @@ class TensorRTBackend(Backend):
                 )
 
     @classmethod
-    def load(
-        cls,
-        model: Path,
-        *,
-        device: str = "cuda",
-        precision: str | None = None,
-        allow_cpu_fallback: bool = False,
-        threads: int | None = None,
-    ) -> TensorRTBackend:
-        model = Path(model)
-        index = cuda_index(device)
+    def load(cls, model: Path, options: LoadOptions = _ON_CUDA) -> TensorRTBackend:
+        """``options.threads`` and ``allow_cpu_fallback`` do not apply: an engine runs on the
+        GPU it was built for or not at all."""
+        model, precision = Path(model), options.precision
+        index = cuda_index(options.device)
         if not model.is_file():
             raise BackendError(f"{model}: no such file")
         metadata = read_sidecar(model)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from backends.allocator import keep_freed_memory
-from backends.base import Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor, LoadOptions
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint, read_checkpoint_info
 from dkt.dktnet.model import MULTIPLE, DKTNet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
@@ -56,29 +56,21 @@ class TorchBackend(Backend):
         self.requested_device = str(device)
 
     @classmethod
-    def load(
-        cls,
-        model: Path,
-        *,
-        device: str = "cpu",
-        precision: str | None = None,
-        allow_cpu_fallback: bool = False,
-        threads: int | None = None,
-    ) -> TorchBackend:
-        precision = precision or "fp32"
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> TorchBackend:
+        device, precision = options.device, options.precision or "fp32"
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
         note = None
         try:
             dev = resolve_device(device)
         except BackendError as exc:
-            if not (allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
+            if not (options.allow_cpu_fallback and device.partition(":")[0] in ("cuda", "mps")):
                 raise
             dev, precision = torch.device("cpu"), "fp32"
             note = f"{exc}; falling back to the CPU in fp32 (--allow-cpu-fallback)"
         dtype = PRECISIONS[precision]
-        if threads:
-            torch.set_num_threads(threads)
+        if options.threads:
+            torch.set_num_threads(options.threads)
         if dev.type == "cpu" and dtype != torch.float32:
             raise BackendError(f"precision {precision} is for GPUs; on the CPU use fp32")
         if dev.type == "cpu":

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from backends.registry import open_backend
 from backends.shapes import build_profile
 from dkt import dktnet
@@ -127,9 +127,10 @@ def contenders(
     checkpoint: Path, onnx_path: Path, threads: int, phdnet: bool, int8_path: Path | None
 ) -> Iterator[list[tuple[str, Any]]]:
     """(label, runner) pairs, loaded with ``threads`` threads each, closed afterwards."""
+    options = LoadOptions(device="cpu", threads=threads)
     with contextlib.ExitStack() as stack:
         runners: list[tuple[str, Backend | _EagerModule]] = [
-            (label, stack.enter_context(open_backend(path, device="cpu", threads=threads)))
+            (label, stack.enter_context(open_backend(path, options)))
             for label, path in (("eager", checkpoint), ("ort", onnx_path), ("ort_int8", int8_path))
             if path is not None
         ]

@@ -128,13 +128,14 @@ def model_path(given: Path | None, workdir: Path) -> tuple[Path, str]:
 
 def child_model_time(args: argparse.Namespace) -> dict[str, object]:
     """Seconds inside ``backend.run`` alone for the folder's images, in batches of ``batch``."""
+    from backends.base import LoadOptions
     from backends.registry import open_backend
     from dkt.inference.harmonizer import Harmonizer
     from dkt.inference.jobs import prepare_job
     from dkt.inference.pairing import plan_folder
 
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", args.folder / "unused")
-    backend = open_backend(args.model, device=args.device, threads=args.threads or None)
+    backend = open_backend(args.model, LoadOptions(args.device, threads=args.threads or None))
     harmonizer = Harmonizer(backend, args.size)
     seconds = 0.0
     for start in range(0, len(jobs), args.batch):
@@ -153,6 +154,7 @@ def child_model_time(args: argparse.Namespace) -> dict[str, object]:
 
 def child_memory(args: argparse.Namespace) -> dict[str, object]:
     """Peak resident memory after the first 20 images and after all of them, pipelined."""
+    from backends.base import LoadOptions
     from backends.registry import open_backend
     from dkt.inference.cpu import CoreShare, usable_cores
     from dkt.inference.harmonizer import Harmonizer
@@ -162,7 +164,7 @@ def child_memory(args: argparse.Namespace) -> dict[str, object]:
 
     out = args.folder / "out-memory"
     jobs = plan_folder(args.folder / "comps", args.folder / "masks", out)
-    backend = open_backend(args.model, device=args.device, threads=args.threads or None)
+    backend = open_backend(args.model, LoadOptions(args.device, threads=args.threads or None))
     marks: dict[str, float] = {}
     current: dict[str, float] = {}
     count = {"n": 0}

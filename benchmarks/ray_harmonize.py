@@ -71,13 +71,15 @@ def _local(jobs, size: int, pipeline: bool) -> dict[str, float]:
 
 
 def _ray(jobs, size: int, workers: int) -> dict[str, float]:
+    from backends.base import LoadOptions
     from dkt.dktnet import BUNDLED_MODEL
     from dkt.inference.jobs import Existing
     from dkt.inference.ray_engine import ClusterOptions, ModelOptions, harmonize_on_ray
 
+    options = ModelOptions(load=LoadOptions(device="cpu", threads=1), size=size)
     times: list[float] = []
     start = time.perf_counter()
-    run = harmonize_on_ray(jobs, BUNDLED_MODEL, ModelOptions(device="cpu", threads=1, size=size),
+    run = harmonize_on_ray(jobs, BUNDLED_MODEL, options,
                            Existing.OVERWRITE, lambda job: times.append(time.perf_counter()),
                            cluster=ClusterOptions(workers=workers))  # fmt: skip
     seconds = time.perf_counter() - start

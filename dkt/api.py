@@ -1,8 +1,9 @@
 """The Python API: harmonize composites, whole folders and pasted cut-outs from code.
 
-It drives the same library the command line does (the backend registry, the harmonizer,
-the streaming folder pipeline), so a result from Python is the result ``dkt harmonize``
-writes, and its errors are the same typed, one-line errors.
+It goes through the same front door as the command line and the server
+(:mod:`dkt.inference.run`: a model is opened, a folder planned, checked and run by the same
+verbs), so a result from Python is the result ``dkt harmonize`` writes, and its errors are
+the same typed, one-line errors.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from backends.base import Backend
-from backends.registry import open_backend
+from backends.base import Backend, LoadOptions
 from dkt import dktnet
 from dkt.dktnet.strength import DEFAULT_STRENGTH, check_strength
-from dkt.errors import DktError, InputError
-from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
+from dkt.errors import InputError
 from dkt.inference import harmonizer as engine
+from dkt.inference import run as front
 from dkt.inference.jobs import Existing, RunSummary
 from dkt.inference.options import check_batch, check_size, check_upsample, check_workers
-from dkt.inference.pairing import Job, mark_output_folder, plan_folder
+from dkt.inference.pairing import Job
 from dkt.inference.paste import paste as paste_arrays
 from dkt.inference.paste import read_cutout
-from dkt.inference.pipeline import DEFAULT_MAX_INFLIGHT_MB, run_all
 from dkt.inputs import ImageLike, check_not_empty, convert_image, convert_mask
+from dkt.limits import DEFAULT_MAX_INFLIGHT_MB, DEFAULT_MAX_PIXELS
 
 #: ``progress(done, total)``: called after each file of :meth:`Harmonizer.harmonize_folder`.
 Progress = Callable[[int, int], None]
@@ -73,21 +73,13 @@ class Harmonizer:
         # Before the model loads, not after.
         size, upsample = check_size(size), check_upsample(upsample)
         strength = check_strength(strength)
-        self.backend: Backend = open_backend(
-            path,
-            backend=backend,
-            device=device,
-            precision=precision,
-            allow_cpu_fallback=allow_cpu_fallback,
-            threads=threads,
-        )
+        load = LoadOptions(device, precision, allow_cpu_fallback, threads)
+        # The command line's and the server's way in: one place opens a model.
+        self._opened = front.open_harmonizer(path, load, size, upsample, strength,
+                                             backend=backend)  # fmt: skip
+        self.backend: Backend = self._opened.backend
         self.model = path
         self.size, self.upsample, self.threads = size, upsample, threads
-        try:
-            self.backend.check_strength(strength)
-        except DktError:
-            self.backend.close()
-            raise
         self.strength = strength
 
     def __call__(
@@ -176,22 +168,22 @@ class Harmonizer:
         workers, batch = check_workers(workers), check_batch(batch)
         if existing not in policy:
             raise InputError(f"existing must be one of {', '.join(policy)}, got {existing!r}")
-        patterns = {"composite_pattern": composite_pattern, "mask_pattern": mask_pattern,
-                    "out_pattern": out_pattern, "out_suffix": out_suffix}  # fmt: skip
-        jobs = plan_folder(Path(composites), Path(masks), Path(out), **patterns)
-        mark_output_folder(Path(out))
+        options = front.RunOptions(policy[existing], workers, batch, max_pixels, max_inflight_mb)
+        inputs = front.Inputs(composites=Path(composites), masks=Path(masks), out=Path(out),
+                              composite_pattern=composite_pattern, mask_pattern=mask_pattern,
+                              out_pattern=out_pattern, out_suffix=out_suffix)  # fmt: skip
+        planned = front.plan(inputs, max_pixels=max_pixels)
+        front.check_outputs(planned)
         done = [0]
 
         def on_done(job: Job) -> None:
             done[0] += 1
             if progress is not None:
-                progress(done[0], len(jobs))
+                progress(done[0], len(planned.jobs))
 
-        budget = max_inflight_mb << 20 if max_inflight_mb else None
-        runner = engine.Harmonizer(self.backend, self.size, self.upsample, self.strength)
-        return run_all(jobs, runner, policy[existing], on_done, workers=workers, batch=batch,
-                       threads=self.threads, max_pixels=max_pixels,
-                       max_inflight_bytes=budget)  # fmt: skip
+        summary = front.run(planned, self._opened, options, on_done)
+        summary.notes[:0] = planned.notes  # folders skipped: the command line says so too
+        return summary
 
     def describe(self) -> dict[str, Any]:
         """What is really running: backend, device, precision, model, library versions.

@@ -20,7 +20,6 @@ from PIL import Image
 
 from dkt.errors import InputError
 from dkt.imaging.imageio import (
-    DEFAULT_MAX_PIXELS,
     image_to_mask,
     image_to_rgb,
     read_alpha_composite,
@@ -28,6 +27,7 @@ from dkt.imaging.imageio import (
     read_mask,
 )
 from dkt.imaging.masks import check_selects, integer_weights
+from dkt.limits import DEFAULT_MAX_PIXELS
 
 #: What ``dkt.Harmonizer`` accepts for an image or a mask.
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | Any  # Any: a torch.Tensor

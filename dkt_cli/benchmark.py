@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from backends.registry import open_backend
 from dkt import dktnet
 from dkt.errors import DktError
@@ -23,6 +23,7 @@ from dkt.export.benchmark import (
     model_for_backend,
 )
 from dkt_cli.console import EXIT_FAILED, err, fail, human_bytes, print_json, stderr_console
+from dkt_cli.options import AllowCpuFallback, Device
 
 
 def parse_backends(text: str) -> list[str]:
@@ -90,21 +91,14 @@ def benchmark(
     batch: Annotated[int, typer.Option(help="Images per run.", min=1)] = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per backend.", min=1)] = 20,
     warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 3,
-    device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda[:N]; tensorrt[:N] = ORT's TensorRT provider.")
-    ] = "auto",
+    device: Device = "auto",
     precision: Annotated[
         str, typer.Option(help="fp32, fp16 (bf16: torch only). Exports use it too.")
     ] = "fp32",
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch and onnxruntime.", min=1)
     ] = None,
-    allow_cpu_fallback: Annotated[
-        bool,
-        typer.Option(
-            "--allow-cpu-fallback", help="Let onnxruntime run on the CPU if the GPU provider fails."
-        ),
-    ] = False,
+    allow_cpu_fallback: AllowCpuFallback = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Time backends on the same random batches, taking turns run by run: median, spread,
@@ -148,9 +142,9 @@ def _open(
                                    size=size, device=device)  # fmt: skip
     if note:
         err.print(note, soft_wrap=True)
-    return open_backend(path, backend=name, device=device,
-                        precision=precision if name == "torch" else None,
-                        allow_cpu_fallback=allow_cpu_fallback, threads=threads)  # fmt: skip
+    # An export's precision is its file's: the one asked for went into the export.
+    load = LoadOptions(device, precision if name == "torch" else None, allow_cpu_fallback, threads)
+    return open_backend(path, load, backend=name)
 
 
 def _gflop(models: list[Path], size: int) -> float | None:

@@ -13,14 +13,15 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from backends.registry import open_backend
+from backends.base import LoadOptions
 from dkt import dktnet
 from dkt.demo.figures import side_by_side
 from dkt.demo.samples import make_demo_sample
 from dkt.errors import DktError
 from dkt.imaging.imageio import write_image
-from dkt.inference.harmonizer import Harmonizer
+from dkt.inference.run import open_harmonizer
 from dkt_cli.console import err, fail
+from dkt_cli.options import BackendName, Device, ModelFile
 
 
 def colour_distance(image: np.ndarray, mask: np.ndarray) -> float:
@@ -35,22 +36,18 @@ def demo(
         Path, typer.Option("--output", "-o", help="Where to write the figure (PNG).")
     ] = Path("dkt-demo.png"),
     seed: Annotated[int, typer.Option(help="Which generated sample.")] = 0,
-    model: Annotated[
-        Path, typer.Option(help="Model file.", show_default="bundled model")
-    ] = dktnet.BUNDLED_MODEL,
-    backend: Annotated[
-        str | None, typer.Option(help="Backend; default from the model suffix.")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    model: ModelFile = dktnet.BUNDLED_MODEL,
+    backend: BackendName = None,
+    device: Device = "auto",
 ) -> None:
     """Harmonize a generated sample and write composite | mask | result side by side."""
     sample = make_demo_sample(seed=seed)
     try:
-        with open_backend(model, backend=backend, device=device) as engine:
-            result = Harmonizer(engine).harmonize(
+        with open_harmonizer(model, LoadOptions(device), backend=backend) as opened:
+            result = opened.harmonizer.harmonize(
                 sample.composite, sample.mask.astype(np.float32) / 255.0
             )
-            description = engine.describe()
+            description = opened.describe()
         figure = side_by_side(
             [sample.composite, sample.mask, result], ["composite", "mask", "harmonized"]
         )

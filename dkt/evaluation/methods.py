@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.base import LoadOptions
 from backends.registry import open_backend
 from backends.torch_backend import resolve_device
 from dkt import dktnet
@@ -261,7 +262,7 @@ def open_method(
         assert spec.path is not None
         start = time.perf_counter()
         try:
-            engine = open_backend(spec.path, backend=backend, device=device, precision=precision)
+            engine = open_backend(spec.path, LoadOptions(device, precision), backend=backend)
         except DktError as exc:
             raise MethodError(f"method {spec.name!r}: {exc}") from exc
         seconds = time.perf_counter() - start

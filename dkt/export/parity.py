@@ -239,14 +239,15 @@ def verify_export(
     The reference stays on the CPU on purpose: on a GPU, torch runs float32 convolutions in
     TF32 by default, which would blur the comparison by about 1e-3.
     """
+    from backends.base import LoadOptions
     from backends.registry import open_backend
 
     cases = random_cases(profile) + real_cases(
         images if images is not None else demo_images(), profile, working_size
     )
     with (
-        open_backend(checkpoint, backend="torch", device="cpu") as reference,
-        open_backend(exported, device=device) as candidate,
+        open_backend(checkpoint, LoadOptions(device="cpu"), backend="torch") as reference,
+        open_backend(exported, LoadOptions(device=device)) as candidate,
     ):
         report = check_parity(reference, candidate, cases, precision)
         if candidate.strength_refusal is not None:  # an export without a strength input

@@ -33,6 +33,7 @@ from dkt.imaging.wide_io import (
     write_png16,
     write_tiff16,
 )
+from dkt.limits import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -58,9 +59,6 @@ __all__ = [
     "write_image",
 ]
 
-#: Pillow's own hard limit (twice ``Image.MAX_IMAGE_PIXELS``): about 179 Mpx, far above
-#: any real painting or photo, far below what a crafted file can claim in its header.
-DEFAULT_MAX_PIXELS: int = 178_956_970
 
 _SAVE_FORMATS: dict[str, str] = {
     ".png": "PNG",

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UPSAMPLERS: tuple[str, ...] = ("guided", "residual")
+from dkt.limits import UPSAMPLERS
 
 #: Window radius (working-resolution pixels) of the local colour fit: 7x7 windows hold 49
 #: samples for 12 unknowns, small enough to follow the object's colour regions.

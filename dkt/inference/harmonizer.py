@@ -31,8 +31,8 @@ from dkt.errors import EmptyBackgroundError, ModelOutputError, WorkingMemoryErro
 from dkt.imaging.metadata import ImageMeta
 from dkt.inference.cpu import available_memory
 from dkt.inference.edges import painting_behind
-from dkt.inference.full_resolution import UPSAMPLERS, Box, bounds, fit_transform, strips
-from dkt.limits import MIN_WORKING_SIDE
+from dkt.inference.full_resolution import Box, bounds, fit_transform, strips
+from dkt.limits import MIN_WORKING_SIDE, UPSAMPLERS
 
 
 def working_shape(height: int, width: int, size: int | None) -> tuple[int, int]:

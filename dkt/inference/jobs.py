@@ -28,7 +28,6 @@ from dkt.errors import (
     WorkingMemoryError,
 )
 from dkt.imaging.imageio import (
-    DEFAULT_MAX_PIXELS,
     exif_orientation,
     header_size,
     orientation_note,
@@ -42,6 +41,7 @@ from dkt.imaging.imageio import (
 from dkt.imaging.masks import check_selects
 from dkt.inference.harmonizer import Harmonizer, Prepared
 from dkt.inference.pairing import Job
+from dkt.limits import DEFAULT_MAX_PIXELS
 
 
 class Existing(str, Enum):

@@ -11,8 +11,7 @@ from __future__ import annotations
 import numbers
 
 from dkt.errors import OptionError
-from dkt.inference.full_resolution import UPSAMPLERS
-from dkt.limits import MIN_WORKING_SIDE
+from dkt.limits import MIN_WORKING_SIDE, UPSAMPLERS
 
 __all__ = ["check_batch", "check_size", "check_upsample", "check_workers"]
 

@@ -19,11 +19,11 @@ from PIL import Image
 
 from dkt.errors import ImageInputError, PasteError, ScaledTooLargeError
 from dkt.imaging.imageio import (
-    DEFAULT_MAX_PIXELS,
     read_alpha_composite,
     read_alpha_composite_bytes,
     read_image,
 )
+from dkt.limits import DEFAULT_MAX_PIXELS
 
 #: The longest side a scaled cut-out may have: Pillow's images count pixels in C ints.
 MAX_SIDE = 2**31 - 1

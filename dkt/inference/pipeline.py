@@ -40,7 +40,6 @@ import numpy as np
 
 from backends.base import Backend
 from dkt.atomic import remove_stale_temps
-from dkt.imaging.imageio import DEFAULT_MAX_PIXELS
 from dkt.inference.cpu import CoreShare, usable_cores
 from dkt.inference.harmonizer import Harmonizer, Prepared
 from dkt.inference.jobs import (
@@ -55,12 +54,7 @@ from dkt.inference.jobs import (
     run_jobs,
 )
 from dkt.inference.pairing import Job
-
-#: Default memory for images in flight: room for four 24-megapixel photos at a working size
-#: of 512 (or some thirty 1024x768 images run at full size), so that one is in the model
-#: while the next is decoded and the last encoded; small next to the model's own working
-#: memory at those sizes.
-DEFAULT_MAX_INFLIGHT_MB = 1024
+from dkt.limits import DEFAULT_MAX_INFLIGHT_MB, DEFAULT_MAX_PIXELS
 
 
 class ByteBudget:

@@ -32,7 +32,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -145,21 +145,29 @@ class ShippedModel:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """How each worker opens and runs the model: ``dkt harmonize``'s model options."""
+    """How each worker opens and runs the model: ``dkt harmonize``'s model options; ``load``
+    is how the backend is opened (device, precision, CPU fallback, threads)."""
 
     backend: str | None = None
-    device: str = "auto"
-    precision: str | None = None
-    allow_cpu_fallback: bool = False
-    threads: int | None = None
+    load: LoadOptions = LoadOptions(device="auto")
     size: int | None = None
     upsample: str = "guided"
     strength: float = DEFAULT_STRENGTH
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
-    def load(self) -> LoadOptions:
-        """The backend's share of these options."""
-        return LoadOptions(self.device, self.precision, self.allow_cpu_fallback, self.threads)
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> ModelOptions:
+        """From :class:`HarmonizeBatch`'s keyword arguments: ``load`` as a
+        :class:`LoadOptions` or its ``asdict``, and any of its fields given flat
+        (``device="cuda"``, ``threads=4``), which win."""
+        options = dict(options)
+        load = options.pop("load", None)
+        load = LoadOptions(**load) if isinstance(load, dict) else load or cls.load
+        flat = {name: options.pop(name) for name in _LOAD_FIELDS if name in options}
+        return cls(load=replace(load, **flat), **options)
+
+
+_LOAD_FIELDS = tuple(f.name for f in fields(LoadOptions))
 
 
 # --------------------------------------------------------------------------- the worker
@@ -186,12 +194,12 @@ class HarmonizeBatch:
         self, model: Path | str | ShippedModel = BUNDLED_MODEL, existing: str = "skip",
         **options: Any,
     ) -> None:  # fmt: skip
-        self.options = ModelOptions(**options)
+        self.options = ModelOptions.from_kwargs(options)
         self.existing = Existing(existing)
         self.unusable: str | None = None
         try:
             path = model.unpack() if isinstance(model, ShippedModel) else Path(model)
-            engine = open_backend(path, self.options.load(), backend=self.options.backend)
+            engine = open_backend(path, self.options.load, backend=self.options.backend)
         except DktError as exc:  # every row says so; the driver stops at the first
             self.unusable = str(exc)
             return
@@ -494,7 +502,7 @@ def harmonize_on_ray(
     address, plan = cluster.address or "local", WorkerPlan(0, 0.0, 0.0)
     try:
         with connected(cluster.address) as address:
-            plan = plan_workers(ray.cluster_resources(), cluster, options.threads)
+            plan = plan_workers(ray.cluster_resources(), cluster, options.load.threads)
             if rows:
                 shipped = ShippedModel.ship(model)
                 _run_rows(rows, jobs, shipped, options, plan, summary, on_done)
@@ -521,7 +529,7 @@ def _run_rows(
 ) -> None:
     import ray.data
 
-    threads = options.threads if plan.gpus else int(plan.cpus)
+    threads = options.load.threads if plan.gpus else int(plan.cpus)
     worker_options = {**asdict(options), "threads": threads}
     per_block = max(1, min(MAX_JOBS_PER_BLOCK, len(rows) // (plan.workers * BLOCKS_PER_WORKER)))
     pending = {int(row["index"]) for row in rows}

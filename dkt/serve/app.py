@@ -57,7 +57,6 @@ from dkt.errors import (
     WorkingMemoryError,
 )
 from dkt.imaging.imageio import (
-    DEFAULT_MAX_PIXELS,
     encode_image,
     read_alpha_composite_bytes,
     read_image_bytes,
@@ -67,6 +66,7 @@ from dkt.imaging.imageio import (
 from dkt.imaging.metadata import ImageMeta
 from dkt.inference.options import check_size
 from dkt.inference.paste import cutout_from_bytes, paste
+from dkt.limits import DEFAULT_MAX_PIXELS
 from dkt.serve.uploads import Part, check_length, read_form
 
 log = logging.getLogger("dkt.serve")

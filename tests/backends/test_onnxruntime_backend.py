@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from backends import registry
+from backends.base import LoadOptions
 from backends.shapes import ShapeProfile
 from dkt.errors import BackendError, ShapeError
 from dkt.inference.harmonizer import Harmonizer
@@ -49,7 +50,7 @@ def test_suffix_picks_the_backend_and_backend_overrides() -> None:
 
 
 def test_runs_and_reports_what_loaded(dynamo_onnx: Path) -> None:
-    with registry.open_backend(dynamo_onnx, device="cpu") as backend:
+    with registry.open_backend(dynamo_onnx, LoadOptions(device="cpu")) as backend:
         assert isinstance(backend, OnnxRuntimeBackend)
         described = backend.describe()
         assert described["providers"][0] == CPU
@@ -65,11 +66,12 @@ def test_runs_and_reports_what_loaded(dynamo_onnx: Path) -> None:
 @pytest.mark.skipif(CUDA in ort.get_available_providers(), reason="this onnxruntime has CUDA")
 def test_gpu_request_never_falls_back_silently(dynamo_onnx: Path) -> None:
     with pytest.raises(BackendError) as info:
-        registry.open_backend(dynamo_onnx, device="cuda")
+        registry.open_backend(dynamo_onnx, LoadOptions(device="cuda"))
     message = str(info.value)
     assert "CUDAExecutionProvider" in message and "--allow-cpu-fallback" in message
     assert "\n" not in message
-    with registry.open_backend(dynamo_onnx, device="cuda", allow_cpu_fallback=True) as backend:
+    fallback = LoadOptions(device="cuda", allow_cpu_fallback=True)
+    with registry.open_backend(dynamo_onnx, fallback) as backend:
         described = backend.describe()
         assert described["fallback"] is True
         assert described["providers"] == [CPU]
@@ -77,7 +79,7 @@ def test_gpu_request_never_falls_back_silently(dynamo_onnx: Path) -> None:
 
 def test_precision_is_fixed_by_the_file(dynamo_onnx: Path, fp16_onnx: Path) -> None:
     with pytest.raises(BackendError, match="exported for fp32"):
-        registry.open_backend(dynamo_onnx, precision="fp16")
+        registry.open_backend(dynamo_onnx, LoadOptions(precision="fp16"))
     with registry.open_backend(fp16_onnx) as backend:
         assert backend.describe()["precision"] == "fp16"
 
@@ -135,9 +137,9 @@ def test_memory_estimate_comes_from_the_exports_recorded_config(
 
     config = DKTNetConfig.from_dict(read_metadata(dynamo_onnx)["config"])
     eager = estimate_working_bytes(config, 256, 320)
-    with registry.open_backend(dynamo_onnx, device="cpu") as fp32:
+    with registry.open_backend(dynamo_onnx, LoadOptions(device="cpu")) as fp32:
         assert fp32.working_bytes(256, 320) == int(eager * ORT_ARENA_FACTOR)
-    with registry.open_backend(fp16_onnx, device="cpu") as fp16:
+    with registry.open_backend(fp16_onnx, LoadOptions(device="cpu")) as fp16:
         assert fp16.working_bytes(256, 320) == int(eager * ORT_ARENA_FACTOR / 2)
 
 
@@ -145,7 +147,7 @@ def test_a_working_size_over_the_budget_is_refused_before_ort_runs(dynamo_onnx: 
     """A size the memory cannot hold fails in one line naming the size, not in ORT's arena."""
     from dkt.inference.harmonizer import WorkingMemoryError
 
-    with registry.open_backend(dynamo_onnx, device="cpu") as backend:
+    with registry.open_backend(dynamo_onnx, LoadOptions(device="cpu")) as backend:
         harmonizer = Harmonizer(backend, 0)
         need = backend.working_bytes(64, 96)
         harmonizer.memory_left = lambda: need - 1
@@ -173,8 +175,8 @@ def test_an_export_with_the_strength_input_runs_at_any_strength_like_eager(
 ) -> None:
     composite, mask = _inputs()
     with (
-        registry.open_backend(dynamo_onnx, device="cpu") as exported,
-        registry.open_backend(tiny_checkpoint, backend="torch", device="cpu") as eager,
+        registry.open_backend(dynamo_onnx, LoadOptions(device="cpu")) as exported,
+        registry.open_backend(tiny_checkpoint, LoadOptions(device="cpu"), backend="torch") as eager,
     ):
         assert exported.strength_refusal is None
         assert exported.describe()["strength_input"] is True
@@ -189,8 +191,8 @@ def test_an_old_export_runs_at_strength_1_and_refuses_others_saying_re_export(
 ) -> None:
     composite, mask = _inputs()
     with (
-        registry.open_backend(old_style_onnx, device="cpu") as old,
-        registry.open_backend(tiny_checkpoint, backend="torch", device="cpu") as eager,
+        registry.open_backend(old_style_onnx, LoadOptions(device="cpu")) as old,
+        registry.open_backend(tiny_checkpoint, LoadOptions(device="cpu"), backend="torch") as eager,
     ):
         assert old.describe()["strength_input"] is False
         assert np.abs(old.run(composite, mask) - eager.run(composite, mask)).max() < 1e-4

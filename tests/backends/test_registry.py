@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from backends import registry
-from backends.base import Backend, BackendDescriptor
+from backends.base import Backend, BackendDescriptor, LoadOptions
 from backends.shapes import parse_shape
 from backends.torch_backend import PRECISIONS, TorchBackend
 from dkt.dktnet.model import MULTIPLE, pad_to_multiple
@@ -50,16 +50,8 @@ class PluginBackend(Backend):
     loaded: ClassVar[list[tuple[Path, str, str | None]]] = []
 
     @classmethod
-    def load(
-        cls,
-        model: Path,
-        *,
-        device: str = "cpu",
-        precision: str | None = None,
-        allow_cpu_fallback: bool = False,
-        threads: int | None = None,
-    ) -> Backend:
-        cls.loaded.append((model, device, precision))
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> Backend:
+        cls.loaded.append((model, options.device, options.precision))
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -193,7 +185,8 @@ def test_unknown_backend_name_lists_available_ones() -> None:
 def test_backend_option_overrides_suffix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _install(monkeypatch, plugin=f"{__name__}:PluginBackend")
     PluginBackend.loaded.clear()
-    engine = registry.open_backend(tmp_path / "model.safetensors", backend="plugin", device="x")
+    model = tmp_path / "model.safetensors"
+    engine = registry.open_backend(model, LoadOptions(device="x"), backend="plugin")
     assert isinstance(engine, PluginBackend)
     assert PluginBackend.loaded == [(tmp_path / "model.safetensors", "x", None)]
 
@@ -218,7 +211,7 @@ def test_third_party_backend_is_found_by_name_and_by_suffix(
     )
 
     PluginBackend.loaded.clear()
-    engine = registry.open_backend(Path("net.plug"), precision="fp16")
+    engine = registry.open_backend(Path("net.plug"), LoadOptions(precision="fp16"))
     assert isinstance(engine, PluginBackend)
     assert PluginBackend.loaded == [(Path("net.plug"), "cpu", "fp16")]
 

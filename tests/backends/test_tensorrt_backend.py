@@ -17,6 +17,7 @@ import torch
 
 from backends import registry
 from backends import tensorrt_backend as trt_backend
+from backends.base import LoadOptions
 from backends.engine_sidecar import EngineMetadata, write_sidecar
 from backends.shapes import ShapeProfile
 from backends.tensorrt_backend import TensorRTBackend, cuda_index, import_tensorrt
@@ -135,7 +136,7 @@ def test_missing_extra_names_the_install_command(
     engine.write_bytes(b"x")
     write_sidecar(engine, META)
     with pytest.raises(BackendError, match=r"pip install 'dkt\[trt\]'"):
-        registry.open_backend(engine, device="cuda")
+        registry.open_backend(engine, LoadOptions(device="cuda"))
 
 
 def test_old_tensorrt_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +162,7 @@ def test_load_refuses_another_release_or_gpu(
     engine.write_bytes(b"x")
     write_sidecar(engine, META)
     with pytest.raises(EngineMismatchError) as info:
-        TensorRTBackend.load(engine, device="cuda")
+        TensorRTBackend.load(engine, LoadOptions(device="cuda"))
     assert message in str(info.value) and "re-export it on this machine" in str(info.value)
 
 
@@ -170,7 +171,7 @@ def test_load_refuses_a_precision_the_engine_was_not_built_for(tmp_path: Path) -
     engine.write_bytes(b"x")
     write_sidecar(engine, META)
     with pytest.raises(BackendError, match="built for fp32"):
-        TensorRTBackend.load(engine, device="cuda", precision="fp16")
+        TensorRTBackend.load(engine, LoadOptions(device="cuda", precision="fp16"))
 
 
 def test_an_engine_with_the_strength_input_binds_it_and_runs_at_any_strength(
@@ -242,7 +243,7 @@ def test_real_engine_matches_eager_and_rebinds(real_engine: Path) -> None:
     )
     assert report.passed, report.to_dict()
     assert report.cases[-1].name.endswith("at strength 0.5")  # the strength input, checked
-    with registry.open_backend(real_engine, device="cuda") as backend:
+    with registry.open_backend(real_engine, LoadOptions(device="cuda")) as backend:
         assert isinstance(backend, TensorRTBackend)
         backend.run(*batch(1, 64, 64))
         backend.run(*batch(2, 61, 77))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from backends.base import LoadOptions
 from backends.registry import open_backend
 from backends.torch_backend import TorchBackend, resolve_device
 from dkt.dktnet.checkpoint import file_sha256, load_checkpoint
@@ -28,7 +29,7 @@ def _inputs(batch: int = 1, h: int = 36, w: int = 52, seed: int = 0):
 
 @pytest.fixture
 def backend(tiny_model: Path):
-    engine = TorchBackend.load(tiny_model, device="cpu")
+    engine = TorchBackend.load(tiny_model, LoadOptions(device="cpu"))
     yield engine
     engine.close()
 
@@ -46,7 +47,7 @@ def test_load_describe_and_working_size(backend: TorchBackend, tiny_model: Path)
 
 
 def test_open_backend_picks_torch_for_safetensors(tiny_model: Path) -> None:
-    with open_backend(tiny_model, device="cpu") as engine:
+    with open_backend(tiny_model, LoadOptions(device="cpu")) as engine:
         assert isinstance(engine, TorchBackend)
         assert engine.describe()["model"] == str(tiny_model)
 
@@ -104,7 +105,7 @@ def test_any_strength_runs_and_full_strength_is_the_default(backend: TorchBacken
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precision_on_cpu_is_refused_clearly(tiny_model: Path, precision: str) -> None:
     with pytest.raises(BackendError) as info:
-        TorchBackend.load(tiny_model, device="cpu", precision=precision)
+        TorchBackend.load(tiny_model, LoadOptions(device="cpu", precision=precision))
     message = str(info.value)
     assert precision in message
     assert "GPU" in message and "fp32" in message
@@ -112,24 +113,24 @@ def test_half_precision_on_cpu_is_refused_clearly(tiny_model: Path, precision: s
 
 def test_unknown_precision_lists_the_choices(tiny_model: Path) -> None:
     with pytest.raises(BackendError, match=r"unknown precision 'fp8'.*fp32, fp16, bf16"):
-        TorchBackend.load(tiny_model, device="cpu", precision="fp8")
+        TorchBackend.load(tiny_model, LoadOptions(device="cpu", precision="fp8"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_cuda_without_a_gpu_is_a_backend_error(tiny_model: Path, device: str) -> None:
     with pytest.raises(BackendError, match=rf"device '{device}'.*no CUDA GPU"):
-        TorchBackend.load(tiny_model, device=device)
+        TorchBackend.load(tiny_model, LoadOptions(device=device))
 
 
 def test_invalid_device_name(tiny_model: Path) -> None:
     with pytest.raises(BackendError, match="invalid device 'gpu0'"):
-        TorchBackend.load(tiny_model, device="gpu0")
+        TorchBackend.load(tiny_model, LoadOptions(device="gpu0"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_auto_device_without_gpu_runs_on_cpu(tiny_model: Path) -> None:
-    with TorchBackend.load(tiny_model, device="auto") as engine:
+    with TorchBackend.load(tiny_model, LoadOptions(device="auto")) as engine:
         assert engine.describe()["device"] == "cpu"
 
 
@@ -137,11 +138,11 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_naming_it(tmp_path: Path) ->
     bogus = tmp_path / "bogus.safetensors"
     bogus.write_bytes(b"definitely not safetensors")
     with pytest.raises(CheckpointError, match=r"bogus\.safetensors: not a safetensors checkpoint"):
-        TorchBackend.load(bogus, device="cpu")
+        TorchBackend.load(bogus, LoadOptions(device="cpu"))
 
 
 def test_close_releases_the_model(tiny_model: Path) -> None:
-    with TorchBackend.load(tiny_model, device="cpu") as engine:
+    with TorchBackend.load(tiny_model, LoadOptions(device="cpu")) as engine:
         composite, mask = _inputs()
         engine.run(composite, mask)
     assert engine.model is None

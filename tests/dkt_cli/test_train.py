@@ -8,6 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from backends.base import LoadOptions
 from backends.torch_backend import TorchBackend
 from dkt.dktnet.checkpoint import read_checkpoint_info
 from dkt_cli.app import app
@@ -61,7 +62,7 @@ def test_train_writes_a_run_directory_with_a_usable_model(train_data: Path, tmp_
     assert flat(f"dkt harmonize COMPOSITE --mask MASK -o OUT --model {model}") in text
     # Plain log lines (not a terminal) carry every loss term once the adversary is on.
     assert "adversarial" in result.stderr and "discriminator" in result.stderr
-    with TorchBackend.load(model, device="cpu") as engine:
+    with TorchBackend.load(model, LoadOptions(device="cpu")) as engine:
         assert engine.working_size == 32
 
 

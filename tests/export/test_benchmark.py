@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from dkt.errors import BackendError
 from dkt.export.benchmark import (
     benchmark_backend,
@@ -28,7 +28,7 @@ class CountingBackend(Backend):
         self.calls: list[tuple[int, ...]] = []
 
     @classmethod
-    def load(cls, model, **kwargs) -> CountingBackend:  # pragma: no cover - not used
+    def load(cls, model, options=LoadOptions()) -> CountingBackend:  # pragma: no cover - not used
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from dkt.inference.edges import painting_behind
 from dkt.inference.full_resolution import Box
 from dkt.inference.harmonizer import Harmonizer
@@ -31,7 +31,7 @@ class GreyModel(Backend):
     name: ClassVar[str] = "grey"
 
     @classmethod
-    def load(cls, model: Path, **options: Any) -> GreyModel:
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> GreyModel:
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

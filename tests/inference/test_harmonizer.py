@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from backends.torch_backend import TorchBackend
 from dkt.errors import EmptyBackgroundError
-from dkt.inference.full_resolution import UPSAMPLERS
+from dkt.inference.edges import painting_behind
+from dkt.inference.full_resolution import UPSAMPLERS, Box
 from dkt.inference.harmonizer import Harmonizer, working_shape
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,7 +35,7 @@ class FakeBackend(Backend):
         self.shapes: list[tuple[int, ...]] = []
 
     @classmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> FakeBackend:
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> FakeBackend:
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -159,7 +160,7 @@ def test_onnxruntime_runs_what_eager_runs(torchscript_odd_onnx: Path) -> None:
     small = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
     small_mask = np.zeros((64, 80), np.float32)
     small_mask[20:40, 20:50] = 1.0
-    with OnnxRuntimeBackend.load(torchscript_odd_onnx, device="cpu") as ort_backend:
+    with OnnxRuntimeBackend.load(torchscript_odd_onnx, LoadOptions(device="cpu")) as ort_backend:
         for composite, mask, size in ((strip, strip_mask, 64), (small, small_mask, 8)):
             out = Harmonizer(ort_backend, size).harmonize(composite, mask)
             assert out.shape == composite.shape
@@ -210,7 +211,11 @@ def test_working_size_equal_to_input_size_is_a_direct_backend_run(pair, tiny_mod
     assert np.array_equal(out, Harmonizer(backend, 0).harmonize(composite, mask))
 
     comp = composite.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-    direct = backend.run(comp, mask[None, None])[0].transpose(1, 2, 0)
+    direct = backend.run(comp, mask[None, None])[0]
+    # The model blended with the composite; the soft edge's painting share is swapped for
+    # the painting around it (dkt.inference.edges).
+    behind = painting_behind(composite, mask, Box(0, 48, 0, 64), 255.0)
+    direct = np.clip(direct + (1 - mask[None]) * (behind - comp[0]), 0, 1).transpose(1, 2, 0)
     expected = np.where(mask[..., None] > 0, np.rint(direct * 255.0), composite)
     assert np.array_equal(out, expected.astype(np.uint8))
 
@@ -238,8 +243,10 @@ def test_change_reaches_the_object_border_at_full_resolution(
     assert border.sum() > 20  # the test really looks at edge pixels
     assert np.abs(change[border] - delta).max() <= 1
     assert np.abs(change[full] - delta).max() <= 1
-    # Soft edges get the change in proportion to the mask, and the painting none of it.
-    expected = delta * mask[..., None]
+    # Soft edges get the change in proportion to the mask, their painting share comes from
+    # the painting around them (dkt.inference.edges), and the painting gets none of it.
+    behind = painting_behind(composite, mask, Box(0, height, 0, width), 1.0).transpose(1, 2, 0)
+    expected = delta * mask[..., None] + (1 - mask[..., None]) * (behind - composite)
     assert np.abs(change - expected).max() <= 1
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference.harmonizer import Harmonizer
 from dkt.inference.jobs import Existing, failure_for, run_jobs
@@ -28,7 +28,7 @@ class ShiftBackend(Backend):
         self.interrupt_on = interrupt_on
 
     @classmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> ShiftBackend:
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> ShiftBackend:
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from backends.base import Backend
+from backends.base import Backend, LoadOptions
 from dkt.imaging.imageio import read_image, write_image
 from dkt.inference import jobs as jobs_module
 from dkt.inference.cpu import CoreShare
@@ -45,7 +45,7 @@ class RecordingBackend(Backend):
         self.poison: float | None = None  # a batch holding an image this bright fails
 
     @classmethod
-    def load(cls, model: Path, *, device: str = "cpu", precision: str = "fp32") -> Backend:
+    def load(cls, model: Path, options: LoadOptions = LoadOptions()) -> Backend:
         return cls()
 
     def run(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:

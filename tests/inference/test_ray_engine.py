@@ -53,7 +53,7 @@ from dkt_cli.app import app
 README = Path(__file__).resolve().parents[2] / "README.md"
 PATTERNS = {"composite_pattern": "{key}_comp", "mask_pattern": "{key}_mask"}
 #: The model's options in every run here: one thread, so local and Ray runs compute alike.
-OPTIONS = ModelOptions(device="cpu", threads=1)
+OPTIONS = ModelOptions(load=LoadOptions(device="cpu", threads=1))
 
 
 def real_folder(shared_data: Path, folder: Path, count: int) -> Path:
@@ -345,8 +345,8 @@ def test_a_file_whose_worker_dies_every_time_is_reported_not_done(
     killer = threading.Thread(target=kill_every_running_worker, daemon=True)
     killer.start()
     try:
-        run = harmonize_on_ray(jobs, BUNDLED_MODEL, ModelOptions(device="cpu", threads=1),
-                               Existing.FAIL, cluster=ClusterOptions(workers=1))  # fmt: skip
+        run = harmonize_on_ray(jobs, BUNDLED_MODEL, OPTIONS, Existing.FAIL,
+                               cluster=ClusterOptions(workers=1))  # fmt: skip
     finally:
         running.set()
         killer.join()
