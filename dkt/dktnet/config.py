@@ -6,8 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from dkt.dktnet.encoders import encoder_kind
-
 
 @dataclass(frozen=True)
 class DKTNetConfig:
@@ -34,6 +32,8 @@ class DKTNetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lite_channels", tuple(int(c) for c in self.lite_channels))
+        from dkt.dktnet.encoders import encoder_kind  # torch: not for reading a config
+
         encoder_kind(self.encoder)  # a ValueError naming the known encoders
         if len(self.lite_channels) != 4 or min(self.lite_channels) < 1:
             raise ValueError(f"lite_channels needs four positive ints, got {self.lite_channels}")
@@ -47,6 +47,8 @@ class DKTNetConfig:
     @property
     def channels(self) -> tuple[int, ...]:
         """Channel counts of the encoder taps (strides 1, 2, 4 and, but for vgg19-relu3, 8)."""
+        from dkt.dktnet.encoders import encoder_kind
+
         return encoder_kind(self.encoder).channels or tuple(self.lite_channels)
 
     @property
