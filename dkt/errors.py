@@ -251,3 +251,11 @@ class ListenError(DktError):
 
 class WebStackError(DktError):
     """The optional web stack (``dkt[serve]``) a server needs is not installed."""
+
+
+class RequestError(DktError):
+    """An HTTP request the server refuses with ``status``; ``str()`` is the one-line reason."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(" ".join(message.split()))
+        self.status, self.headers = status, headers

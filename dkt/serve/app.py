@@ -52,6 +52,7 @@ from dkt.errors import (
     InputError,
     OptionError,
     PasteError,
+    RequestError,
     ScaledTooLargeError,
     UploadError,
     WorkingMemoryError,
@@ -151,14 +152,6 @@ class Options(BaseModel):
     #: The style strength (:mod:`dkt.dktnet.strength`); ``None``: the harmonizer's own.
     strength: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     format: Literal["png", "jpeg", "jpg", "webp"] = "png"
-
-
-class RequestError(Exception):
-    """A request refused with ``status``; ``str()`` is the one-line reason."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(" ".join(message.split()))
-        self.status, self.headers = status, headers
 
 
 class _Gate:
