@@ -28,6 +28,9 @@ class Subcommand:
     attribute: str
     #: The line ``dkt --help`` shows: the first line of the command's own help (a test checks).
     summary: str
+    #: Options whose value may be left out, with the value that means (Typer cannot declare
+    #: them): ``dkt harmonize --ray`` is ``--ray local``.
+    optional_values: tuple[tuple[str, str], ...] = ()
 
 
 COMMANDS: dict[str, Subcommand] = {
@@ -35,6 +38,7 @@ COMMANDS: dict[str, Subcommand] = {
         "harmonize", "harmonize",
         "Harmonize one composite (COMPOSITE --mask MASK -o OUT), a cut-out pasted on a painting "
         "(--painting --object), or whole folders.",
+        (("--ray", "local"),),
     ),
     "demo": Subcommand(
         "demo", "demo",
@@ -94,6 +98,23 @@ def load_command(name: str) -> Any:
     return flow_command_help(command)  # wrapped docstrings become text that flows
 
 
+def fill_optional_values(args: list[str]) -> list[str]:
+    """``args`` with the implied value after an optional-value option given without one.
+
+    An option takes no value when it ends the line or the next word is another option.
+    """
+    if not args or args[0] not in COMMANDS:
+        return args
+    implied = dict(COMMANDS[args[0]].optional_values)
+    filled = [args[0]]
+    for i, word in enumerate(args[1:], start=1):
+        filled.append(word)
+        following = args[i + 1] if i + 1 < len(args) else None
+        if word in implied and (following is None or following.startswith("-")):
+            filled.append(implied[word])
+    return filled
+
+
 class LazyGroup(TyperGroup):
     """A root group that lists :data:`COMMANDS` from the table and loads one when it runs."""
 
@@ -114,6 +135,9 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self._loaded:
             self._loaded[cmd_name] = load_command(cmd_name)
         return self._loaded[cmd_name]
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, fill_optional_values(args))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True

@@ -188,11 +188,12 @@ MaxPixels = Annotated[
 Ray = Annotated[
     str | None,
     _opt(
-        "Run on Ray (needs the ray extra of dkt): 'local' starts a Ray instance on this machine "
-        "for the run; 'auto' joins the running cluster (ray start), ray://HOST:PORT a remote "
-        "one. Every worker must see the input and output paths (a shared file system).",
+        "Run on Ray (needs the ray extra of dkt): --ray alone (or 'local') starts a Ray instance "
+        "on this machine for the run; 'auto' joins the running cluster (ray start), "
+        "ray://HOST:PORT a remote one. Every worker must see the input and output paths (a "
+        "shared file system).",
         _SCALE,
-        metavar="local|auto|ADDRESS",
+        metavar="[local|auto|ADDRESS]",
     ),
 ]
 RayWorkers = Annotated[

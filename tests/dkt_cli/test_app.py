@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from dkt_cli.app import COMMANDS, app, load_command
+from dkt_cli.app import COMMANDS, app, fill_optional_values, load_command
 
 runner = CliRunner()
 
@@ -47,3 +47,40 @@ def test_answering_help_imports_neither_torch_nor_the_training_code(args: list[s
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert not imported & {"torch", "training", "dkt.evaluation"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["harmonize", "--ray"], ["harmonize", "--ray", "local"]),
+        (["harmonize", "--ray", "--quiet"], ["harmonize", "--ray", "local", "--quiet"]),
+        (["harmonize", "--ray", "auto", "-q"], ["harmonize", "--ray", "auto", "-q"]),
+        (["harmonize", "--ray", "ray://head:10001"], ["harmonize", "--ray", "ray://head:10001"]),
+        (["train", "--ray"], ["train", "--ray"]),  # only harmonize declares it
+    ],
+)
+def test_ray_without_an_address_means_a_local_instance(
+    args: list[str], expected: list[str]
+) -> None:
+    assert fill_optional_values(args) == expected
+
+
+def test_ray_alone_reaches_the_command_as_a_local_instance(monkeypatch, tmp_path) -> None:
+    """Parsed for real: ``--ray`` with no address runs on Ray with no cluster address."""
+    from PIL import Image
+
+    from dkt.errors import ClusterError
+
+    for folder, mode, colour in (("c", "RGB", (200, 10, 10)), ("m", "L", 255)):
+        (tmp_path / folder).mkdir()
+        Image.new(mode, (16, 16), colour).save(tmp_path / folder / "a.png")
+    seen = {}
+
+    def fake_ray(planned, model, load, options, cluster, *args, **kwargs):
+        seen["address"] = cluster.address
+        raise ClusterError("stop here")
+
+    monkeypatch.setattr("dkt.inference.run.run_on_ray", fake_ray)
+    folders = ["--composites", tmp_path / "c", "--masks", tmp_path / "m", "--out", tmp_path / "o"]
+    runner.invoke(app, ["harmonize", *map(str, folders), "--ray", "-q"])
+    assert seen == {"address": None}
