@@ -117,6 +117,9 @@ class TensorRTBackend(Backend):
         self.buffers: dict[str, torch.Tensor] = {}
         self.bound_shape: tuple[int, ...] | None = None
         self.rebinds = 0
+        #: The TensorRT runtime :meth:`load` deserialized the engine with; kept here
+        #: because the engine must not outlive it.
+        self._runtime: Any = None
         self._check_io()
 
     def _check_io(self) -> None:

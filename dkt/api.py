@@ -117,7 +117,7 @@ class Harmonizer:
     ) -> Any:
         converted = convert_image(image, want_alpha=mask is None)
         hw = converted.image.shape[:2]
-        weights = converted.alpha if mask is None else convert_mask(mask, hw)
+        weights = converted.wanted_alpha() if mask is None else convert_mask(mask, hw)
         check_not_empty(weights, image if mask is None else mask)
         runner = engine.Harmonizer(self.backend, size, upsample, strength)
         return converted.restore(runner.harmonize(converted.image, weights), weights)
@@ -261,8 +261,8 @@ def paste(
 
 def _cutout_array(cutout: ImageLike) -> np.ndarray:
     if isinstance(cutout, (str, os.PathLike)):
-        return read_cutout(cutout)
+        return read_cutout(Path(cutout))
     converted = convert_image(cutout, want_alpha=True)
     rgb = converted.image if converted.image.dtype == np.uint8 else engine.to_8bit(converted.image)
-    alpha = np.round(converted.alpha * 255).astype(np.uint8)
+    alpha = np.round(converted.wanted_alpha() * 255).astype(np.uint8)
     return np.dstack([rgb, alpha])

@@ -45,6 +45,12 @@ class Converted:
     alpha: np.ndarray | None
     restore: Callable[[np.ndarray, np.ndarray], Any]
 
+    def wanted_alpha(self) -> np.ndarray:
+        """``alpha``, of an image converted with ``want_alpha``."""
+        # Every converter gives an alpha when it is wanted, or refuses the image.
+        assert self.alpha is not None
+        return self.alpha
+
 
 def _is_tensor(value: object) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "detach")
@@ -101,11 +107,11 @@ def _from_array(array: np.ndarray, want_alpha: bool) -> Converted:
     colour, alpha_channel = array[:, :, :3], array[:, :, 3] if array.shape[2] == 4 else None
     if alpha_channel is not None and not want_alpha:
         colour = _over_white(colour, alpha_channel)
+    # the mask to return: wanted, it is there, as want_alpha without 4 channels is refused above
+    kept = alpha_channel if want_alpha else None
     if array.dtype in (np.uint8, np.uint16):
         scale = np.iinfo(array.dtype).max
-        alpha = None
-        if want_alpha:
-            alpha = alpha_channel.astype(np.float32) / scale
+        alpha = None if kept is None else kept.astype(np.float32) / scale
         return Converted(np.ascontiguousarray(colour), alpha, _keep)
     if np.issubdtype(array.dtype, np.floating):
         _check_unit_range(array, "image")
@@ -115,7 +121,7 @@ def _from_array(array: np.ndarray, want_alpha: bool) -> Converted:
             result = (out / 65535.0).astype(array.dtype)
             return np.where(mask[..., None] > 0, result, colour)
 
-        alpha = alpha_channel.astype(np.float32) if want_alpha else None
+        alpha = None if kept is None else kept.astype(np.float32)
         return Converted(wide, alpha, restore)
     raise InputError(f"image: unsupported array dtype {array.dtype} (use uint8, uint16 or float)")
 

@@ -93,7 +93,9 @@ def load_command(name: str) -> Any:
     else:
         holder.command(name)(target)
         holder.callback()(lambda: None)  # a parent, so the one command keeps its name
-    command = typer.main.get_command(holder).commands[name]
+    # Both branches give the holder a sub-command, so it is a group (what get_command
+    # would return too, typed as the group it is).
+    command = typer.main.get_group(holder).commands[name]
     command.name = name
     return flow_command_help(command)  # wrapped docstrings become text that flows
 

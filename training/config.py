@@ -300,7 +300,7 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             return None
         real = [o for o in options if o is not type(None)]
         return _coerce(real[0], value, source, key)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a class, not an instance
         return _build(hint, value or {}, source, f"{key}.")
     bad = ConfigError(f"{source}: {key} = {value!r} is not a valid {_type_name(hint)}")
     if origin is tuple:

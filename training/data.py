@@ -176,6 +176,16 @@ def _check_runs(source: RleMask, runs: Sequence[int]) -> None:
 MaskSource = Path | PolygonMask | RleMask
 
 
+def _bad_key(err: ImageInputError) -> MaskSource:
+    """What a failed read is remembered by: the annotation, so one bad line of an
+    annotation file does not rule out the rest of it, or else the image file."""
+    if isinstance(err, MaskSourceError):
+        # dkt.errors types its source as a protocol; here only annotations raise it
+        assert isinstance(err.source, (PolygonMask, RleMask))
+        return err.source
+    return err.path
+
+
 @dataclass(frozen=True)
 class Foreground:
     """One paste-able object: a photo and the mask of one object in it.
@@ -309,8 +319,8 @@ def find_foregrounds(
     masks = _require_dir(masks, "mask")
     photos = _image_files(images)
     by_stem: dict[str, Path] = {}
-    for photo in photos:
-        by_stem.setdefault(photo.stem, photo)
+    for found in photos:
+        by_stem.setdefault(found.stem, found)
     photo_set = set(photos)
 
     pairs: list[Foreground] = []
@@ -495,10 +505,7 @@ class CompositeDataset(Dataset):
         Only the reason is kept, not the exception: its traceback would pin the frames
         (and the decoded images in them) of every failed draw.
         """
-        if isinstance(err, MaskSourceError):
-            self._bad[err.source] = err.detail
-        else:
-            self._bad[err.path] = err.reason
+        self._bad[_bad_key(err)] = err.detail if isinstance(err, MaskSourceError) else err.reason
         return err
 
     def _check_known_bad(self, *keys: MaskSource) -> None:
@@ -575,7 +582,7 @@ class CompositeDataset(Dataset):
             except ImageInputError as err:
                 if not self.skip_bad:
                     raise
-                self.skipped.add(err.source if isinstance(err, MaskSourceError) else err.path)
+                self.skipped.add(_bad_key(err))
         raise DktError(
             f"item {index}: {_MAX_ATTEMPTS} draws in a row hit unreadable files "
             f"({len(self.skipped)} skipped so far); check the data folders"

@@ -194,8 +194,8 @@ class Trainer:
                 path, f"--init: its model config {source.config.to_dict()} differs from the run's"
             )
         self.model.load_state_dict(source.state_dict())
-        if self.ema is not None:
-            self.ema = EMA(self.model, self.config.run.ema_decay)
+        if self.ema is not None:  # restart the average from the loaded weights
+            self.ema = EMA(self.model, self.ema.decay)
         return {
             "file": Path(path).name,
             "sha256": file_sha256(path),

@@ -180,12 +180,12 @@ def load_loss_network(
     if _is_distilled_file(path):
         if deep is not None:
             raise ValueError(f"{path}: already the distilled network; drop the deep network")
-        network, record = _distilled(path)
+        distilled, record = _distilled(path)
         record["source"] = source
-        taps = list(network.tap_names)
+        taps = list(distilled.tap_names)
         sources = dict.fromkeys(taps, record)
         return LossNetwork(
-            network, {**record, "taps": taps, "pretrained": True, "tap_sources": sources}
+            distilled, {**record, "taps": taps, "pretrained": True, "tap_sources": sources}
         )
     exact = load_vgg19_encoder(path).eval()
     exact_record = {"kind": "vgg19", **_file_record(path, source)}

@@ -65,7 +65,9 @@ class Monitor:
         self.console = console or Console(stderr=True)
         bar = self.console.is_terminal if progress_bar is None else progress_bar
         self.writer = (
-            _summary_writer(run_dir / "tensorboard") if self.active and tensorboard else None
+            _summary_writer(run_dir / "tensorboard")
+            if run_dir is not None and tensorboard
+            else None
         )
         self.progress: Progress | None = None
         if self.active and bar:

@@ -26,7 +26,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -293,7 +293,7 @@ def _load_json(path: Path) -> Any:
         raise PathError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
-def _positive_int(value: object) -> bool:
+def _positive_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
@@ -394,12 +394,12 @@ def _coco_foregrounds(
             source = _coco_rle(path, where, segm, coco_mask)
         else:
             raise PathError(path, f"{where}: 'segmentation' must be polygons or an RLE object")
-        fh, fw = source.frame
         if _is_number(ann.get("area")):
             frac = float(ann["area"]) / (height * width)  # COCO's own, in the image's pixels
         elif isinstance(source, PolygonMask):
             frac = polygon_fraction(source.polygons, source.frame)
         else:
+            fh, fw = source.frame
             frac = float(coco_mask.area({"size": [fh, fw], "counts": source.counts})) / (fh * fw)
         found.append((Foreground(image=photo, mask=source), frac))
 
@@ -473,9 +473,9 @@ def _yolo_foregrounds(
     labels = _require_dir(labels, "label")
     by_place: dict[Path, Path] = {}
     by_stem: dict[str, Path] = {}
-    for photo in _image_files(photos):
-        by_place.setdefault(photo.relative_to(photos).with_suffix(""), photo)
-        by_stem.setdefault(photo.stem, photo)
+    for image in _image_files(photos):
+        by_place.setdefault(image.relative_to(photos).with_suffix(""), image)
+        by_stem.setdefault(image.stem, image)
 
     found: list[tuple[Foreground, float | None]] = []
     orphans: list[Path] = []

@@ -97,7 +97,11 @@ def capture_rng() -> dict[str, Any]:
     nothing can have drawn from them, and asking would create a context on every GPU.
     """
     version, internal, gauss_next = random.getstate()
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    legacy = np.random.get_state(legacy=True)
+    # A tuple while NumPy's global generator is its MT19937, which dkt never replaces; the
+    # stubs also allow the dict other bit generators give.
+    assert isinstance(legacy, tuple)
+    name, keys, pos, has_gauss, cached_gaussian = legacy
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss_next],
         "numpy": [str(name), keys.tolist(), int(pos), int(has_gauss), float(cached_gaussian)],

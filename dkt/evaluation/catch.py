@@ -157,7 +157,7 @@ class CatchScreen:
     dropped: tuple[str, ...]
     unchecked: tuple[str, ...]
     catch_rows: int
-    kept_rows: list[dict[str, str]] = field(repr=False)
+    kept_rows: list[dict[str, str | None]] = field(repr=False)
     kept_lines: list[int] = field(repr=False, default_factory=list)
 
     @property
@@ -188,8 +188,9 @@ def screen_raters(
     """
     if min_catch is not None and not 0.0 <= min_catch <= 1.0:
         raise ValueError(f"min_catch must be between 0 and 1, got {min_catch}")
-    rows = [dict(r) for r in rows]
-    scores = score_catches(rows)
+    # a list: it is read three times, and ``rows`` may be a one-pass reader
+    copied: list[dict[str, str | None]] = [dict(r) for r in rows]
+    scores = score_catches(copied)
     unchecked = tuple(r.rater for r in scores.values() if r.accuracy is None)
     dropped = tuple(
         r.rater
@@ -198,7 +199,7 @@ def screen_raters(
     )
     kept = [
         (first_line + i, r)
-        for i, r in enumerate(rows)
+        for i, r in enumerate(copied)
         if not is_catch(r) and _get(r, "rater") not in dropped
     ]
     return CatchScreen(
@@ -206,7 +207,7 @@ def screen_raters(
         min_catch=min_catch,
         dropped=dropped,
         unchecked=unchecked,
-        catch_rows=sum(is_catch(r) for r in rows),
+        catch_rows=sum(is_catch(r) for r in copied),
         kept_rows=[r for _, r in kept],
         kept_lines=[line for line, _ in kept],
     )

@@ -223,7 +223,10 @@ def _baseline(
     variant = ADAIN_VARIANTS[spec.token]
     try:
         found = find_pretrained(variant.files, adain_weights)
-        adain = MaskedAdaIN(*found.paths, device=str(resolve_device(device)), variant=variant.token)
+        encoder, decoder = found.paths  # one path per name asked for: variant.files is a pair
+        adain = MaskedAdaIN(
+            encoder, decoder, device=str(resolve_device(device)), variant=variant.token
+        )
     except DktError as exc:
         raise MethodError(f"method {spec.token!r}: {exc}") from exc
     notes = []
@@ -277,6 +280,7 @@ def open_method(
         )
     outputs = _folder_outputs(spec, composites, composite_pattern, outputs_pattern)
     folder = spec.path
+    assert folder is not None  # _classify gives every folder method its path
 
     def read_output(key: str, comp: np.ndarray, mask: np.ndarray) -> np.ndarray:
         found = outputs.get(key)

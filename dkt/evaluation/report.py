@@ -181,20 +181,23 @@ def write_csv(path: Path, report: EvalReport) -> None:
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 
+def _or_blank(image: np.ndarray | None, blank: np.ndarray) -> np.ndarray:
+    """A method that failed on a composite still needs a cell, so the columns line up."""
+    return blank if image is None else image
+
+
 def write_sheet(path: Path, report: EvalReport) -> None:
     """Contact sheet: one row per composite, columns composite | each method."""
     if not report.sheet_rows:
         raise EmptySheetError(f"{path}: no composite could be read, nothing to show")
     # The "composite" baseline's column would repeat the first one: leave it out.
     shown = [i for i, r in enumerate(report.methods) if r.token != "composite"]
-    rows = []
+    rows: list[list[np.ndarray]] = []
     for _, images in report.sheet_rows:
-        composite = images[0]
-        assert composite is not None
+        composite, *outputs = images
+        assert composite is not None  # the runner puts the composite it read first
         blank = np.full_like(composite, 200)
-        rows.append(
-            [composite] + [images[i + 1] if images[i + 1] is not None else blank for i in shown]
-        )
+        rows.append([composite] + [_or_blank(outputs[i], blank) for i in shown])
     sheet = contact_sheet(
         rows,
         column_labels=["composite", *(report.methods[i].name for i in shown)],

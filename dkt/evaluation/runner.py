@@ -250,8 +250,8 @@ class MethodResult:
         None or NaN left out); FID/KID from ``set_metrics``."""
         if metric.aggregate == "set":
             return self.set_metrics.get(metric.key)
-        values = [v[metric.key] for v in self.per_item.values() if metric.key in v]
-        values = [v for v in values if v is not None and not math.isnan(v)]
+        scored = [v[metric.key] for v in self.per_item.values() if metric.key in v]
+        values = [v for v in scored if v is not None and not math.isnan(v)]
         if not values:
             return None
         if metric.aggregate == "max":

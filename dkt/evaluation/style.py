@@ -217,7 +217,8 @@ def texture_energies(
     bank = gabor_bank(wavelength)
     radius = regions.radius
     lum = torch.from_numpy(luma(image).astype(np.float32))[None, None]
-    fg_out, bg_out = [], []
+    fg_out: list[np.ndarray] = []
+    bg_out: list[np.ndarray] = []
     for level, pair in enumerate(regions.weights):
         if level:
             lum = F.avg_pool2d(lum, 2)

@@ -34,7 +34,8 @@ def calibration_samples(folder: Path, working_size: int, profile: ShapeProfile) 
         raise BackendError(f"{folder}: no <key>_comp.* / <key>_mask.* pairs to calibrate on")
     samples = []
     for _, composite, mask in pairs:
-        shape = _fit(working_shape(*mask.shape, working_size), box)
+        height, width = mask.shape
+        shape = _fit(working_shape(height, width, working_size), box)
         samples.append(
             pad_sample(downsample_image(composite, shape), downsample_mask(mask, shape), box)
         )

@@ -169,7 +169,8 @@ def real_cases(
         long_side = size
         if profile is not None:
             long_side = min(size, profile.max[1], profile.max[2])
-        shape = working_shape(*mask.shape, long_side)
+        height, width = mask.shape
+        shape = working_shape(height, width, long_side)
         if profile is not None and not profile.is_dynamic:
             shape = profile.opt[1:]
         comp = downsample_image(composite, shape)

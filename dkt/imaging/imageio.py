@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageFile, ImageOps, TiffImagePlugin, UnidentifiedImageError, features
 
 from dkt.atomic import atomic_path
 from dkt.errors import ImageInputError, ImageTooLargeError, MaskSizeError
@@ -498,7 +498,8 @@ def _check_one_frame(path: Path, img: Image.Image) -> None:
 def _picture_frames(img: Image.Image) -> int:
     """Frames that are pictures of their own; a TIFF's previews and masks are not."""
     count = int(getattr(img, "n_frames", 1))
-    if count <= 1 or img.format != "TIFF":
+    # a "TIFF" is always Pillow's TiffImageFile; the isinstance check tells the type checker
+    if count <= 1 or img.format != "TIFF" or not isinstance(img, TiffImagePlugin.TiffImageFile):
         return count
     pictures = 0
     try:

@@ -171,17 +171,24 @@ def write_tiff16(
     ``meta``'s profile and DPI are written, and of its EXIF the main text tags (tifffile
     writes no EXIF sub-IFD).
     """
-    deflate = {"compression": "adobe_deflate", "compressionargs": {"level": compress_level},
-               "predictor": True}  # fmt: skip
-    options = deflate if features.check("libtiff") else {}
-    if meta is not None and meta.icc_profile is not None:
-        options["iccprofile"] = meta.icc_profile
-    if meta is not None and meta.dpi is not None:
-        options.update(resolution=meta.dpi, resolutionunit="INCH")
+    deflate = features.check("libtiff")
+    icc_profile = meta.icc_profile if meta is not None else None
+    dpi = meta.dpi if meta is not None else None
     extratags = [(tag, "s", 0, value, True) for tag, value in tiff_ascii_tags(meta)]
-    if extratags:
-        options["extratags"] = extratags
-    if any(tag == _SOFTWARE for tag, *_ in extratags):
-        options["software"] = False  # the composite's, not tifffile's own
-    # metadata=None: no tifffile JSON description, a plain baseline TIFF
-    tifffile.imwrite(path, image, photometric="rgb", metadata=None, **options)
+    ours_software = any(tag == _SOFTWARE for tag, *_ in extratags)
+    # Every option's None is tifffile's own default, so an option we do not set is as if
+    # left out. metadata=None: no tifffile JSON description, a plain baseline TIFF.
+    tifffile.imwrite(
+        path,
+        image,
+        photometric="rgb",
+        metadata=None,
+        compression="adobe_deflate" if deflate else None,
+        compressionargs={"level": compress_level} if deflate else None,
+        predictor=True if deflate else None,
+        iccprofile=icc_profile,
+        resolution=dpi,
+        resolutionunit="INCH" if dpi is not None else None,
+        extratags=extratags or None,
+        software=False if ours_software else None,  # the composite's, not tifffile's own
+    )

@@ -155,6 +155,12 @@ class Prepared:
         """The model runs at the full size: its output is the result, no transfer needed."""
         return self.model_composite is not None and tuple(self.working) == self.mask.shape
 
+    def model_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``model_composite`` and ``model_mask``, for an image that :attr:`needs_model`."""
+        # Harmonizer.prepare sets both or neither, and callers ask only when needs_model.
+        assert self.model_composite is not None and self.model_mask is not None
+        return self.model_composite, self.model_mask
+
 
 class Harmonizer:
     """Harmonize full-size uint8 images with a backend at a working resolution.
@@ -201,7 +207,8 @@ class Harmonizer:
         prepared = self.prepare(composite, mask)
         if not prepared.needs_model:
             return self.finish(prepared, None)
-        output = self.run_model(prepared.model_composite[None], prepared.model_mask[None])
+        model_composite, model_mask = prepared.model_inputs()
+        output = self.run_model(model_composite[None], model_mask[None])
         return self.finish(prepared, output[0])
 
     def run_model(self, composite: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -275,11 +282,14 @@ class Harmonizer:
             return np.where(mask[..., None] > 0, out, composite)
         inside = mask > 0
         box = bounds(inside)
+        # An image with model inputs has a non-empty mask (prepare gives none for an empty one).
+        assert box is not None
+        model_composite, model_mask = prepared.model_inputs()
         transform = fit_transform(
             self.upsample,
-            prepared.model_composite[:, :h, :w],
+            model_composite[:, :h, :w],
             output,
-            prepared.model_mask[0, :h, :w],
+            model_mask[0, :h, :w],
             mask.shape,
             box,
         )

@@ -234,8 +234,8 @@ def run_one(job: Job, harmonizer: Harmonizer, max_pixels: int | None = DEFAULT_M
     output = None
     start = time.perf_counter()
     if prepared.needs_model:
-        batch = (prepared.model_composite[None], prepared.model_mask[None])
-        output = harmonizer.run_model(*batch)[0]
+        model_composite, model_mask = prepared.model_inputs()
+        output = harmonizer.run_model(model_composite[None], model_mask[None])[0]
     model_seconds = time.perf_counter() - start
     finish_job(job, harmonizer, prepared, output)
     return model_seconds

@@ -107,7 +107,9 @@ def paste(
         )
     layer = cutout
     if (spot.height, spot.width) != cutout.shape[:2]:
-        resized = Image.fromarray(cutout, "RGBA").resize((spot.width, spot.height), Image.LANCZOS)
+        resized = Image.fromarray(cutout, "RGBA").resize(
+            (spot.width, spot.height), Image.Resampling.LANCZOS
+        )
         layer = np.asarray(resized)
     ph, pw = painting.shape[:2]
     x0, y0 = max(spot.x, 0), max(spot.y, 0)

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,12 @@ class _Item:
     prepared: Prepared | None = None
     nbytes: int | None = None  # its budget, once its header is read
     admitted: bool = False
+
+    def ready(self) -> Prepared:
+        """Its prepared arrays, held from its read until its release."""
+        # Only items read (and not yet released) are batched or written.
+        assert self.prepared is not None
+        return self.prepared
 
 
 class _Pipeline:
@@ -161,7 +168,8 @@ class _Pipeline:
                 wait(list(self.reading), return_when=FIRST_COMPLETED)
             elif self.sizing or (self.queued and self.writing):
                 # Wait for a header, or for a write to make room in the budget.
-                wait([*self.sizing, *self.writing], return_when=FIRST_COMPLETED)
+                pending: list[Future[Any]] = [*self.sizing, *self.writing]
+                wait(pending, return_when=FIRST_COMPLETED)
             elif not more_coming and not self.waiting:
                 break
         while self.writing:
@@ -182,12 +190,13 @@ class _Pipeline:
 
     def _admit(self) -> None:
         """Start reading queued items, in job order, while the budget has room for them."""
-        while self.queued and self.queued[0].nbytes is not None:
+        while self.queued:
             item = self.queued[0]
-            if not self.budget.admits(item.nbytes):
+            nbytes = item.nbytes
+            if nbytes is None or not self.budget.admits(nbytes):  # None: its header is unread
                 return
             self.queued.popleft()
-            self.budget.take(item.nbytes)
+            self.budget.take(nbytes)
             item.admitted = True
             future = self.readers.submit(self.prepare, item.job, self.harmonizer, self.max_pixels)
             self.reading[future] = item
@@ -203,7 +212,7 @@ class _Pipeline:
                 self._fail(item, exc)
                 continue
             if item.prepared.needs_model:
-                self.waiting.setdefault(tuple(item.prepared.shape), []).append(item)
+                self.waiting.setdefault(item.prepared.shape, []).append(item)
             else:  # an empty mask: the composite itself is the result
                 self._write(item, None)
         return bool(finished)
@@ -231,8 +240,9 @@ class _Pipeline:
             self._write(item, output)
 
     def _model(self, items: list[_Item]) -> np.ndarray:
-        composite = np.stack([item.prepared.model_composite for item in items])
-        mask = np.stack([item.prepared.model_mask for item in items])
+        inputs = [item.ready().model_inputs() for item in items]
+        composite = np.stack([model_composite for model_composite, _ in inputs])
+        mask = np.stack([model_mask for _, model_mask in inputs])
         cores = self.share.model() if self.share else contextlib.nullcontext()
         start = time.perf_counter()
         try:
@@ -244,7 +254,7 @@ class _Pipeline:
     def _write(self, item: _Item, output: np.ndarray | None) -> None:
         while len(self.writing) >= self.write_behind:
             self._collect_writes(block=True)
-        future = self.writers.submit(self.finish, item.job, self.harmonizer, item.prepared, output)
+        future = self.writers.submit(self.finish, item.job, self.harmonizer, item.ready(), output)
         self.writing[future] = item
 
     def _collect_writes(self, *, block: bool) -> None:
@@ -271,6 +281,7 @@ class _Pipeline:
     def _release(self, item: _Item) -> None:
         """Give the item's bytes back (it is written or failed) and drop its arrays."""
         if item.admitted:
+            assert item.nbytes is not None  # _admit admits an item only once its size is known
             self.budget.give(item.nbytes)
             item.admitted = False
         item.prepared = None

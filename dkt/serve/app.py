@@ -26,7 +26,7 @@ import logging
 import math
 import mimetypes
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal, TypeVar
@@ -205,9 +205,11 @@ class _Gate:
     @contextlib.asynccontextmanager
     async def run_slot(self) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._semaphore = loop, asyncio.Semaphore(self.running)
-        async with self._semaphore:
+        semaphore = self._semaphore
+        if self._loop is not loop or semaphore is None:
+            semaphore = asyncio.Semaphore(self.running)
+            self._loop, self._semaphore = loop, semaphore
+        async with semaphore:
             started = time.perf_counter()
             try:
                 yield
@@ -477,7 +479,7 @@ def _options(form: dict[str, Part]) -> Options:
     if "format" in values:
         values["format"] = values["format"].lower()
     try:
-        options = Options(**values)
+        options = Options.model_validate(values)  # the strings, coerced as a form's are
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     try:  # the same check, and words, as dkt.Harmonizer and dkt harmonize
@@ -570,7 +572,8 @@ def _decode(form: dict[str, Part], options: Options, settings: ServeSettings) ->
         painting = read_image_bytes(bytes(form["painting"].data), "painting", max_pixels=limit)
         cutout = cutout_from_bytes(bytes(form["cutout"].data), "cutout", max_pixels=limit)
         _check_scale(options.scale, cutout.shape[:2])
-        at = None if options.x is None else (options.x, options.y)
+        # _mode refused x without y and y without x
+        at = None if options.x is None or options.y is None else (options.x, options.y)
         composite, mask = paste(painting, cutout, at, options.scale, max_pixels=limit)
         return _Inputs(composite, mask, mode, "cutout", read_metadata_bytes(form["painting"].data))
     except ImageTooLargeError as exc:
@@ -647,7 +650,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 _UNREAD = frozenset({401, 408, 413, 503})
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status, headers=headers)
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from dkt.errors import UploadError
+
+if TYPE_CHECKING:  # python-multipart defines its callback table for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 #: More parts than any request of this API has (9 fields): a body of thousands of empty
 #: parts costs the parser time and memory for nothing.
@@ -48,7 +52,7 @@ class _Collector:
         self._header_value = bytearray()
         self._disposition = b""
 
-    def callbacks(self) -> dict[str, object]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_part_data": self._part_data,
