@@ -110,11 +110,13 @@ def main() -> None:
     ray.init(address="local", num_cpus=args.cpus, include_dashboard=False,
              logging_level="WARNING")  # fmt: skip
     ray_start = time.perf_counter() - start
-    configs = {"local pipeline": lambda jobs: _local(jobs, args.size, True),
-               "local, 1 image at a time, 1 thread": lambda jobs: _local(jobs, args.size, False)}
+    configs = {
+        "local pipeline": lambda jobs: _local(jobs, args.size, True),
+        "local, 1 image at a time, 1 thread": lambda jobs: _local(jobs, args.size, False),
+    }
     for n in (int(w) for w in args.workers.split(",")):
-        configs[f"ray, {n} worker{'s' if n > 1 else ''}"] = (
-            lambda jobs, n=n: _ray(jobs, args.size, n)
+        configs[f"ray, {n} worker{'s' if n > 1 else ''}"] = lambda jobs, n=n: _ray(
+            jobs, args.size, n
         )
     results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
     try:
@@ -139,8 +141,10 @@ def _report(results, args, ray_start: float, load_before, load_after) -> None:
           f"{os.cpu_count()} cores, medians of {args.runs} runs after a warm-up")  # fmt: skip
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print(f"ray.init (start a local instance of {args.cpus} CPUs): {ray_start:.1f} s\n")
-    print("| configuration | seconds | images/s (range) | vs local pipeline | first result "
-          "| steady s/image |")
+    print(
+        "| configuration | seconds | images/s (range) | vs local pipeline | first result "
+        "| steady s/image |"
+    )
     print("|---|---|---|---|---|---|")
     summary = {}
     for name, records in results.items():
@@ -149,8 +153,10 @@ def _report(results, args, ray_start: float, load_before, load_after) -> None:
         first = statistics.median(r["first"] for r in records)
         steady = statistics.median(r["steady_per_image"] for r in records)
         first_text = "-" if first != first else f"{first:.1f} s"
-        print(f"| {name} | {seconds:.1f} | {args.count / seconds:.2f} ({min(rates):.2f}-"
-              f"{max(rates):.2f}) | {base / seconds:.2f}x | {first_text} | {steady:.2f} |")
+        print(
+            f"| {name} | {seconds:.1f} | {args.count / seconds:.2f} ({min(rates):.2f}-"
+            f"{max(rates):.2f}) | {base / seconds:.2f}x | {first_text} | {steady:.2f} |"
+        )
         summary[name] = {"seconds": seconds, "images_per_second": args.count / seconds,
                          "first_result_s": first, "steady_s_per_image": steady}  # fmt: skip
     ray_one = [name for name in results if name.startswith("ray, 1 ")]
