@@ -12,6 +12,7 @@ import torch
 
 from benchmarks.phdnet_standin import PHDNET_PARAMETERS, build_phdnet_standin
 from dkt import dktnet
+from tests.cd16x_files import write_cd16x_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,8 +81,18 @@ def test_gpu_check_dry_run_runs_every_row_on_the_cpu(tmp_path: Path) -> None:
     import json
 
     out = tmp_path / "gpu_check.json"
+    encoder = write_cd16x_encoder(tmp_path / "encoder.pth")
+    script = ROOT / "benchmarks" / "gpu_check.py"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
+        [
+            sys.executable,
+            str(script),
+            "--dry-run",
+            "--out",
+            str(out),
+            "--encoder-init",
+            str(encoder),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -102,7 +113,7 @@ def test_gpu_check_dry_run_runs_every_row_on_the_cpu(tmp_path: Path) -> None:
     assert 0 < rows[("eager bf16", 1)]["max_abs_diff"]["flat_object"] < 0.05
     assert rows[("torch.compile fp32", 2)]["images_per_s"] > 0
     assert rows[("ORT CPU", 1)]["background_exact"]["random"]
-    for config in ("dktnet-relu3", "dktnet-vgg19"):
+    for config in ("dktnet-cd16x", "dktnet-relu3", "dktnet-vgg19"):
         assert rows[(f"train {config} bf16", 2)]["images_per_s"] > 0
     assert report["gflop_per_image"] > 0 and "eager fp16" in result.stdout
 
