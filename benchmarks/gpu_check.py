@@ -373,20 +373,30 @@ def _ort(row: Row, path: Path, provider: str, plan: Plan, gflop: float) -> None:
 def training_rows(plan: Plan) -> list[Row]:
     rows = []
     for config in ("dktnet-cd16x", "dktnet-relu3", "dktnet-vgg19"):
-        if config == "dktnet-cd16x" and plan.encoder_init is None:
+        needs_file = _needs_encoder_file(config)
+        init = plan.encoder_init if needs_file else None
+        if needs_file and init is None:
             why = "skipped: needs --encoder-init cd16x_encoder_relu4_1.pth (its frozen encoder)"
             rows.append(Row("training", f"train {config} bf16", plan.train_batch, why))
             continue
         rows.append(
             _guarded(
                 Row("training", f"train {config} bf16", plan.train_batch),
-                lambda row, c=config: _train(row, c, plan),
+                lambda row, c=config, i=init: _train(row, c, i, plan),
             )
         )
     return rows
 
 
-def _train(row: Row, config: str, plan: Plan) -> None:
+def _needs_encoder_file(config: str) -> bool:
+    """Whether the preset's frozen encoder loads from a file (the Trainer refuses it without)."""
+    from dkt.dktnet.encoders import encoder_kind
+    from training.config import load_config
+
+    return encoder_kind(load_config(config).model.encoder).pretrained == "distilled"
+
+
+def _train(row: Row, config: str, encoder_init: str | None, plan: Plan) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from training.config import load_config
@@ -401,7 +411,7 @@ def _train(row: Row, config: str, plan: Plan) -> None:
         "run.tensorboard=false",
         "run.precision=bf16",
         "run.decoder_init=null",
-        f"run.encoder_init={plan.encoder_init if config == 'dktnet-cd16x' else 'null'}",
+        f"run.encoder_init={encoder_init or 'null'}",
     ]
     cfg = load_config(config, sets)
     dist = init_distributed(str(plan.device))
